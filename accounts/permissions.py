@@ -1,0 +1,51 @@
+"""DRF permission classes. They gate whole endpoints by role; object scope
+(which agents a trader may see) is applied by selectors, because DRF's
+has_object_permission does not run on lists or creates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.permissions import BasePermission
+
+from .authentication import AgentPrincipal
+from .models import Agent, Role
+from .roles import has_role
+
+
+def is_agent(request: Any) -> bool:
+    return isinstance(request.user, AgentPrincipal)
+
+
+class IsActiveAgent(BasePermission):
+    """A bot with an API key, not suspended."""
+
+    message = "This endpoint is for agents (bots) authenticated with their API key."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if not is_agent(request):
+            return False
+        if request.user.agent.status != Agent.Status.ACTIVE:
+            raise exceptions.PermissionDenied("Agent is suspended.", code="agent_suspended")
+        return True
+
+
+def role_required(role: str) -> type[BasePermission]:
+    """Permission class: a human holding `role` or higher."""
+
+    class HasRole(BasePermission):
+        message = f"Requires the {role} role or higher."
+
+        def has_permission(self, request: Any, view: Any) -> bool:
+            return not is_agent(request) and has_role(request.user, role)
+
+    HasRole.__name__ = f"Has{role.title().replace('_', '')}Role"
+    return HasRole
+
+
+IsViewer = role_required(Role.VIEWER)
+IsTrader = role_required(Role.TRADER)
+IsRiskManager = role_required(Role.RISK_MANAGER)
+IsComplianceOfficer = role_required(Role.COMPLIANCE_OFFICER)
+IsAdmin = role_required(Role.ADMIN)

@@ -1,0 +1,123 @@
+"""Agents and their signing keys (CONTRACT section 4)."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Agent, AgentKey, User
+from accounts.permissions import IsRiskManager, IsViewer
+from accounts.selectors import agent_get_for_user, agent_keys, agent_list_for_user
+
+from ..services.agents import AgentError, agent_key_add, agent_key_revoke, agent_register
+
+
+def _error(exc: AgentError) -> Response:
+    code = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else status.HTTP_409_CONFLICT
+    if exc.code in {"invalid_public_key", "unknown_owner"}:
+        code = status.HTTP_400_BAD_REQUEST
+    return Response({"code": exc.code, "detail": exc.detail}, status=code)
+
+
+class AgentOutSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None)
+
+    class Meta:
+        model = Agent
+        fields = ["agent_id", "name", "owner", "status", "created_at"]
+
+
+class AgentKeyOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentKey
+        fields = ["key_id", "public_key", "created_at", "revoked_at"]
+
+
+class PublicKeyInSerializer(serializers.Serializer):
+    public_key = serializers.CharField(max_length=64)
+
+
+class AgentListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        agent_id = serializers.SlugField(max_length=64)
+        name = serializers.CharField(max_length=200)
+        public_key = serializers.CharField(max_length=64)
+        owner = serializers.CharField(max_length=150, required=False, allow_null=True)
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(responses=AgentOutSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        agents = agent_list_for_user(user=request.user).select_related("owner")
+        return Response(AgentOutSerializer(agents, many=True).data)
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        owner = None
+        if data.validated_data.get("owner"):
+            owner = User.objects.filter(username=data.validated_data["owner"], is_active=True).first()
+            if owner is None:
+                return _error(AgentError("unknown_owner", "owner is not an active user"))
+        try:
+            agent, key, api_key = agent_register(
+                agent_id=data.validated_data["agent_id"],
+                name=data.validated_data["name"],
+                public_key=data.validated_data["public_key"],
+                owner=owner,
+                acting_user=request.user,
+            )
+        except AgentError as exc:
+            return _error(exc)
+        return Response(
+            {"agent_id": agent.agent_id, "key_id": key.key_id, "api_key": api_key},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class AgentKeysApi(APIView):
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
+
+    def _agent(self, request: Request, agent_id: str) -> Agent:
+        agent = agent_get_for_user(user=request.user, agent_id=agent_id)
+        if agent is None:
+            raise Http404
+        return agent
+
+    @extend_schema(responses=AgentKeyOutSerializer(many=True))
+    def get(self, request: Request, agent_id: str) -> Response:
+        agent = self._agent(request, agent_id)
+        return Response(AgentKeyOutSerializer(agent_keys(agent=agent), many=True).data)
+
+    @extend_schema(request=PublicKeyInSerializer)
+    def post(self, request: Request, agent_id: str) -> Response:
+        agent = self._agent(request, agent_id)
+        data = PublicKeyInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key = agent_key_add(agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user)
+        except AgentError as exc:
+            return _error(exc)
+        return Response({"key_id": key.key_id}, status=status.HTTP_201_CREATED)
+
+
+class AgentKeyRevokeApi(APIView):
+    permission_classes = [IsRiskManager]
+
+    @extend_schema(request=None)
+    def post(self, request: Request, agent_id: str, key_id: str) -> Response:
+        agent = agent_get_for_user(user=request.user, agent_id=agent_id)
+        if agent is None:
+            raise Http404
+        try:
+            key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request.user)
+        except AgentError as exc:
+            return _error(exc)
+        return Response(AgentKeyOutSerializer(key).data)

@@ -1,0 +1,173 @@
+"""POST /api/v1/events/ (bots) and GET /api/v1/events/ (humans), CONTRACT sections 6 and 9."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsViewer
+from compliance_site.exceptions import PayloadTooLarge
+
+from ..selectors import RecordFilter, record_get, record_list
+from ..services.ingest import (
+    MAX_BATCH,
+    BatchRejected,
+    EventIdConflict,
+    ingest_events,
+    parse_float,
+)
+from ..services.log import Actor
+from ..services.verify import verify_and_record
+
+
+class StrictJSONParser(BaseParser):
+    """JSON whose floats become FloatToken (so each item can be refused with
+    float_not_allowed) and whose NaN/Infinity are refused outright. Bodies over
+    the configured limit are refused with 413 before they are read."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        if length > limit:
+            raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
+        def refuse_constant(name: str) -> None:
+            raise ValueError(f"{name} is not valid JSON")
+
+        try:
+            return json.loads(raw.decode("utf-8"), parse_float=parse_float, parse_constant=refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError(f"Malformed JSON: {exc}") from exc
+
+
+def parse_time_us(value: str, name: str) -> int:
+    """Integer microseconds, or an ISO 8601 timestamp (naive means UTC)."""
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise exceptions.ValidationError({name: "expected microseconds or an ISO 8601 timestamp"}) from exc
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+class EventFilterSerializer(serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=64)
+    agent_id = serializers.CharField(required=False, max_length=64)
+    from_seq = serializers.IntegerField(required=False, min_value=0)
+    to_seq = serializers.IntegerField(required=False, min_value=0)
+    start = serializers.CharField(required=False)
+    end = serializers.CharField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class EventsApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsActiveAgent()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(name, str, required=False)
+            for name in ("event_type", "agent_id", "from_seq", "to_seq", "start", "end", "limit")
+        ]
+    )
+    def get(self, request: Request) -> Response:
+        params = EventFilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        v = params.validated_data
+        filters = RecordFilter(
+            event_type=v.get("event_type"),
+            agent_id=v.get("agent_id"),
+            from_seq=v.get("from_seq"),
+            to_seq=v.get("to_seq"),
+            start_us=parse_time_us(v["start"], "start") if v.get("start") else None,
+            end_us=parse_time_us(v["end"], "end") if v.get("end") else None,
+        )
+        limit = v["limit"]
+        rows = list(record_list(filters=filters)[: limit + 1])
+        next_url = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            query = {k: val for k, val in request.query_params.items() if k != "from_seq"}
+            query["from_seq"] = str(rows[-1].seq + 1)
+            next_url = request.build_absolute_uri(request.path + "?" + urlencode(query))
+        return Response({"results": [r.as_dict() for r in rows], "next": next_url})
+
+    @extend_schema(request=None, responses=None)
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            return Response(
+                {"code": "invalid_body", "detail": 'Body must be {"events": [item, ...]}.'},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        items = body["events"]
+        if len(items) > MAX_BATCH:
+            return Response(
+                {"code": "batch_too_large", "detail": f"At most {MAX_BATCH} events per request."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        if not items:
+            return Response(
+                {"code": "empty_batch", "detail": "Send at least one event."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            results = ingest_events(request.user.agent, items)
+        except BatchRejected as exc:
+            return Response(
+                {
+                    "code": "invalid_events",
+                    "detail": "No event was stored: fix the listed items and resend the batch.",
+                    "errors": [e.as_dict() for e in exc.errors],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        except EventIdConflict as exc:
+            return Response(
+                {"code": "event_id_conflict", "detail": str(exc), "index": exc.index, "event_id": exc.event_id},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"results": [r.as_dict() for r in results]}, status=status.HTTP_201_CREATED)
+
+
+class EventDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request: Request, seq: int) -> Response:
+        record = record_get(seq=seq)
+        if record is None:
+            raise Http404
+        return Response(record.as_dict())
+
+
+class LogVerifyApi(APIView):
+    permission_classes = [IsComplianceOfficer]
+
+    @extend_schema(request=None)
+    def post(self, request: Request) -> Response:
+        result = verify_and_record(actor=Actor.for_user(request.user))
+        return Response(result.as_dict())

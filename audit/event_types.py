@@ -1,0 +1,158 @@
+"""Event types and their versioned JSON Schemas.
+
+A schema version may add optional properties, never remove or rename required
+ones (tests/audit/test_event_types.py checks this for every type). Money and
+quantities are decimal strings so that no float ever enters a hash.
+
+`bot` types may be reported by agents on POST /api/v1/events/; `gate` types
+arrive only through the pre-trade gate; everything else is written by the
+server itself and refused from bots with `server_only_event_type`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DECIMAL = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$", "maxLength": 32}
+POSITIVE_DECIMAL = {
+    "type": "string",
+    "pattern": r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$",
+    "maxLength": 32,
+}
+ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[A-Za-z0-9._:\-]+$"}
+TEXT = {"type": "string", "maxLength": 4000}
+MARKET = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9._:/\-]+$"}
+INT = {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
+SEQ = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, closed: bool = True) -> dict[str, Any]:
+    props = {**required, **(optional or {})}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": sorted(required),
+        "additionalProperties": not closed,
+    }
+
+
+class Channel:
+    BOT = "bot"
+    GATE = "gate"
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class EventTypeSpec:
+    name: str
+    channel: str
+    versions: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def latest(self) -> int:
+        return max(self.versions)
+
+
+ORDER_PAYLOAD = obj(
+    {
+        "order_id": ID,
+        "market": MARKET,
+        "side": {"enum": ["buy", "sell"]},
+        "quantity": POSITIVE_DECIMAL,
+        "price": POSITIVE_DECIMAL,
+        "order_type": {"enum": ["limit", "market", "stop", "stop_limit"]},
+    },
+    {"venue": {"type": "string", "maxLength": 64}},
+)
+
+_SPECS: list[EventTypeSpec] = [
+    # Through the gate.
+    EventTypeSpec("ORDER_SUBMITTED", Channel.GATE, {1: ORDER_PAYLOAD}),
+    EventTypeSpec(
+        "ORDER_AMENDED",
+        Channel.GATE,
+        {1: obj({"order_id": ID}, {"quantity": POSITIVE_DECIMAL, "price": POSITIVE_DECIMAL})},
+    ),
+    # Reported by bots.
+    EventTypeSpec(
+        "ORDER_FILLED",
+        Channel.BOT,
+        {
+            1: obj(
+                {"order_id": ID, "fill_id": ID, "quantity": POSITIVE_DECIMAL, "price": POSITIVE_DECIMAL},
+                {"venue": {"type": "string", "maxLength": 64}, "fee": DECIMAL},
+            )
+        },
+    ),
+    EventTypeSpec("ORDER_CANCELED", Channel.BOT, {1: obj({"order_id": ID, "reason": TEXT})}),
+    EventTypeSpec(
+        "POSITION_CHANGED",
+        Channel.BOT,
+        {1: obj({"market": MARKET, "quantity": DECIMAL, "price": POSITIVE_DECIMAL})},
+    ),
+    EventTypeSpec(
+        "SYSTEM_ERROR",
+        Channel.BOT,
+        {1: obj({"error_type": {"type": "string", "minLength": 1, "maxLength": 128}, "message": TEXT})},
+    ),
+    # Written by the server.
+    EventTypeSpec("ORDER_REJECTED", Channel.SERVER, {1: obj({}, closed=False)}),
+    EventTypeSpec(
+        "LIMIT_BREACH",
+        Channel.SERVER,
+        {1: obj({"code": ID, "limit": {}, "value": {}}, closed=False)},
+    ),
+    EventTypeSpec(
+        "KILL_SWITCH_ACTIVATED",
+        Channel.SERVER,
+        {1: obj({"scope": {"enum": ["global", "agent", "market"]}, "reason": TEXT}, closed=False)},
+    ),
+    EventTypeSpec(
+        "KILL_SWITCH_DEACTIVATED",
+        Channel.SERVER,
+        {1: obj({"scope": {"enum": ["global", "agent", "market"]}, "reason": TEXT}, closed=False)},
+    ),
+    EventTypeSpec("APPROVAL_REQUESTED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
+    EventTypeSpec("APPROVAL_GRANTED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
+    EventTypeSpec("APPROVAL_DENIED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
+    EventTypeSpec("APPROVAL_EXPIRED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
+    EventTypeSpec(
+        "CONFIG_CHANGED",
+        Channel.SERVER,
+        {1: obj({"version": INT, "hash": {"type": "string"}, "config": {"type": "object"}}, closed=False)},
+    ),
+    EventTypeSpec("SURVEILLANCE_ALERT", Channel.SERVER, {1: obj({"detector": ID}, closed=False)}),
+    EventTypeSpec("REPORT_GENERATED", Channel.SERVER, {1: obj({"sha256": {"type": "string"}}, closed=False)}),
+    EventTypeSpec(
+        "DATA_PURGED",
+        Channel.SERVER,
+        {1: obj({"from_seq": SEQ, "to_seq": SEQ, "count": SEQ}, closed=False)},
+    ),
+    EventTypeSpec(
+        "AUDIT_VERIFIED",
+        Channel.SERVER,
+        {1: obj({"ok": {"type": "boolean"}, "checked": SEQ}, closed=False)},
+    ),
+    EventTypeSpec("ALERT_UPDATED", Channel.SERVER, {1: obj({"alert_id": {}}, closed=False)}),
+    EventTypeSpec("LEGAL_HOLD_PLACED", Channel.SERVER, {1: obj({"hold_id": {}}, closed=False)}),
+    EventTypeSpec("LEGAL_HOLD_RELEASED", Channel.SERVER, {1: obj({"hold_id": {}}, closed=False)}),
+    EventTypeSpec(
+        "AGENT_REGISTERED",
+        Channel.SERVER,
+        {1: obj({"agent_id": ID, "key_id": ID, "public_key": {"type": "string"}}, closed=False)},
+    ),
+    EventTypeSpec(
+        "AGENT_KEY_ADDED",
+        Channel.SERVER,
+        {1: obj({"agent_id": ID, "key_id": ID, "public_key": {"type": "string"}}, closed=False)},
+    ),
+    EventTypeSpec(
+        "AGENT_KEY_REVOKED",
+        Channel.SERVER,
+        {1: obj({"agent_id": ID, "key_id": ID}, closed=False)},
+    ),
+]
+
+CORE_TYPES: dict[str, EventTypeSpec] = {spec.name: spec for spec in _SPECS}
+CUSTOM_TYPE_NAME = r"^[A-Z][A-Z0-9_]{2,63}$"

@@ -1,0 +1,168 @@
+"""The one place where records are appended to the log.
+
+Every app records its state changes through `record_event` (server events) or
+`append` (already validated items), inside the caller's own transaction, so a
+change and its record commit together or not at all.
+
+CPU work (canonicalizing `actor`, `source` and `data`) happens before the head
+lock. Under the lock only the seq and timestamp are assigned, the record's
+canonical text is assembled from the pre-canonicalized parts, and two SHA-256
+are computed per record; a batch takes the lock once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from compliance_client import merkle
+from compliance_client.jcs import canonicalize
+
+from ..models import Log, MerkleNode, Record
+from ..validation import resolve, schema_errors
+
+DEFAULT_LOG = "default"
+TILE_LEVELS = 8  # a MerkleNode is stored for every level that is a multiple of 8
+
+
+class AuditError(Exception):
+    """A server event could not be recorded: the caller's change must fail too."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # "agent" | "user" | "system"
+    id: str
+
+    @classmethod
+    def for_user(cls, user: Any) -> Actor:
+        return cls("user", user.get_username())
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls("system", name)
+
+    @classmethod
+    def agent(cls, agent_id: str) -> Actor:
+        return cls("agent", agent_id)
+
+
+@dataclass
+class PendingRecord:
+    """A record waiting for its seq: its parts already canonicalized."""
+
+    event_type: str
+    actor: Actor
+    data_json: bytes
+    source_json: bytes = b"null"
+    agent_id: str | None = None
+    event_id: str | None = None
+    envelope_hash: bytes | None = None
+    _actor_json: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._actor_json = canonicalize({"type": self.actor.type, "id": self.actor.id})
+
+    def body(self, seq: int, recorded_at_us: int) -> bytes:
+        # JCS of an object is its members in sorted key order, each in its own
+        # canonical form: so the record's canonical text is this concatenation.
+        return b"".join(
+            (
+                b'{"actor":',
+                self._actor_json,
+                b',"data":',
+                self.data_json,
+                b',"event_type":',
+                canonicalize(self.event_type),
+                b',"recorded_at_us":',
+                str(recorded_at_us).encode(),
+                b',"seq":',
+                str(seq).encode(),
+                b',"source":',
+                self.source_json,
+                b"}",
+            )
+        )
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def pending_server_event(event_type: str, *, actor: Actor, data: dict[str, Any]) -> PendingRecord:
+    """Validate a server event against its schema and canonicalize it (no lock taken)."""
+    resolved = resolve(event_type)
+    if resolved is None:
+        raise AuditError(f"unknown event type {event_type!r}")
+    problem = schema_errors(resolved.validate, data)
+    if problem is not None:
+        raise AuditError(f"{event_type} data does not match its schema: {problem}")
+    return PendingRecord(event_type=event_type, actor=actor, data_json=canonicalize(data))
+
+
+def record_event(
+    event_type: str, *, actor: Actor, data: dict[str, Any], log_name: str = DEFAULT_LOG
+) -> Record:
+    """Append one server event inside the caller's transaction and return its record.
+
+    Must be called inside `transaction.atomic`; if the caller's transaction rolls
+    back, the record goes with it (fail closed)."""
+    return append([pending_server_event(event_type, actor=actor, data=data)], log_name=log_name)[0]
+
+
+def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Record]:
+    """Append records under the log head lock. Caller owns the transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise AuditError("audit records must be appended inside the caller's transaction")
+    if not pending:
+        return []
+    head = Log.objects.select_for_update().get(name=log_name)
+    recorded_at_us = max(now_us(), head.last_recorded_at_us)
+    seq = head.size
+    prev = bytes(head.chain_hash)
+    frontier = [bytes.fromhex(h) for h in head.frontier]
+    rows: list[Record] = []
+    nodes: list[MerkleNode] = []
+    sha256 = hashlib.sha256
+    for item in pending:
+        body = item.body(seq, recorded_at_us)
+        leaf = sha256(b"\x00" + body).digest()
+        prev = sha256(prev + leaf).digest()
+        rows.append(
+            Record(
+                log_id=head.pk,
+                seq=seq,
+                recorded_at_us=recorded_at_us,
+                event_type=item.event_type,
+                actor_type=item.actor.type,
+                actor_id=item.actor.id,
+                agent_id=item.agent_id,
+                event_id=item.event_id,
+                envelope_hash=item.envelope_hash,
+                body=body.decode("utf-8"),
+                leaf_hash=leaf,
+                chain_hash=prev,
+            )
+        )
+        frontier, completed = merkle.frontier_append(frontier, seq, leaf)
+        nodes.extend(
+            MerkleNode(log_id=head.pk, level=level, index=index, hash=h)
+            for level, index, h in completed
+            if level % TILE_LEVELS == 0
+        )
+        seq += 1
+    Record.objects.bulk_create(rows)
+    if nodes:
+        MerkleNode.objects.bulk_create(nodes)
+    Log.objects.filter(pk=head.pk).update(
+        size=seq,
+        chain_hash=prev,
+        frontier=[h.hex() for h in frontier],
+        last_recorded_at_us=recorded_at_us,
+    )
+    return rows

@@ -1,0 +1,131 @@
+"""Shared fixtures: one named person per role, agents with real Ed25519 keys,
+API clients, and the append-only triggers kept in place for every test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from compliance_client.signing import Signer
+
+PEOPLE = {
+    "carol": "viewer",
+    "bob": "trader",
+    "oscar": "trader",  # a trader who owns nothing in the tests
+    "rita": "risk_manager",
+    "alice": "compliance_officer",
+    "adam": "admin",
+}
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" in engine:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _append_only_triggers(request: Any) -> Iterator[None]:
+    """Keep the triggers installed while a test runs. A transactional test's
+    teardown flushes (TRUNCATE/DELETE) every table, which the triggers refuse,
+    so they are dropped just before that flush and reinstalled by the next test."""
+    if "django_db_setup" not in request.fixturenames and not any(
+        m.name == "django_db" for m in request.node.iter_markers()
+    ):
+        yield
+        return
+    request.getfixturevalue("django_db_blocker")
+    db_fixture = "transactional_db" if _is_transactional(request) else "db"
+    request.getfixturevalue(db_fixture)
+    from audit import db_triggers
+
+    db_triggers.install(connection)
+    yield
+    if db_fixture == "transactional_db":
+        db_triggers.drop(connection)
+
+
+def _is_transactional(request: Any) -> bool:
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
+@pytest.fixture
+def people(db: Any) -> dict[str, Any]:
+    from accounts.services import user_create
+
+    return {name: user_create(username=name, role=role, password="pw-" + name) for name, role in PEOPLE.items()}
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(people: dict[str, Any]) -> Callable[[str], APIClient]:
+    """An API client authenticated with a real bearer token for the named person."""
+    from accounts.services import token_issue
+
+    def make(name: str) -> APIClient:
+        client = APIClient()
+        token, _ = token_issue(user=people[name])
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+class BotHandle:
+    def __init__(self, agent: Any, signer: Signer, api_key: str):
+        self.agent = agent
+        self.signer = signer
+        self.api_key = api_key
+
+    @property
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.api_key}")
+        return client
+
+    def post_events(self, items: list[dict[str, Any]]) -> Any:
+        return self.client.post("/api/v1/events/", {"events": items}, format="json")
+
+
+@pytest.fixture
+def make_bot(people: dict[str, Any]) -> Callable[..., BotHandle]:
+    from audit.services.agents import agent_register
+
+    def make(agent_id: str = "bot-1", owner: str | None = "bob") -> BotHandle:
+        signer = Signer.generate(agent_id)
+        agent, _key, api_key = agent_register(
+            agent_id=agent_id,
+            name=f"Bot {agent_id}",
+            public_key=signer.public_key_b64,
+            owner=people[owner] if owner else None,
+            acting_user=people["rita"],
+        )
+        return BotHandle(agent, signer, api_key)
+
+    return make
+
+
+@pytest.fixture
+def bot(make_bot: Callable[..., BotHandle]) -> BotHandle:
+    return make_bot()
+
+
+def fill_payload(n: int = 1) -> dict[str, str]:
+    return {"order_id": f"o-{n}", "fill_id": f"f-{n}", "quantity": "2", "price": "101.5"}
