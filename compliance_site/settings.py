@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "accounts",
     "audit",
+    "approvals",
+    "surveillance",
+    "reporting",
 ]
 
 MIDDLEWARE = [

@@ -11,4 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("approvals.urls")),
+    path("api/v1/", include("surveillance.urls")),
+    path("api/v1/", include("reporting.urls")),
 ]
