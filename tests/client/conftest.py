@@ -1,0 +1,1 @@
+"""Fixtures for the Django-free client tests (run with ``-p no:django``)."""
