@@ -148,6 +148,11 @@ _SPECS: list[EventTypeSpec] = [
         {1: obj({"agent_id": ID, "key_id": ID, "public_key": {"type": "string"}}, closed=False)},
     ),
     EventTypeSpec(
+        "AGENT_STATUS_CHANGED",
+        Channel.SERVER,
+        {1: obj({"agent_id": ID, "status": {"enum": ["active", "suspended"]}, "reason": TEXT}, closed=False)},
+    ),
+    EventTypeSpec(
         "AGENT_KEY_REVOKED",
         Channel.SERVER,
         {1: obj({"agent_id": ID, "key_id": ID}, closed=False)},

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis.agents import AgentKeyRevokeApi, AgentKeysApi, AgentListCreateApi
+from .apis.agents import AgentKeyRevokeApi, AgentKeysApi, AgentListCreateApi, AgentStatusApi
 from .apis.events import EventDetailApi, EventsApi, LogVerifyApi
 
 app_name = "audit"
@@ -13,6 +13,7 @@ urlpatterns = [
         AgentKeyRevokeApi.as_view(),
         name="agent-key-revoke",
     ),
+    path("agents/<slug:agent_id>/status/", AgentStatusApi.as_view(), name="agent-status"),
     path("events/", EventsApi.as_view(), name="event-list"),
     path("events/<int:seq>/", EventDetailApi.as_view(), name="event-detail"),
     path("log/verify/", LogVerifyApi.as_view(), name="log-verify"),

@@ -13,12 +13,18 @@ from accounts.models import Agent, AgentKey, User
 from accounts.permissions import IsRiskManager, IsViewer
 from accounts.selectors import agent_get_for_user, agent_keys, agent_list_for_user
 
-from ..services.agents import AgentError, agent_key_add, agent_key_revoke, agent_register
+from ..services.agents import (
+    AgentError,
+    agent_key_add,
+    agent_key_revoke,
+    agent_register,
+    agent_set_status,
+)
 
 
 def _error(exc: AgentError) -> Response:
     code = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else status.HTTP_409_CONFLICT
-    if exc.code in {"invalid_public_key", "unknown_owner"}:
+    if exc.code in {"invalid_public_key", "unknown_owner", "invalid_status"}:
         code = status.HTTP_400_BAD_REQUEST
     return Response({"code": exc.code, "detail": exc.detail}, status=code)
 
@@ -121,3 +127,31 @@ class AgentKeyRevokeApi(APIView):
         except AgentError as exc:
             return _error(exc)
         return Response(AgentKeyOutSerializer(key).data)
+
+
+class AgentStatusApi(APIView):
+    """POST /api/v1/agents/{agent_id}/status/ {"status": "active"|"suspended", "reason"}."""
+
+    permission_classes = [IsRiskManager]
+
+    class InputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Agent.Status.values)
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=AgentOutSerializer)
+    def post(self, request: Request, agent_id: str) -> Response:
+        agent = agent_get_for_user(user=request.user, agent_id=agent_id)
+        if agent is None:
+            raise Http404
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            agent = agent_set_status(
+                agent=agent,
+                status=data.validated_data["status"],
+                reason=data.validated_data["reason"],
+                acting_user=request.user,
+            )
+        except AgentError as exc:
+            return _error(exc)
+        return Response(AgentOutSerializer(agent).data)

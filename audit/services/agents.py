@@ -129,3 +129,22 @@ def agent_key_revoke(*, agent: Agent, key_id: str, acting_user: User) -> AgentKe
         data={"agent_id": agent.agent_id, "key_id": key.key_id, "revoked_at_us": key.revoked_at_us},
     )
     return key
+
+
+@transaction.atomic
+def agent_set_status(*, agent: Agent, status: str, reason: str, acting_user: User) -> Agent:
+    """Suspend or reactivate an agent. A suspended agent's requests are refused
+    (403 agent_suspended) before anything is read from them."""
+    if status not in Agent.Status.values:
+        raise AgentError("invalid_status", f"status must be one of {', '.join(Agent.Status.values)}")
+    locked = Agent.objects.select_for_update().get(pk=agent.pk)
+    if locked.status == status:
+        raise AgentError("unchanged", f"agent {agent.agent_id} is already {status}")
+    locked.status = status
+    locked.save(update_fields=["status"])
+    record_event(
+        "AGENT_STATUS_CHANGED",
+        actor=Actor.for_user(acting_user),
+        data={"agent_id": agent.agent_id, "status": status, "reason": reason},
+    )
+    return locked

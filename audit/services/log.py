@@ -115,13 +115,24 @@ def record_event(
     return append([pending_server_event(event_type, actor=actor, data=data)], log_name=log_name)[0]
 
 
+def _lock_head(log_name: str) -> Log:
+    """Lock the head row (FOR UPDATE on PostgreSQL; SQLite already holds the
+    database write lock from BEGIN IMMEDIATE). The default log is made by a
+    migration; any other log is created on its first append."""
+    head = Log.objects.select_for_update().filter(name=log_name).first()
+    if head is None:
+        Log.objects.get_or_create(name=log_name)
+        head = Log.objects.select_for_update().get(name=log_name)
+    return head
+
+
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Record]:
     """Append records under the log head lock. Caller owns the transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise AuditError("audit records must be appended inside the caller's transaction")
     if not pending:
         return []
-    head = Log.objects.select_for_update().get(name=log_name)
+    head = _lock_head(log_name)
     recorded_at_us = max(now_us(), head.last_recorded_at_us)
     seq = head.size
     prev = bytes(head.chain_hash)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from accounts.models import ApiToken, User
+from accounts.roles import has_role, permissions_for, user_role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_token_is_issued_for_valid_credentials_and_stored_hashed(api, people):
+    response = api.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-alice"}, format="json")
+    assert response.status_code == 201
+    token = response.json()["token"]
+    stored = ApiToken.objects.get(user__username="alice")
+    assert token not in stored.key_hash and len(stored.key_hash) == 64
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/v1/events/").status_code == 200
+
+
+def test_wrong_password_is_401_and_no_token(api, people):
+    response = api.post("/api/v1/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    assert not ApiToken.objects.exists()
+
+
+def test_expired_token_is_401(api, people):
+    response = api.post("/api/v1/auth/token/", {"username": "carol", "password": "pw-carol"}, format="json")
+    ApiToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    response = api.get("/api/v1/events/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_expired"
+
+
+def test_roles_are_cumulative(people):
+    assert permissions_for("viewer") < permissions_for("trader") < permissions_for("admin")
+    assert user_role(people["alice"]) == "compliance_officer"
+    assert has_role(people["alice"], "risk_manager") and not has_role(people["alice"], "admin")
+    assert people["adam"].has_perm("accounts.purge_data")
+    assert people["alice"].has_perm("accounts.decide_approvals")
+    assert not people["rita"].has_perm("accounts.decide_approvals")
+    assert people["carol"].has_perm("accounts.view_log")
+
+
+def test_create_user_command_reads_password_from_env(monkeypatch):
+    monkeypatch.setenv("DJANGO_USER_PASSWORD", "s3cret-pass-phrase")
+    call_command("create_user", "vera", role="viewer", noinput=True)
+    vera = User.objects.get(username="vera")
+    assert vera.check_password("s3cret-pass-phrase")
+    assert user_role(vera) == "viewer"
+
+
+def test_create_user_command_without_password_fails_in_noinput(monkeypatch):
+    monkeypatch.delenv("DJANGO_USER_PASSWORD", raising=False)
+    with pytest.raises(CommandError):
+        call_command("create_user", "vera", role="viewer", noinput=True)
+    assert not User.objects.filter(username="vera").exists()
+
+
+def test_create_user_rejects_duplicates(monkeypatch, people):
+    monkeypatch.setenv("DJANGO_USER_PASSWORD", "s3cret-pass-phrase")
+    with pytest.raises(CommandError):
+        call_command("create_user", "alice", role="admin", noinput=True)
+    assert user_role(User.objects.get(username="alice")) == "compliance_officer"
