@@ -10,3 +10,12 @@ from .services.verify import verify_and_record
 def audit_verify_task() -> dict[str, object]:
     """Nightly verification; its result is itself recorded in the log."""
     return verify_and_record(actor=Actor.system("nightly-verify")).as_dict()
+
+
+@shared_task(name="audit.tasks.checkpoint_create_task")
+def checkpoint_create_task() -> int | None:
+    """Beat: sign a checkpoint if the tree grew (or the heartbeat is due)."""
+    from .services.checkpoints import checkpoint_create
+
+    checkpoint = checkpoint_create()
+    return checkpoint.tree_size if checkpoint else None

@@ -1,7 +1,15 @@
 from django.urls import path
 
 from .apis.agents import AgentKeyRevokeApi, AgentKeysApi, AgentListCreateApi, AgentStatusApi
-from .apis.events import EventDetailApi, EventsApi, LogVerifyApi
+from .apis.events import EventDetailApi, EventsApi
+from .apis.log import (
+    CheckpointLatestApi,
+    CheckpointListApi,
+    ConsistencyProofApi,
+    InclusionProofApi,
+    LogVerifyApi,
+    PublicKeyApi,
+)
 
 app_name = "audit"
 
@@ -17,4 +25,9 @@ urlpatterns = [
     path("events/", EventsApi.as_view(), name="event-list"),
     path("events/<int:seq>/", EventDetailApi.as_view(), name="event-detail"),
     path("log/verify/", LogVerifyApi.as_view(), name="log-verify"),
+    path("log/public-key/", PublicKeyApi.as_view(), name="log-public-key"),
+    path("log/checkpoints/", CheckpointListApi.as_view(), name="checkpoint-list"),
+    path("log/checkpoints/latest/", CheckpointLatestApi.as_view(), name="checkpoint-latest"),
+    path("log/proofs/inclusion/", InclusionProofApi.as_view(), name="proof-inclusion"),
+    path("log/proofs/consistency/", ConsistencyProofApi.as_view(), name="proof-consistency"),
 ]

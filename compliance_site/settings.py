@@ -185,3 +185,15 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# The log's own Ed25519 signing key (for checkpoints). Never in the database and
+# separate from every bot key: COMPLIANCE_LOG_PRIVATE_KEY (base64 of the raw
+# 32-byte seed) wins over the PEM file COMPLIANCE_LOG_KEY_FILE, which
+# `manage.py ensure_log_key` (run by `make run`) creates with mode 0600.
+COMPLIANCE_LOG_KEY_FILE = env.str("COMPLIANCE_LOG_KEY_FILE", default=str(VAR_DIR / "log-signing-key.pem"))
+COMPLIANCE_LOG_KEY_NAME = env.str("COMPLIANCE_LOG_KEY_NAME", default=COMPLIANCE_LOG_ORIGIN)
+COMPLIANCE_CHECKPOINT_HEARTBEAT_SECS = env.int("COMPLIANCE_CHECKPOINT_HEARTBEAT_SECS", default=3600)
+CELERY_BEAT_SCHEDULE["checkpoint"] = {
+    "task": "audit.tasks.checkpoint_create_task",
+    "schedule": timedelta(seconds=env.int("COMPLIANCE_CHECKPOINT_INTERVAL_SECS", default=10)),
+}

@@ -129,3 +129,11 @@ def bot(make_bot: Callable[..., BotHandle]) -> BotHandle:
 
 def fill_payload(n: int = 1) -> dict[str, str]:
     return {"order_id": f"o-{n}", "fill_id": f"f-{n}", "quantity": "2", "price": "101.5"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_signing_key() -> None:
+    """Every test session has its own log key file in its temporary var dir."""
+    from audit.log_key import ensure_key_file
+
+    ensure_key_file()

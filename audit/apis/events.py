@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsViewer
+from accounts.permissions import IsActiveAgent, IsViewer
 from compliance_site.exceptions import PayloadTooLarge
 
 from ..selectors import RecordFilter, record_get, record_list
@@ -27,8 +27,6 @@ from ..services.ingest import (
     ingest_events,
     parse_float,
 )
-from ..services.log import Actor
-from ..services.verify import verify_and_record
 
 
 class StrictJSONParser(BaseParser):
@@ -162,12 +160,3 @@ class EventDetailApi(APIView):
         if record is None:
             raise Http404
         return Response(record.as_dict())
-
-
-class LogVerifyApi(APIView):
-    permission_classes = [IsComplianceOfficer]
-
-    @extend_schema(request=None)
-    def post(self, request: Request) -> Response:
-        result = verify_and_record(actor=Actor.for_user(request.user))
-        return Response(result.as_dict())

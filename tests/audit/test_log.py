@@ -84,7 +84,7 @@ def test_truncate_is_refused_on_postgresql(bot):
 def test_verify_audit_command_passes_on_intact_log(bot, capsys):
     bot.post_events([bot.signer.item("ORDER_FILLED", fill_payload(n)) for n in range(4)])
     call_command("verify_audit")
-    assert "5 records verified" in capsys.readouterr().out
+    assert "5 records and 0 checkpoints verified" in capsys.readouterr().out
 
 
 # --- tampering: an attacker with database access disables the triggers -------------

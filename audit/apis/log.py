@@ -1,0 +1,141 @@
+"""The transparency endpoints: log key, checkpoints, proofs, verification (CONTRACT section 9)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsComplianceOfficer, IsViewer
+from compliance_client import merkle
+
+from .. import log_key
+from ..models import Checkpoint
+from ..services.checkpoints import CheckpointError, checkpoint_create
+from ..services.log import DEFAULT_LOG, Actor
+from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
+from ..services.verify import verify_and_record
+
+
+def checkpoint_dict(cp: Checkpoint, origin: str) -> dict[str, Any]:
+    return {
+        "origin": origin,
+        "tree_size": cp.tree_size,
+        "root_hash": bytes(cp.root_hash).hex(),
+        "timestamp_us": cp.timestamp_us,
+        "note": cp.note,
+    }
+
+
+def _origin() -> str:
+    from django.conf import settings
+
+    return str(settings.COMPLIANCE_LOG_ORIGIN)
+
+
+def _bad_request(detail: str, code: str = "invalid_proof_request") -> Response:
+    return Response({"code": code, "detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class PublicKeyApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "key_name": log_key.key_name(),
+                "algorithm": "ed25519",
+                "public_key": base64.b64encode(log_key.public_key_raw()).decode(),
+            }
+        )
+
+
+class CheckpointListApi(APIView):
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int, required=False)])
+    def get(self, request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", 100)), 1), 1000)
+        except ValueError:
+            return _bad_request("limit must be an integer", "invalid")
+        rows = Checkpoint.objects.filter(log__name=DEFAULT_LOG).order_by("-timestamp_us")[:limit]
+        origin = _origin()
+        return Response([checkpoint_dict(cp, origin) for cp in rows])
+
+    @extend_schema(request=None)
+    def post(self, request: Request) -> Response:
+        try:
+            cp = checkpoint_create(force=True)
+        except CheckpointError as exc:
+            return Response({"code": "checkpoint_refused", "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        assert cp is not None
+        return Response(checkpoint_dict(cp, _origin()), status=status.HTTP_201_CREATED)
+
+
+class CheckpointLatestApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request: Request) -> Response:
+        cp = Checkpoint.objects.filter(log__name=DEFAULT_LOG).order_by("-timestamp_us").first()
+        if cp is None:
+            raise Http404
+        return Response(checkpoint_dict(cp, _origin()))
+
+
+class InclusionProofApi(APIView):
+    permission_classes = [IsViewer]
+
+    class Params(serializers.Serializer):
+        seq = serializers.IntegerField(min_value=0)
+        tree_size = serializers.IntegerField(min_value=1)
+
+    @extend_schema(parameters=[OpenApiParameter("seq", int), OpenApiParameter("tree_size", int)])
+    def get(self, request: Request) -> Response:
+        params = self.Params(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        seq, size = params.validated_data["seq"], params.validated_data["tree_size"]
+        try:
+            leaf, path = inclusion_proof(seq=seq, tree_size=size)
+        except (ProofRequestError, ValueError) as exc:
+            return _bad_request(str(exc))
+        return Response(
+            {"seq": seq, "tree_size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in path]}
+        )
+
+
+class ConsistencyProofApi(APIView):
+    permission_classes = [IsViewer]
+
+    class Params(serializers.Serializer):
+        first = serializers.IntegerField(min_value=0)
+        second = serializers.IntegerField(min_value=0)
+
+    @extend_schema(parameters=[OpenApiParameter("first", int), OpenApiParameter("second", int)])
+    def get(self, request: Request) -> Response:
+        params = self.Params(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        first, second = params.validated_data["first"], params.validated_data["second"]
+        try:
+            path = consistency_proof(first=first, second=second)
+        except (ProofRequestError, ValueError) as exc:
+            return _bad_request(str(exc))
+        except merkle.MissingNodeError as exc:  # pragma: no cover - store inconsistent
+            return Response({"code": "store_inconsistent", "detail": str(exc)}, status=500)
+        return Response({"first": first, "second": second, "hashes": [h.hex() for h in path]})
+
+
+class LogVerifyApi(APIView):
+    permission_classes = [IsComplianceOfficer]
+
+    @extend_schema(request=None)
+    def post(self, request: Request) -> Response:
+        result = verify_and_record(actor=Actor.for_user(request.user))
+        return Response(result.as_dict())
