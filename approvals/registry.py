@@ -1,0 +1,91 @@
+"""Per-kind resolvers: what happens when a request of a kind is granted, denied
+or expires, and who owns it (for four-eyes).
+
+The app that opens requests of a kind registers its resolver in its
+`AppConfig.ready()`, so approvals never imports it (approvals sits left of
+surveillance and reporting in the dependency picture). Resolvers are called
+inside the deciding transaction, after the status change and its record: if a
+resolver raises, the decision rolls back with it (fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+    from .models import ApprovalRequest
+
+
+@runtime_checkable
+class Resolver(Protocol):
+    def on_grant(self, request: ApprovalRequest, acting_user: User) -> None:
+        """Carry out the held action (e.g. release the order)."""
+
+    def on_deny(self, request: ApprovalRequest, acting_user: User) -> None:
+        """Abandon the held action."""
+
+    def on_expire(self, request: ApprovalRequest) -> None:
+        """Abandon the held action because nobody decided in time."""
+
+    def owner_of(self, request: ApprovalRequest) -> User | None:
+        """The person accountable for the subject, who may therefore not decide on it."""
+
+
+class BaseResolver:
+    """Convenience base: no-op transitions, and the owner of the requesting agent
+    as the subject's owner. Subclass and override what the kind needs."""
+
+    def on_grant(self, request: ApprovalRequest, acting_user: User) -> None:
+        return None
+
+    def on_deny(self, request: ApprovalRequest, acting_user: User) -> None:
+        return None
+
+    def on_expire(self, request: ApprovalRequest) -> None:
+        return None
+
+    def owner_of(self, request: ApprovalRequest) -> User | None:
+        agent = request.requested_by_agent
+        return agent.owner if agent is not None else None
+
+
+class UnknownKind(LookupError):
+    """No resolver is registered for a kind: a deployment error, not a user error."""
+
+
+_RESOLVERS: dict[str, Resolver] = {}
+
+
+def register_resolver(kind: str, resolver: Resolver, *, replace: bool = False) -> None:
+    """Register the resolver for `kind`. Registering a kind twice is refused
+    (two apps claiming one kind is a bug) unless `replace=True` (tests)."""
+    if not kind or len(kind) > 64:
+        raise ValueError("kind must be 1..64 characters")
+    missing = [
+        name
+        for name in ("on_grant", "on_deny", "on_expire", "owner_of")
+        if not callable(getattr(resolver, name, None))
+    ]
+    if missing:
+        raise TypeError(f"resolver for {kind!r} lacks {', '.join(missing)}")
+    if kind in _RESOLVERS and not replace and _RESOLVERS[kind] is not resolver:
+        raise ValueError(f"a resolver for kind {kind!r} is already registered")
+    _RESOLVERS[kind] = resolver
+
+
+def unregister_resolver(kind: str) -> None:
+    """Remove a kind's resolver (tests)."""
+    _RESOLVERS.pop(kind, None)
+
+
+def get_resolver(kind: str) -> Resolver:
+    try:
+        return _RESOLVERS[kind]
+    except KeyError:
+        raise UnknownKind(f"no approval resolver registered for kind {kind!r}") from None
+
+
+def is_registered(kind: str) -> bool:
+    return kind in _RESOLVERS
