@@ -1,0 +1,209 @@
+"""The compliance officer's work queue.
+
+Pending requests come first, least time left first, each showing what is
+asked and how long is left. Approve and deny are admin actions that first ask
+for a reason on a confirmation page, then call the services (which enforce
+roles, four eyes and the deadline). Nothing is editable here: a decided
+request is history, and a pending one changes only through a decision.
+Viewers see the same queue without any action."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from .models import ApprovalRequest
+from .registry import UnknownKind
+from .selectors import approval_list_for_user, work_queue_ordering
+from .services import MAX_REASON_CHARS, ApprovalError, approval_deny, approval_grant, may_decide
+
+CONFIRMATION_TEMPLATE = "admin/approvals/approvalrequest/decide_confirmation.html"
+
+
+def format_time_left(left: timedelta | None) -> str:
+    """'4m 05s', '1h 02m', or 'overdue 12s' for a deadline passed but not yet swept."""
+    if left is None:
+        return "-"
+    seconds = int(left.total_seconds())
+    prefix = ""
+    if seconds <= 0:
+        prefix, seconds = "overdue ", -seconds
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{prefix}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{prefix}{minutes}m {secs:02d}s"
+    return f"{prefix}{secs}s"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON_CHARS,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="Recorded in the audit log with your decision.",
+    )
+
+
+Decide = Callable[..., ApprovalRequest]
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "status",
+        "time_left",
+        "kind",
+        "subject_id",
+        "what_is_asked",
+        "requester",
+        "expires_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["status", "kind"]
+    search_fields = ["subject_id"]
+    actions = ["approve_selected", "deny_selected"]
+    list_per_page = 50
+    fields = [
+        "kind",
+        "subject_id",
+        "summary",
+        "status",
+        "requester",
+        "requested_at",
+        "expires_at",
+        "time_left",
+        "decided_by",
+        "decided_at",
+        "reason",
+    ]
+    readonly_fields = fields
+
+    # --- scope and order --------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
+        return approval_list_for_user(user=request.user)
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return work_queue_ordering()
+
+    # --- read-only: decisions go through the actions ----------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return may_decide(request.user)
+
+    # --- columns ----------------------------------------------------------------------
+
+    @admin.display(description="time left")
+    def time_left(self, obj: ApprovalRequest) -> str:
+        return format_time_left(obj.time_left())
+
+    @admin.display(description="what is asked")
+    def what_is_asked(self, obj: ApprovalRequest) -> str:
+        summary = obj.summary if isinstance(obj.summary, dict) else {}
+        return format_html_join(
+            ", ", "{} <b>{}</b>", ((key, value) for key, value in summary.items())
+        ) or format_html("{}", "-")
+
+    @admin.display(description="requested by")
+    def requester(self, obj: ApprovalRequest) -> str:
+        if obj.requested_by_agent is not None:
+            owner = obj.requested_by_agent.owner
+            return f"agent {obj.requested_by_agent.agent_id}" + (
+                f" (owner {owner})" if owner else ""
+            )
+        if obj.requested_by_user is not None:
+            return f"user {obj.requested_by_user}"
+        return "system"
+
+    # --- actions ----------------------------------------------------------------------
+
+    @admin.action(description="Approve selected requests…", permissions=["decide"])
+    def approve_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]
+    ) -> HttpResponse | None:
+        return self._decide(request, queryset, approval_grant, "approve_selected", "Approve")
+
+    @admin.action(description="Deny selected requests…", permissions=["decide"])
+    def deny_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]
+    ) -> HttpResponse | None:
+        return self._decide(request, queryset, approval_deny, "deny_selected", "Deny")
+
+    def _decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ApprovalRequest],
+        decide: Decide,
+        action: str,
+        verb: str,
+    ) -> HttpResponse | None:
+        """First POST (from the changelist): show what is asked and ask for a
+        reason. Second POST (post=yes): decide each request through the service;
+        each refusal is reported and changes nothing."""
+        if request.POST.get("post") == "yes":
+            form = ReasonForm(request.POST)
+            if form.is_valid():
+                self._apply(request, queryset, decide, verb, form.cleaned_data["reason"])
+                return None
+        else:
+            form = ReasonForm()
+        now = timezone.now()
+        rows = [(approval, format_time_left(approval.time_left(now))) for approval in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{verb} approval requests",
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "rows": rows,
+            "form": form,
+            "action": action,
+            "verb": verb,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, CONFIRMATION_TEMPLATE, context)
+
+    def _apply(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ApprovalRequest],
+        decide: Decide,
+        verb: str,
+        reason: str,
+    ) -> None:
+        done = 0
+        for approval in queryset:
+            try:
+                decide(request_id=approval.pk, acting_user=request.user, reason=reason)
+            except (ApprovalError, UnknownKind) as exc:
+                detail = getattr(exc, "detail", str(exc))
+                self.message_user(request, f"#{approval.pk}: {detail}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            past = "approved" if verb == "Approve" else "denied"
+            self.message_user(request, f"{done} request(s) {past}.", messages.SUCCESS)
