@@ -122,6 +122,11 @@ _SPECS: list[EventTypeSpec] = [
         Channel.SERVER,
         {1: obj({"version": INT, "hash": {"type": "string"}, "config": {"type": "object"}}, closed=False)},
     ),
+    EventTypeSpec(
+        "RISK_LIMITS_CHANGED",
+        Channel.SERVER,
+        {1: obj({"agent_id": ID, "limits": {"type": "object"}, "hash": {"type": "string"}}, closed=False)},
+    ),
     EventTypeSpec("SURVEILLANCE_ALERT", Channel.SERVER, {1: obj({"detector": ID}, closed=False)}),
     EventTypeSpec("REPORT_GENERATED", Channel.SERVER, {1: obj({"sha256": {"type": "string"}}, closed=False)}),
     EventTypeSpec(

@@ -4,3 +4,26 @@ from django.apps import AppConfig
 class SurveillanceConfig(AppConfig):
     name = "surveillance"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts.models import Role
+        from accounts.roles import grant
+        from approvals.registry import register_resolver
+        from audit.services.ingest import register_projection_hook
+
+        from .services.projections import OrderApprovalResolver, apply_reported
+
+        register_projection_hook(apply_reported)
+        register_resolver("order", OrderApprovalResolver(), replace=True)
+        grant(
+            Role.VIEWER,
+            [
+                "surveillance.view_order",
+                "surveillance.view_fill",
+                "surveillance.view_killswitch",
+                "surveillance.view_complianceconfigversion",
+                "surveillance.view_agentrisklimit",
+                "surveillance.view_marketrisk",
+            ],
+        )
+        grant(Role.RISK_MANAGER, ["surveillance.add_killswitch", "surveillance.change_killswitch"])

@@ -1,5 +1,25 @@
 """The audit entry points every other app uses. Import from here."""
 
-from .log import DEFAULT_LOG, Actor, AuditError, PendingRecord, append, now_us, record_event
+from .log import (
+    DEFAULT_LOG,
+    Actor,
+    AuditError,
+    PendingRecord,
+    append,
+    lock_head,
+    now_us,
+    pending_server_event,
+    record_event,
+)
 
-__all__ = ["DEFAULT_LOG", "Actor", "AuditError", "PendingRecord", "append", "now_us", "record_event"]
+__all__ = [
+    "DEFAULT_LOG",
+    "Actor",
+    "AuditError",
+    "PendingRecord",
+    "append",
+    "lock_head",
+    "now_us",
+    "pending_server_event",
+    "record_event",
+]

@@ -89,7 +89,10 @@ class CheckedItem:
     def source(self) -> dict[str, Any]:
         return {"envelope": self.envelope, "key_id": self.key_id, "signature": self.signature}
 
-    def pending(self, agent_id: str) -> PendingRecord:
+    def pending(self, agent_id: str, *, event_type: str | None = None) -> PendingRecord:
+        """The record for this item. The gate records a refused order as
+        ORDER_REJECTED: the record's type is the server's verdict, the signed
+        envelope inside it still says what the bot asked for."""
         data = {
             "schema_version": self.resolved.version,
             "received_at_us": self.received_at_us,
@@ -108,7 +111,7 @@ class CheckedItem:
             )
         )
         return PendingRecord(
-            event_type=self.envelope["event_type"],
+            event_type=event_type or self.envelope["event_type"],
             actor=Actor.agent(agent_id),
             data_json=canonicalize(data),
             source_json=source_json,

@@ -115,7 +115,7 @@ def record_event(
     return append([pending_server_event(event_type, actor=actor, data=data)], log_name=log_name)[0]
 
 
-def _lock_head(log_name: str) -> Log:
+def lock_head(log_name: str = DEFAULT_LOG) -> Log:
     """Lock the head row (FOR UPDATE on PostgreSQL; SQLite already holds the
     database write lock from BEGIN IMMEDIATE). The default log is made by a
     migration; any other log is created on its first append."""
@@ -132,7 +132,7 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
         raise AuditError("audit records must be appended inside the caller's transaction")
     if not pending:
         return []
-    head = _lock_head(log_name)
+    head = lock_head(log_name)
     recorded_at_us = max(now_us(), head.last_recorded_at_us)
     seq = head.size
     prev = bytes(head.chain_hash)

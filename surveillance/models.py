@@ -1,0 +1,194 @@
+"""Trading projections, the versioned compliance config, risk limits and kill switches.
+
+Projections (orders, fills, positions, risk state) are updated from the gate's
+decisions and the reported events in the same transaction as their records."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+from accounts.models import Agent, User
+
+QTY = {"max_digits": 30, "decimal_places": 12}
+
+
+class ComplianceConfigVersion(models.Model):
+    """One version of the firm-wide compliance config. Never edited: every change
+    is a new row, recorded as CONFIG_CHANGED with the whole config and its hash."""
+
+    version = models.PositiveIntegerField(unique=True)
+    config = models.JSONField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    seq = models.BigIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"config v{self.version}"
+
+
+class AgentRiskLimit(models.Model):
+    """Per-agent risk limits, set by risk managers (null = no limit)."""
+
+    agent = models.OneToOneField(Agent, on_delete=models.PROTECT, related_name="risk_limit")
+    max_position = models.DecimalField(null=True, blank=True, **QTY)
+    max_order_notional = models.DecimalField(null=True, blank=True, **QTY)
+    max_daily_notional = models.DecimalField(null=True, blank=True, **QTY)
+    max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+
+    def __str__(self) -> str:
+        return f"limits for {self.agent_id}"
+
+
+class FirmRisk(models.Model):
+    """The firm-wide risk row. The gate locks it for every decision, so two orders
+    that each fit but together breach a cap can never both pass."""
+
+    name = models.CharField(max_length=32, unique=True, default="firm")
+    day = models.DateField(null=True)
+    day_notional = models.DecimalField(default=Decimal(0), **QTY)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MarketRisk(models.Model):
+    """Firm-wide exposure in one market: filled position and resting order quantity."""
+
+    market = models.CharField(max_length=64, unique=True)
+    position = models.DecimalField(default=Decimal(0), **QTY)
+    open_buy = models.DecimalField(default=Decimal(0), **QTY)
+    open_sell = models.DecimalField(default=Decimal(0), **QTY)
+    last_price = models.DecimalField(null=True, **QTY)  # last traded or reported price
+    mark_price = models.DecimalField(null=True, **QTY)  # values the exposure: last price, else last order price
+
+    def __str__(self) -> str:
+        return self.market
+
+
+class AgentMarketRisk(models.Model):
+    """One agent's exposure in one market."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="market_risk")
+    market = models.CharField(max_length=64)
+    position = models.DecimalField(default=Decimal(0), **QTY)
+    open_buy = models.DecimalField(default=Decimal(0), **QTY)
+    open_sell = models.DecimalField(default=Decimal(0), **QTY)
+    day = models.DateField(null=True)
+    day_notional = models.DecimalField(default=Decimal(0), **QTY)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "market"], name="agentmarketrisk_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.market}"
+
+
+class Order(models.Model):
+    """Every order a bot asked the gate about, whatever the decision."""
+
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval"
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    RESTING = (Status.PENDING_APPROVAL, Status.OPEN, Status.PARTIALLY_FILLED)
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="orders")
+    order_id = models.CharField(max_length=128)
+    market = models.CharField(max_length=64)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=16)
+    venue = models.CharField(max_length=64, blank=True, default="")
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**QTY)
+    filled_quantity = models.DecimalField(default=Decimal(0), **QTY)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    decision = models.CharField(max_length=10)
+    reasons = models.JSONField(default=list)
+    config_hash = models.CharField(max_length=64)
+    approval_id = models.BigIntegerField(null=True, blank=True)
+    seq = models.BigIntegerField(help_text="seq of the record of the gate decision")
+    created_at_us = models.BigIntegerField()
+    updated_at_us = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "order_id"], name="order_unique_agent_order_id")
+        ]
+        indexes = [
+            models.Index(fields=["agent", "created_at_us"], name="order_agent_time"),
+            models.Index(fields=["status"], name="order_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.order_id}"
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+
+class Fill(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, null=True, related_name="fills")
+    order_ref = models.CharField(max_length=128)
+    fill_id = models.CharField(max_length=128)
+    market = models.CharField(max_length=64, blank=True, default="")
+    side = models.CharField(max_length=4, blank=True, default="")
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**QTY)
+    seq = models.BigIntegerField()
+    recorded_at_us = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "order_ref", "fill_id"], name="fill_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_ref}/{self.fill_id}"
+
+
+class KillSwitch(models.Model):
+    """A kill switch. Activation snapshots open positions; at most one active
+    switch per scope and target."""
+
+    class Scope(models.TextChoices):
+        GLOBAL = "global"
+        AGENT = "agent"
+        MARKET = "market"
+
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    target = models.CharField(max_length=64, blank=True, default="")
+    active = models.BooleanField(default=True)
+    reason = models.TextField()
+    snapshot = models.JSONField(default=dict)
+    activated_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    activated_at = models.DateTimeField(auto_now_add=True)
+    activated_seq = models.BigIntegerField()
+    deactivated_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    deactivated_at = models.DateTimeField(null=True)
+    deactivation_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "target"],
+                condition=models.Q(active=True),
+                name="killswitch_one_active_per_target",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.target or '*'}"

@@ -1,0 +1,100 @@
+"""The versioned compliance config and per-agent risk limits."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import Agent, User
+from audit.services import Actor, record_event
+from compliance_client.jcs import canonicalize
+
+from ..config import DEFAULT_CONFIG, Limits, config_hash
+from ..models import AgentRiskLimit, ComplianceConfigVersion
+from .risk import lock_firm
+
+_parsed: dict[int, Limits] = {}
+
+
+def _create(config: dict[str, Any], *, version: int, actor: Actor, user: User | None) -> ComplianceConfigVersion:
+    digest = config_hash(config)
+    previous = ComplianceConfigVersion.objects.filter(version=version - 1).values_list("hash", flat=True).first()
+    record = record_event(
+        "CONFIG_CHANGED",
+        actor=actor,
+        data={"version": version, "hash": digest, "config": config, "previous_hash": previous},
+    )
+    return ComplianceConfigVersion.objects.create(
+        version=version, config=config, hash=digest, created_by=user, seq=record.seq
+    )
+
+
+def config_current() -> ComplianceConfigVersion:
+    """The config in force. The first call creates version 1 from the defaults
+    and records it, so every decision's config hash is provable from the log."""
+    latest = ComplianceConfigVersion.objects.order_by("-version").first()
+    if latest is not None:
+        return latest
+    with transaction.atomic():
+        lock_firm()
+        latest = ComplianceConfigVersion.objects.order_by("-version").first()
+        if latest is None:
+            latest = _create(DEFAULT_CONFIG, version=1, actor=Actor.system("defaults"), user=None)
+    return latest
+
+
+def limits_current() -> Limits:
+    row = config_current()
+    limits = _parsed.get(row.version)
+    if limits is None or limits.hash != row.hash:
+        limits = Limits.parse(row.version, row.hash, row.config)
+        _parsed[row.version] = limits
+    return limits
+
+
+@transaction.atomic
+def config_update(*, config: dict[str, Any], acting_user: User) -> ComplianceConfigVersion:
+    """A new version with the whole config (already validated). Takes the firm
+    risk lock, so no gate decision straddles the change. Compliance officers+."""
+    current = config_current()
+    lock_firm()
+    latest = ComplianceConfigVersion.objects.order_by("-version").first() or current
+    return _create(config, version=latest.version + 1, actor=Actor.for_user(acting_user), user=acting_user)
+
+
+LIMIT_FIELDS = ("max_position", "max_order_notional", "max_daily_notional", "max_orders_per_minute")
+
+
+def agent_limits_dict(limit: AgentRiskLimit | None) -> dict[str, Any]:
+    if limit is None:
+        return dict.fromkeys(LIMIT_FIELDS)
+    out: dict[str, Any] = {}
+    for name in LIMIT_FIELDS:
+        value = getattr(limit, name)
+        out[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
+    return out
+
+
+def limits_hash(limits: dict[str, Any]) -> str:
+    return hashlib.sha256(canonicalize(limits)).hexdigest()
+
+
+@transaction.atomic
+def agent_limits_set(*, agent: Agent, limits: dict[str, Any], acting_user: User) -> AgentRiskLimit:
+    """Set an agent's risk limits (risk managers+); recorded as RISK_LIMITS_CHANGED."""
+    lock_firm()
+    row, _ = AgentRiskLimit.objects.select_for_update().get_or_create(agent=agent)
+    for name in LIMIT_FIELDS:
+        setattr(row, name, limits.get(name))
+    row.updated_by = acting_user
+    row.save()
+    shown = agent_limits_dict(row)
+    record_event(
+        "RISK_LIMITS_CHANGED",
+        actor=Actor.for_user(acting_user),
+        data={"agent_id": agent.agent_id, "limits": shown, "hash": limits_hash(shown)},
+    )
+    return row

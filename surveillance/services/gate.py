@@ -1,0 +1,410 @@
+"""The pre-trade gate: POST /api/v1/orders/ (CONTRACT section 7).
+
+Before any lock: the signed intent is checked exactly as a reported event is
+(signature, key, schema). Then, under the firm risk lock: the snapshot is read,
+the pure checks run (surveillance.checks), and the decision, its records and
+the projections commit together. Every decision carries the config hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+
+from accounts.models import Agent
+from approvals.services import approval_open
+from audit.event_types import Channel
+from audit.services import Actor, append, lock_head, now_us, pending_server_event
+from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
+
+from ..checks import REGULATORY_REASONS, AgentLimits, Exposure, Intent, Reason, RiskSnapshot, decision_of, evaluate
+from ..config import Limits
+from ..models import AgentMarketRisk, AgentRiskLimit, KillSwitch, MarketRisk, Order
+from . import risk
+from .config import agent_limits_dict, limits_current, limits_hash
+
+MINUTE_US = 60_000_000
+
+
+class OrderConflict(Exception):
+    """The order_id is taken by another envelope, or the amendment targets an order
+    that cannot be amended (409)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+@dataclass
+class GateResult:
+    decision: str
+    order: Order
+    reasons: list[dict[str, Any]]
+    seq: int
+    config_hash: str
+    approval: dict[str, Any] | None
+    cancel_all: bool
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "order_id": self.order.order_id,
+            "status": self.order.status,
+            "reasons": self.reasons,
+            "seq": self.seq,
+            "config_hash": self.config_hash,
+            "approval": self.approval,
+            "cancel_all": self.cancel_all,
+        }
+
+
+def _today() -> Any:
+    return datetime.now(UTC).date()
+
+
+def active_kill_switches() -> set[tuple[str, str]]:
+    return set(KillSwitch.objects.filter(active=True).values_list("scope", "target"))
+
+
+def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, str]]) -> bool:
+    return (
+        ("global", "") in switches
+        or ("agent", agent_id) in switches
+        or (market is not None and ("market", market) in switches)
+    )
+
+
+def _market_exposures() -> tuple[dict[str, tuple[Exposure, Decimal]], Decimal]:
+    rows = {}
+    gross = Decimal(0)
+    for m in MarketRisk.objects.all():
+        exposure = Exposure(m.position, m.open_buy, m.open_sell)
+        price = m.mark_price or Decimal(0)
+        rows[m.market] = (exposure, price)
+        gross += exposure.worst() * price
+    return rows, gross
+
+
+def snapshot_for(
+    agent: Agent,
+    intent: Intent,
+    lim: Limits,
+    *,
+    firm: Any,
+    now: int,
+    window_secs: int,
+    exclude: Order | None = None,
+) -> RiskSnapshot:
+    """Everything the checks need, read while the caller holds the firm lock."""
+    markets, gross = _market_exposures()
+    market, market_price = markets.get(intent.market, (Exposure(), Decimal(0)))
+    traded = MarketRisk.objects.filter(market=intent.market).values_list("last_price", flat=True).first()
+    agent_row = AgentMarketRisk.objects.filter(agent=agent, market=intent.market).first()
+    agent_market = (
+        Exposure(agent_row.position, agent_row.open_buy, agent_row.open_sell) if agent_row else Exposure()
+    )
+    if exclude is not None and exclude.status in Order.RESTING:
+        # An amendment replaces what is left of the order: take it out first.
+        left = exclude.remaining
+        for exp in (market, agent_market):
+            if exclude.side == "buy":
+                exp.open_buy -= left
+            else:
+                exp.open_sell -= left
+    today = _today()
+    agent_day = (
+        AgentMarketRisk.objects.filter(agent=agent, day=today).aggregate(total=Sum("day_notional"))["total"]
+        or Decimal(0)
+    )
+    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
+    agent_orders = Order.objects.filter(agent=agent)
+    window_start = now - window_secs * 1_000_000
+    in_window = agent_orders.filter(created_at_us__gte=window_start).exclude(decision="rejected")
+    duplicate = False
+    if lim.duplicate_window_us and exclude is None:
+        duplicate = agent_orders.filter(
+            market=intent.market,
+            side=intent.side,
+            quantity=intent.quantity,
+            price=intent.price,
+            created_at_us__gte=now - lim.duplicate_window_us,
+        ).exclude(decision="rejected").exists()
+    return RiskSnapshot(
+        kill_switches=active_kill_switches(),
+        reference_price=traded,
+        market=market,
+        market_price=market_price,
+        gross_exposure=gross,
+        firm_day_notional=firm.day_notional if firm.day == today else Decimal(0),
+        duplicate=duplicate,
+        agent_orders_last_minute=agent_orders.filter(created_at_us__gte=now - MINUTE_US).count(),
+        agent_orders_in_window=in_window.count(),
+        agent_cancels_in_window=in_window.filter(status=Order.Status.CANCELED).count(),
+        agent_market=agent_market,
+        agent_day_notional=agent_day,
+        agent_limits=AgentLimits(
+            max_position=limit_row.max_position,
+            max_order_notional=limit_row.max_order_notional,
+            max_daily_notional=limit_row.max_daily_notional,
+            max_orders_per_minute=limit_row.max_orders_per_minute,
+        )
+        if limit_row
+        else AgentLimits(),
+    )
+
+
+def _check_intent(agent: Agent, item: Any) -> CheckedItem:
+    checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
+    if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
+        raise BatchRejected([ItemError(0, "unknown_event_type", "the gate takes ORDER_SUBMITTED or ORDER_AMENDED")])
+    return checked
+
+
+def _replay(agent: Agent, checked: CheckedItem) -> GateResult | None:
+    """The same envelope sent again gets the same answer; an event_id reused for
+    another envelope is a conflict."""
+    from audit.models import Record
+
+    old = Record.objects.filter(agent_id=agent.agent_id, event_id=checked.event_id).first()
+    if old is None:
+        return None
+    if bytes(old.envelope_hash or b"") != checked.envelope_hash:
+        raise OrderConflict("event_id_conflict", f"event_id {checked.event_id!r} was used for another envelope")
+    order = Order.objects.get(agent=agent, order_id=checked.envelope["payload"]["order_id"])
+    data = old.as_dict()["data"]
+    return GateResult(
+        decision=data["decision"],
+        order=order,
+        reasons=data["reasons"],
+        seq=old.seq,
+        config_hash=data["config_hash"],
+        approval=_replayed_approval(order),
+        cancel_all=cancel_all_for(agent.agent_id, order.market, active_kill_switches()),
+        replayed=True,
+    )
+
+
+def _replayed_approval(order: Order) -> dict[str, Any] | None:
+    if order.approval_id is None:
+        return None
+    from approvals.models import ApprovalRequest
+
+    request = ApprovalRequest.objects.filter(pk=order.approval_id).first()
+    return _approval_dict(request) if request else None
+
+
+def order_submit(*, agent: Agent, item: Any) -> GateResult:
+    """Decide on a signed order intent (or amendment). Raises BatchRejected (400),
+    OrderConflict (409) or OrderNotFound (404); nothing is stored then."""
+    checked = _check_intent(agent, item)
+    for attempt in range(2):
+        try:
+            replay = _replay(agent, checked)
+            if replay is not None:
+                return replay
+            if checked.envelope["event_type"] == "ORDER_AMENDED":
+                return _amend(agent, checked)
+            return _submit(agent, checked)
+        except IntegrityError:
+            # The same event_id or order_id committed concurrently: answer as a replay.
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _decision_data(
+    decision: str, status: str, reasons: list[Reason], lim: Limits, agent: Agent, notional: Decimal
+) -> dict[str, Any]:
+    limits = agent_limits_dict(AgentRiskLimit.objects.filter(agent=agent).first())
+    return {
+        "decision": decision,
+        "status": status,
+        "reasons": [r.as_dict() for r in reasons],
+        "config_version": lim.version,
+        "config_hash": lim.hash,
+        "agent_limits_hash": limits_hash(limits),
+        "notional": format(notional.normalize(), "f"),
+    }
+
+
+def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: str) -> list[Any]:
+    return [
+        pending_server_event(
+            "LIMIT_BREACH",
+            actor=Actor.system("gate"),
+            data={
+                "code": r.code,
+                "limit": r.limit,
+                "value": r.value,
+                "detail": r.detail,
+                "agent_id": agent.agent_id,
+                "order_id": order_id,
+                "market": market,
+            },
+        )
+        for r in reasons
+        if r.code in REGULATORY_REASONS
+    ]
+
+
+@transaction.atomic
+def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
+    payload = checked.envelope["payload"]
+    intent = Intent(agent.agent_id, payload["market"], payload["side"], Decimal(payload["quantity"]), Decimal(payload["price"]))
+    if Order.objects.filter(agent=agent, order_id=payload["order_id"]).exists():
+        raise OrderConflict("order_id_conflict", f"order_id {payload['order_id']!r} was already used by this agent")
+    lim = limits_current()
+    firm = risk.lock_firm()
+    now = now_us()
+    cfg_window = lim.raw.get("surveillance_window_secs", 3600)
+    snap = snapshot_for(agent, intent, lim, firm=firm, now=now, window_secs=cfg_window)
+    reasons = evaluate(intent, snap, lim)
+    decision = decision_of(reasons)
+    status = {"accepted": Order.Status.OPEN, "held": Order.Status.PENDING_APPROVAL}.get(
+        decision, Order.Status.REJECTED
+    )
+    data = _decision_data(decision, status, reasons, lim, agent, intent.notional)
+    order = Order(
+        agent=agent,
+        order_id=payload["order_id"],
+        market=intent.market,
+        side=intent.side,
+        order_type=payload["order_type"],
+        venue=payload.get("venue", ""),
+        quantity=intent.quantity,
+        price=intent.price,
+        status=status,
+        decision=decision,
+        reasons=data["reasons"],
+        config_hash=lim.hash,
+        seq=-1,
+        created_at_us=now,
+        updated_at_us=now,
+    )
+    checked.extra_data = data
+    pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if decision == "rejected" else None)]
+    if decision == "rejected":
+        pending += _breach_records(reasons, agent, order.order_id, intent.market)
+    records = append(pending)
+    order.seq = records[0].seq
+    order.save()
+    approval = None
+    if decision == "held":
+        request = approval_open(
+            kind="order",
+            subject_id=str(order.pk),
+            summary={
+                "agent_id": agent.agent_id,
+                "order_id": order.order_id,
+                "market": intent.market,
+                "side": intent.side,
+                "quantity": payload["quantity"],
+                "price": payload["price"],
+                "notional": data["notional"],
+                "order_seq": order.seq,
+                "config_hash": lim.hash,
+            },
+            requested_by_agent=agent,
+            timeout_secs=lim.approval_timeout_secs,
+        )
+        approval = _approval_dict(request)
+        order.approval_id = request.pk
+        order.save(update_fields=["approval_id"])
+    if decision in {"accepted", "held"}:
+        risk.reserve(agent, intent.market, intent.side, intent.quantity, intent.price)
+        risk.add_day_notional(firm, agent, intent.market, _today(), intent.notional)
+    return GateResult(
+        decision=decision,
+        order=order,
+        reasons=data["reasons"],
+        seq=records[0].seq,
+        config_hash=lim.hash,
+        approval=approval,
+        cancel_all=cancel_all_for(agent.agent_id, intent.market, snap.kill_switches),
+    )
+
+
+def _approval_dict(request: Any) -> dict[str, Any]:
+    return {"id": request.pk, "expires_at": request.expires_at.isoformat()}
+
+
+@transaction.atomic
+def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
+    payload = checked.envelope["payload"]
+    lim = limits_current()
+    firm = risk.lock_firm()
+    lock_head()  # fills and cancels of this order wait until the amendment is decided
+    order = Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    if order is None:
+        raise OrderNotFound(payload["order_id"])
+    if order.status not in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
+        raise OrderConflict("order_not_amendable", f"order {order.order_id} is {order.status}")
+    quantity = Decimal(payload.get("quantity", order.quantity))
+    price = Decimal(payload.get("price", order.price))
+    if quantity <= order.filled_quantity:
+        raise BatchRejected([ItemError(0, "schema_violation", "amended quantity must exceed the filled quantity")])
+    now = now_us()
+    remaining = quantity - order.filled_quantity
+    intent = Intent(agent.agent_id, order.market, order.side, remaining, price)
+    snap = snapshot_for(
+        agent,
+        intent,
+        lim,
+        firm=firm,
+        now=now,
+        window_secs=lim.raw.get("surveillance_window_secs", 3600),
+        exclude=order,
+    )
+    reasons = evaluate(intent, snap, lim, amendment=True)
+    if reasons and reasons[-1].code == "approval_required":
+        reasons[-1] = Reason(
+            "approval_required",
+            reasons[-1].limit,
+            reasons[-1].value,
+            "amendments above the approval threshold are refused: submit a new order for approval",
+        )
+    decision = "accepted" if not reasons else "rejected"
+    data = _decision_data(decision, order.status, reasons, lim, agent, intent.notional)
+    data["amendment"] = {"quantity": format(quantity.normalize(), "f"), "price": format(price.normalize(), "f")}
+    checked.extra_data = data
+    pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if reasons else None)]
+    if reasons:
+        pending += _breach_records(reasons, agent, order.order_id, order.market)
+    records = append(pending)
+    if decision == "accepted":
+        old_remaining = order.remaining
+        extra = intent.notional - old_remaining * order.price
+        risk.release(agent, order.market, order.side, old_remaining)
+        risk.reserve(agent, order.market, order.side, remaining, price)
+        order.quantity, order.price, order.updated_at_us = quantity, price, now
+        order.save(update_fields=["quantity", "price", "updated_at_us"])
+        if extra > 0:
+            risk.add_day_notional(firm, agent, order.market, _today(), extra)
+    return GateResult(
+        decision=decision,
+        order=order,
+        reasons=data["reasons"],
+        seq=records[0].seq,
+        config_hash=lim.hash,
+        approval=None,
+        cancel_all=cancel_all_for(agent.agent_id, order.market, snap.kill_switches),
+    )
+
+
+def order_get(*, agent: Agent, order_id: str) -> Order | None:
+    return Order.objects.filter(agent=agent, order_id=order_id).first()
+
+
+def orders_resting(q: Q | None = None) -> Any:
+    qs = Order.objects.filter(status__in=Order.RESTING)
+    return qs.filter(q) if q is not None else qs

@@ -1,0 +1,111 @@
+"""Kill switches: global, per agent, per market."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import has_role
+from audit.services import Actor, record_event
+
+from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
+from .config import limits_current
+from .risk import lock_firm
+
+
+class KillSwitchError(Exception):
+    def __init__(self, code: str, detail: str, status: int):
+        super().__init__(detail)
+        self.code, self.detail, self.status = code, detail, status
+
+
+def _d(value: Any) -> str:
+    return format(value.normalize(), "f")
+
+
+def _snapshot(scope: str, target: str) -> dict[str, Any]:
+    """Open positions and resting orders in scope at the moment of activation."""
+    agents = AgentMarketRisk.objects.select_related("agent").order_by("agent__agent_id", "market")
+    markets = MarketRisk.objects.order_by("market")
+    orders = Order.objects.filter(status__in=Order.RESTING).select_related("agent").order_by("pk")
+    if scope == "agent":
+        agents = agents.filter(agent__agent_id=target)
+        orders = orders.filter(agent__agent_id=target)
+        markets = markets.none()
+    elif scope == "market":
+        agents = agents.filter(market=target)
+        markets = markets.filter(market=target)
+        orders = orders.filter(market=target)
+    return {
+        "positions": [
+            {"agent_id": a.agent.agent_id, "market": a.market, "position": _d(a.position)}
+            for a in agents
+            if a.position or a.open_buy or a.open_sell
+        ],
+        "markets": [
+            {"market": m.market, "position": _d(m.position), "open_buy": _d(m.open_buy), "open_sell": _d(m.open_sell)}
+            for m in markets
+            if m.position or m.open_buy or m.open_sell
+        ],
+        "resting_orders": [
+            {"agent_id": o.agent.agent_id, "order_id": o.order_id, "market": o.market, "side": o.side,
+             "remaining": _d(o.remaining), "status": o.status}
+            for o in orders
+        ],
+    }
+
+
+def _check_role(user: User) -> None:
+    role = limits_current().kill_switch_role
+    if not has_role(user, role):
+        raise KillSwitchError("forbidden", f"the kill switch requires the {role} role or higher", 403)
+
+
+@transaction.atomic
+def kill_switch_activate(*, scope: str, target: str | None, reason: str, acting_user: User) -> KillSwitch:
+    """Activate: takes the firm risk lock, so every gate decision after this commits
+    sees it. Snapshots open positions into the record."""
+    _check_role(acting_user)
+    target = "" if scope == "global" else (target or "")
+    if scope != "global" and not target:
+        raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
+    lock_firm()
+    if KillSwitch.objects.filter(scope=scope, target=target, active=True).exists():
+        raise KillSwitchError("already_active", "this kill switch is already active", 409)
+    snapshot = _snapshot(scope, target)
+    record = record_event(
+        "KILL_SWITCH_ACTIVATED",
+        actor=Actor.for_user(acting_user),
+        data={"scope": scope, "target": target or None, "reason": reason, "snapshot": snapshot},
+    )
+    return KillSwitch.objects.create(
+        scope=scope, target=target, reason=reason, snapshot=snapshot, activated_by=acting_user, activated_seq=record.seq
+    )
+
+
+@transaction.atomic
+def kill_switch_deactivate(*, scope: str, target: str | None, reason: str, acting_user: User) -> KillSwitch:
+    _check_role(acting_user)
+    target = "" if scope == "global" else (target or "")
+    lock_firm()
+    switch = KillSwitch.objects.select_for_update().filter(scope=scope, target=target, active=True).first()
+    if switch is None:
+        raise KillSwitchError("not_active", "no such active kill switch", 409)
+    record_event(
+        "KILL_SWITCH_DEACTIVATED",
+        actor=Actor.for_user(acting_user),
+        data={"scope": scope, "target": target or None, "reason": reason, "activated_seq": switch.activated_seq},
+    )
+    switch.active = False
+    switch.deactivated_by = acting_user
+    switch.deactivated_at = timezone.now()
+    switch.deactivation_reason = reason
+    switch.save(update_fields=["active", "deactivated_by", "deactivated_at", "deactivation_reason"])
+    return switch
+
+
+def kill_switch_active() -> list[KillSwitch]:
+    return list(KillSwitch.objects.filter(active=True).order_by("activated_at"))

@@ -1,0 +1,99 @@
+"""The firm risk lock and exposure bookkeeping shared by the gate, the
+projections and the kill switch.
+
+Lock order, everywhere: FirmRisk -> approval row -> log head -> order / market
+rows. The gate takes the firm lock first; the ingest path and the approval
+resolvers only take rows after the log head, so no cycle can form."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import F
+
+from accounts.models import Agent
+
+from ..models import AgentMarketRisk, FirmRisk, MarketRisk
+
+
+def lock_firm() -> FirmRisk:
+    firm = FirmRisk.objects.select_for_update().filter(name="firm").first()
+    if firm is None:
+        FirmRisk.objects.get_or_create(name="firm")
+        firm = FirmRisk.objects.select_for_update().get(name="firm")
+    return firm
+
+
+def market_row(market: str) -> MarketRisk:
+    row, _ = MarketRisk.objects.get_or_create(market=market)
+    return row
+
+
+def agent_market_row(agent: Agent, market: str) -> AgentMarketRisk:
+    row, _ = AgentMarketRisk.objects.get_or_create(agent=agent, market=market)
+    return row
+
+
+def _side_field(side: str) -> str:
+    return "open_buy" if side == "buy" else "open_sell"
+
+
+def reserve(agent: Agent, market: str, side: str, quantity: Decimal, price: Decimal) -> None:
+    """An order now rests (or waits for approval): count it in the exposure. Until
+    the market trades, its exposure is valued at the latest order price."""
+    field = _side_field(side)
+    market_row(market)
+    agent_market_row(agent, market)
+    MarketRisk.objects.filter(market=market).update(**{field: F(field) + quantity})
+    MarketRisk.objects.filter(market=market, last_price__isnull=True).update(mark_price=price)
+    AgentMarketRisk.objects.filter(agent=agent, market=market).update(**{field: F(field) + quantity})
+
+
+def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
+    """An order stopped resting (canceled, denied, expired): drop what was left of it."""
+    if quantity <= 0:
+        return
+    field = _side_field(side)
+    MarketRisk.objects.filter(market=market).update(**{field: F(field) - quantity})
+    AgentMarketRisk.objects.filter(agent=agent, market=market).update(**{field: F(field) - quantity})
+
+
+def fill(agent: Agent, market: str, side: str, quantity: Decimal, resting: Decimal, price: Decimal) -> None:
+    """A fill moves quantity from resting to position (worst-case exposure unchanged)."""
+    signed = quantity if side == "buy" else -quantity
+    field = _side_field(side)
+    market_row(market)
+    agent_market_row(agent, market)
+    MarketRisk.objects.filter(market=market).update(
+        position=F("position") + signed, **{field: F(field) - resting}, last_price=price, mark_price=price
+    )
+    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
+        position=F("position") + signed, **{field: F(field) - resting}
+    )
+
+
+def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -> None:
+    """A bot reported its absolute position in a market."""
+    row = AgentMarketRisk.objects.select_for_update().filter(agent=agent, market=market).first()
+    if row is None:
+        agent_market_row(agent, market)
+        row = AgentMarketRisk.objects.select_for_update().get(agent=agent, market=market)
+    delta = quantity - row.position
+    market_row(market)
+    MarketRisk.objects.filter(market=market).update(
+        position=F("position") + delta, last_price=price, mark_price=price
+    )
+    AgentMarketRisk.objects.filter(pk=row.pk).update(position=quantity)
+
+
+def add_day_notional(firm: FirmRisk, agent: Agent, market: str, today: date, notional: Decimal) -> None:
+    if firm.day != today:
+        firm.day, firm.day_notional = today, Decimal(0)
+    firm.day_notional += notional
+    firm.save(update_fields=["day", "day_notional"])
+    row = agent_market_row(agent, market)
+    if row.day != today:
+        AgentMarketRisk.objects.filter(pk=row.pk).update(day=today, day_notional=notional)
+    else:
+        AgentMarketRisk.objects.filter(pk=row.pk).update(day_notional=F("day_notional") + notional)

@@ -1,0 +1,100 @@
+"""Held orders end to end, and the gate under concurrency on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from approvals.models import ApprovalRequest
+from approvals.services import approval_expire_due
+from audit.models import Record
+from surveillance.models import MarketRisk, Order
+from surveillance.services.gate import order_submit
+
+pytestmark = pytest.mark.django_db
+
+
+def types_since(seq: int) -> list[str]:
+    return list(Record.objects.filter(seq__gt=seq).order_by("seq").values_list("event_type", flat=True))
+
+
+def test_held_order_opens_when_a_second_person_approves(bot, submit, client_for):
+    body = submit(bot, quantity="60", price="100", order_id="big").json()
+    assert body["decision"] == "held"
+    start = body["seq"] - 1
+    # the owner of the bot may not approve it (four eyes)
+    denied = client_for("bob").post(f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "ok"}, format="json")
+    assert denied.status_code == 403
+    approved = client_for("alice").post(
+        f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "client order, checked"}, format="json"
+    )
+    assert approved.status_code == 200, approved.content
+    order = Order.objects.get(order_id="big")
+    assert order.status == "open"
+    assert bot.client.get("/api/v1/orders/big/").json()["status"] == "open"
+    assert types_since(start) == ["ORDER_SUBMITTED", "APPROVAL_REQUESTED", "APPROVAL_GRANTED"]
+    assert MarketRisk.objects.get(market="BTC-USD").open_buy == 60
+
+
+def test_held_order_expires_when_nobody_decides(bot, submit):
+    body = submit(bot, quantity="60", price="100", order_id="big").json()
+    start = body["seq"] - 1
+    expired = approval_expire_due(now=timezone.now() + timedelta(seconds=301))
+    assert expired == 1
+    order = Order.objects.get(order_id="big")
+    assert order.status == "expired"
+    assert types_since(start) == ["ORDER_SUBMITTED", "APPROVAL_REQUESTED", "APPROVAL_EXPIRED", "ORDER_REJECTED"]
+    last = Record.objects.order_by("-seq").first().as_dict()
+    assert last["data"]["status"] == "expired" and last["data"]["reasons"][0]["code"] == "approval_expired"
+    assert MarketRisk.objects.get(market="BTC-USD").open_buy == 0
+    assert ApprovalRequest.objects.get(pk=body["approval"]["id"]).status == "expired"
+
+
+def test_denied_held_order_is_rejected_and_releases_exposure(bot, submit, client_for):
+    body = submit(bot, quantity="60", price="100", order_id="big").json()
+    response = client_for("alice").post(
+        f"/api/v1/approvals/{body['approval']['id']}/deny/", {"reason": "too large today"}, format="json"
+    )
+    assert response.status_code == 200
+    assert Order.objects.get(order_id="big").status == "rejected"
+    assert MarketRisk.objects.get(market="BTC-USD").open_buy == 0
+    assert types_since(body["seq"])[-2:] == ["APPROVAL_DENIED", "ORDER_REJECTED"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_orders_never_breach_the_position_cap_together(make_bot, set_config, order_item):
+    set_config(regulatory_limits={"max_position_per_market": "10"})
+    bots = [make_bot("bot-a", owner="bob"), make_bot("bot-b", owner="bob")]
+    outcomes: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+    for pair in range(50):
+        market = f"M-{pair}"
+        items = [order_item(b, market=market, quantity=q, price="10") for b, q in zip(bots, ["6", "7"], strict=True)]
+        barrier = threading.Barrier(2)
+
+        def send(handle, item, market=market, barrier=barrier) -> None:
+            try:
+                barrier.wait()
+                result = order_submit(agent=handle.agent, item=item)
+                outcomes.append((market, result.decision))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=send, args=(b, i)) for b, i in zip(bots, items, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    for pair in range(50):
+        decisions = sorted(d for m, d in outcomes if m == f"M-{pair}")
+        assert decisions == ["accepted", "rejected"], (pair, decisions)
+        row = MarketRisk.objects.get(market=f"M-{pair}")
+        assert row.position + row.open_buy <= 10
