@@ -11,6 +11,7 @@ class SurveillanceConfig(AppConfig):
         from approvals.registry import register_resolver
         from audit.services.ingest import register_projection_hook
 
+        from . import admin_risk  # noqa: F401  (registers the gate's admin pages)
         from .services.projections import OrderApprovalResolver, apply_reported
 
         register_projection_hook(apply_reported)

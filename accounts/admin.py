@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
+
+from .models import Agent, AgentKey, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ["username", "email", "role", "is_active", "last_login"]
+
+    @admin.display(description="Role")
+    def role(self, obj: User) -> str:
+        from .roles import user_role
+
+        return user_role(obj) or "-"
+
+
+class AgentKeyInline(admin.TabularInline):
+    model = AgentKey
+    fields = ["key_id", "public_key", "created_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    """Agents are registered and changed through the API (each change is a
+    record in the log); the admin shows them."""
+
+    list_display = ["agent_id", "name", "owner", "status", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["agent_id", "name"]
+    fields = ["agent_id", "name", "owner", "status", "api_key_prefix", "created_at", "created_by"]
+    readonly_fields = fields
+    inlines = [AgentKeyInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
