@@ -58,6 +58,20 @@ class ReasonForm(forms.Form):
 
 Decide = Callable[..., ApprovalRequest]
 
+DETAIL_FIELDS = (
+    "kind",
+    "subject_id",
+    "summary",
+    "status",
+    "requester",
+    "requested_at",
+    "expires_at",
+    "time_left",
+    "decided_by",
+    "decided_at",
+    "reason",
+)
+
 
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
@@ -77,20 +91,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     search_fields = ["subject_id"]
     actions = ["approve_selected", "deny_selected"]
     list_per_page = 50
-    fields = [
-        "kind",
-        "subject_id",
-        "summary",
-        "status",
-        "requester",
-        "requested_at",
-        "expires_at",
-        "time_left",
-        "decided_by",
-        "decided_at",
-        "reason",
-    ]
-    readonly_fields = fields
+    fields = DETAIL_FIELDS
+    readonly_fields = DETAIL_FIELDS
 
     # --- scope and order --------------------------------------------------------------
 
