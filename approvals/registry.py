@@ -4,12 +4,12 @@ or expires, and who owns it (for four-eyes).
 The app that opens requests of a kind registers its resolver in its
 `AppConfig.ready()`, so approvals never imports it (approvals sits left of
 surveillance and reporting in the dependency picture). Resolvers are called
-inside the deciding transaction, after the status change and before the
-approval's record is appended: if a resolver raises, the decision rolls back
-with it (fail closed). Lock your own rows in the hook (select_for_update); do
-not open a transaction of your own or call out to the network there. Records a
-hook writes land in the log just before APPROVAL_GRANTED/DENIED/EXPIRED, in the
-same transaction.
+inside the deciding transaction, after the status change and its record
+(APPROVAL_GRANTED/DENIED/EXPIRED), so the transaction already holds the request
+row and the log head: lock your own rows there (the project's lock order is
+approval row -> log head -> domain rows), write your own records (they follow
+the approval's), and call out to nothing slow. If a resolver raises, the whole
+decision rolls back with it (fail closed).
 """
 
 from __future__ import annotations

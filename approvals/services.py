@@ -4,10 +4,11 @@ Rules enforced here and nowhere else:
 
 * Every transition records its event (APPROVAL_REQUESTED / _GRANTED / _DENIED /
   _EXPIRED) and queues its outbox notice in the same transaction as the change,
-  and calls the kind's resolver in that transaction (fail closed). The resolver
-  runs before the record is appended, so the log head is the last lock any
-  transition takes (no lock-order deadlock with writers that lock a domain row
-  and then append); a resolver's own records therefore precede the approval's.
+  then calls the kind's resolver in that transaction (fail closed).
+* Lock order, as everywhere in the project (surveillance/services/risk.py):
+  approval row -> log head -> the kind's own rows (taken by the resolver). The
+  ingest path also appends before it touches order and market rows, so taking
+  them after the head is what keeps a decision from deadlocking with a fill.
 * A status leaves `pending` exactly once: grant and deny are a conditional
   ``UPDATE ... WHERE status='pending' AND expires_at > now`` and expiry is
   ``UPDATE ... WHERE status='pending' AND expires_at <= now``; the row count says
@@ -34,8 +35,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Agent, User
-from audit.services import Actor, append, record_event
-from audit.services.log import pending_server_event
+from audit.services import Actor, record_event
 
 from .models import ApprovalRequest, Notification
 from .registry import Resolver, get_resolver
@@ -301,13 +301,6 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
         text,
     )
 
-    # The kind's own rows are locked before the log head (record_event), so a
-    # decision never holds the head while waiting on a row: the head is always
-    # the last lock taken, as in every other writer.
-    if outcome == Status.GRANTED:
-        resolver.on_grant(request, acting_user)
-    else:
-        resolver.on_deny(request, acting_user)
     event_type = "APPROVAL_GRANTED" if outcome == Status.GRANTED else "APPROVAL_DENIED"
     record = record_event(
         event_type,
@@ -321,6 +314,12 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
             "expires_at_us": to_us(request.expires_at),
         },
     )
+    # After the record: the kind's rows are locked after the log head, the lock
+    # order every writer follows (see the module docstring).
+    if outcome == Status.GRANTED:
+        resolver.on_grant(request, acting_user)
+    else:
+        resolver.on_deny(request, acting_user)
     _queue_webhook(request, event_type, record.seq)
     return request
 
@@ -343,18 +342,31 @@ def approval_deny(*, request_id: int, acting_user: User, reason: str) -> Approva
     )
 
 
-def _expire_one(request_id: int, now: datetime) -> ApprovalRequest | None:
-    """Expire one request if it is still pending and due, and let its kind
-    abandon the held action. Returns the request if this call made the
-    transition, None if a concurrent grant or sweep won."""
+def _expire_one(request_id: int, now: datetime) -> bool:
+    """Expire one request if it is still pending and due: status, record, the
+    kind's resolver, the notice. Returns whether this call made the transition
+    (False when a concurrent grant or sweep won)."""
     won = ApprovalRequest.objects.filter(
         pk=request_id, status=Status.PENDING, expires_at__lte=now
     ).update(status=Status.EXPIRED, decided_at=now)
     if won != 1:
-        return None
+        return False
     request = ApprovalRequest.objects.select_related("requested_by_agent").get(pk=request_id)
-    get_resolver(request.kind).on_expire(request)
-    return request
+    resolver = get_resolver(request.kind)
+    record = record_event(
+        "APPROVAL_EXPIRED",
+        actor=EXPIRY_ACTOR,
+        data={
+            "approval_id": request.pk,
+            "kind": request.kind,
+            "subject_id": request.subject_id,
+            "expired_at_us": to_us(now),
+            "expires_at_us": to_us(request.expires_at),
+        },
+    )
+    resolver.on_expire(request)
+    _queue_webhook(request, "APPROVAL_EXPIRED", record.seq)
+    return True
 
 
 @transaction.atomic
@@ -363,11 +375,12 @@ def _expire_batch(now: datetime, batch_size: int, skip: set[int]) -> tuple[int, 
     claimed). One transaction per batch: a worker killed mid-batch loses that
     batch's work and nothing else, and a rerun picks it up.
 
-    SKIP LOCKED (PostgreSQL) lets two sweepers share the work and never makes
-    the sweep wait on a row a grant is deciding. Each request gets a savepoint:
-    one failing resolver is logged and skipped for this run instead of blocking
-    the queue. The batch's records are appended together at the end, so the log
-    head is the last lock taken, once per batch."""
+    All the batch's request rows are locked up front, before the log head, so
+    the sweep keeps the global lock order. SKIP LOCKED (PostgreSQL) lets two
+    sweepers share the work and never makes a sweep that holds the log head
+    wait on a row a grant is deciding. Each request gets a savepoint: one
+    failing resolver is logged and skipped for this run (its status and record
+    roll back with it) instead of blocking the queue."""
     ids = list(
         ApprovalRequest.objects.select_for_update(skip_locked=True)
         .filter(status=Status.PENDING, expires_at__lte=now)
@@ -375,45 +388,17 @@ def _expire_batch(now: datetime, batch_size: int, skip: set[int]) -> tuple[int, 
         .order_by("expires_at", "pk")
         .values_list("pk", flat=True)[:batch_size]
     )
-    expired: list[ApprovalRequest] = []
+    expired = 0
     for request_id in ids:
         try:
             with transaction.atomic():
-                request = _expire_one(request_id, now)
+                expired += _expire_one(request_id, now)
         except Exception:
             logger.exception(
                 "approval %s could not be expired; retried on the next run", request_id
             )
             skip.add(request_id)
-            continue
-        if request is not None:
-            expired.append(request)
-    pending = [
-        pending_server_event(
-            "APPROVAL_EXPIRED",
-            actor=EXPIRY_ACTOR,
-            data={
-                "approval_id": request.pk,
-                "kind": request.kind,
-                "subject_id": request.subject_id,
-                "expired_at_us": to_us(now),
-                "expires_at_us": to_us(request.expires_at),
-            },
-        )
-        for request in expired
-    ]
-    written = append(pending)
-    Notification.objects.bulk_create(
-        Notification(
-            approval=request,
-            channel=Notification.Channel.WEBHOOK,
-            event_type="APPROVAL_EXPIRED",
-            seq=record.seq,
-            payload=notice_payload(request, "APPROVAL_EXPIRED", record.seq),
-        )
-        for request, record in zip(expired, written, strict=True)
-    )
-    return len(expired), len(ids)
+    return expired, len(ids)
 
 
 def approval_expire_due(

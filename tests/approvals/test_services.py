@@ -324,3 +324,31 @@ def test_a_kind_unregistered_after_opening_cannot_be_decided(resolver, people, s
     with pytest.raises(UnknownKind):
         approval_grant(request_id=request.pk, acting_user=people["alice"], reason="ok")
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("decide", "event_type"),
+    [
+        (approval_grant, "APPROVAL_GRANTED"),
+        (approval_deny, "APPROVAL_DENIED"),
+        (None, "APPROVAL_EXPIRED"),
+    ],
+)
+def test_resolver_runs_after_the_approval_record_in_the_same_transaction(
+    resolver, people, decide, event_type
+):
+    # The project's lock order is approval row -> log head -> domain rows, so the
+    # resolver must find the approval's record already appended when it runs.
+    seen: list[int] = []
+
+    def note(request, *args):
+        seen.append(len(records(event_type, request.pk)))
+
+    resolver.on_grant = resolver.on_deny = resolver.on_expire = note
+    if decide is None:
+        open_overdue()
+        approval_expire_due()
+    else:
+        request = ApprovalRequestFactory()
+        decide(request_id=request.pk, acting_user=people["alice"], reason="ok")
+    assert seen == [1]
