@@ -161,6 +161,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "audit.tasks.audit_verify_task",
         "schedule": timedelta(hours=24),
     },
+    "approvals-email-sweep": {
+        "task": "approvals.tasks.approval_notification_email_sweep_task",
+        "schedule": timedelta(seconds=60),
+    },
     "approvals-expire": {
         "task": "approvals.tasks.approval_expire_due_task",
         "schedule": timedelta(seconds=env.int("COMPLIANCE_APPROVAL_EXPIRY_INTERVAL_SECS", default=5)),
