@@ -698,7 +698,7 @@ def _default_workers(zf: zipfile.ZipFile, workers: int | None) -> int:
 
 
 def verify_bundle(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | IO[bytes],
     trusted_checkpoint: str | None = None,
     log_public_key: bytes | None = None,
     check_signatures: bool = True,
