@@ -33,7 +33,8 @@ class TokenObtainApi(APIView):
         request=InputSerializer,
         responses={
             201: inline_serializer(
-                "TokenOut", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+                "TokenOut",
+                {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
             )
         },
     )
@@ -41,11 +42,16 @@ class TokenObtainApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(
-            request, username=data.validated_data["username"], password=data.validated_data["password"]
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
             return Response(
-                {"code": "invalid_credentials", "detail": "Unable to log in with the given credentials."},
+                {
+                    "code": "invalid_credentials",
+                    "detail": "Unable to log in with the given credentials.",
+                },
                 status=status.HTTP_401_UNAUTHORIZED,
             )
         token, expires_at = token_issue(user=user)

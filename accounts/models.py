@@ -72,9 +72,7 @@ class Agent(models.Model):
     api_key_hash = models.CharField(max_length=64, unique=True)
     api_key_prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        User, on_delete=models.PROTECT, null=True, related_name="+"
-    )
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
 
     class Meta:
         permissions = [("act_for_agent", "Act (orders, cancels) for this agent")]

@@ -24,12 +24,30 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Record)
 class RecordAdmin(ReadOnlyAdmin):
-    list_display = ["seq", "event_type", "actor_type", "actor_id", "agent_id", "recorded_at_us", "purged"]
+    list_display = [
+        "seq",
+        "event_type",
+        "actor_type",
+        "actor_id",
+        "agent_id",
+        "recorded_at_us",
+        "purged",
+    ]
     list_filter = ["event_type", "actor_type", "purged"]
     search_fields = ["=seq", "agent_id", "actor_id", "event_id"]
     ordering = ["-seq"]
     show_full_result_count = False
-    fields = ["seq", "event_type", "actor_type", "actor_id", "agent_id", "event_id", "recorded_at_us", "pretty_body", "hashes"]
+    fields = [
+        "seq",
+        "event_type",
+        "actor_type",
+        "actor_id",
+        "agent_id",
+        "event_id",
+        "recorded_at_us",
+        "pretty_body",
+        "hashes",
+    ]
     readonly_fields = fields
 
     @admin.display(description="Record")
@@ -40,7 +58,9 @@ class RecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Hashes")
     def hashes(self, obj: Record) -> str:
-        return format_html("leaf {}<br>chain {}", bytes(obj.leaf_hash).hex(), bytes(obj.chain_hash).hex())
+        return format_html(
+            "leaf {}<br>chain {}", bytes(obj.leaf_hash).hex(), bytes(obj.chain_hash).hex()
+        )
 
 
 @admin.register(Checkpoint)

@@ -45,7 +45,7 @@ def postgresql_install() -> list[str]:
             IF TG_OP = 'UPDATE' AND ({_pg_purge_condition()}) THEN
                 RETURN NEW;
             END IF;
-            RAISE EXCEPTION 'audit log is append-only: % on audit_record refused', TG_OP
+            RAISE EXCEPTION 'append-only log: % on audit_record refused', TG_OP
                 USING ERRCODE = 'insufficient_privilege';
         END;
         $$ LANGUAGE plpgsql;
@@ -53,7 +53,7 @@ def postgresql_install() -> list[str]:
         """
         CREATE OR REPLACE FUNCTION audit_frozen_guard() RETURNS trigger AS $$
         BEGIN
-            RAISE EXCEPTION 'audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+            RAISE EXCEPTION 'append-only log: % on % refused', TG_OP, TG_TABLE_NAME
                 USING ERRCODE = 'insufficient_privilege';
         END;
         $$ LANGUAGE plpgsql;
@@ -89,17 +89,17 @@ def postgresql_drop() -> list[str]:
 def sqlite_install() -> list[str]:
     sql = [
         """CREATE TRIGGER IF NOT EXISTS audit_record_no_delete BEFORE DELETE ON audit_record
-           BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_record refused'); END""",
+           BEGIN SELECT RAISE(ABORT, 'append-only log: DELETE on audit_record refused'); END""",
         f"""CREATE TRIGGER IF NOT EXISTS audit_record_no_update BEFORE UPDATE ON audit_record
            WHEN NOT ({_sqlite_purge_condition()})
-           BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_record refused'); END""",
+           BEGIN SELECT RAISE(ABORT, 'append-only log: UPDATE on audit_record refused'); END""",
     ]
     for table in FROZEN_TABLES:
         sql += [
             f"""CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
-               BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on {table} refused'); END""",
+               BEGIN SELECT RAISE(ABORT, 'append-only log: DELETE on {table} refused'); END""",
             f"""CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
-               BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on {table} refused'); END""",
+               BEGIN SELECT RAISE(ABORT, 'append-only log: UPDATE on {table} refused'); END""",
         ]
     return sql
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DECIMAL = {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$", "maxLength": 32}
+DECIMAL = {
+    "type": "string",
+    "pattern": r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$",
+    "maxLength": 32,
+}
 POSITIVE_DECIMAL = {
     "type": "string",
     "pattern": r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,12})?$",
@@ -27,7 +31,9 @@ INT = {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
 SEQ = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
 
 
-def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, closed: bool = True) -> dict[str, Any]:
+def obj(
+    required: dict[str, Any], optional: dict[str, Any] | None = None, *, closed: bool = True
+) -> dict[str, Any]:
     props = {**required, **(optional or {})}
     return {
         "type": "object",
@@ -80,7 +86,12 @@ _SPECS: list[EventTypeSpec] = [
         Channel.BOT,
         {
             1: obj(
-                {"order_id": ID, "fill_id": ID, "quantity": POSITIVE_DECIMAL, "price": POSITIVE_DECIMAL},
+                {
+                    "order_id": ID,
+                    "fill_id": ID,
+                    "quantity": POSITIVE_DECIMAL,
+                    "price": POSITIVE_DECIMAL,
+                },
                 {"venue": {"type": "string", "maxLength": 64}, "fee": DECIMAL},
             )
         },
@@ -94,7 +105,14 @@ _SPECS: list[EventTypeSpec] = [
     EventTypeSpec(
         "SYSTEM_ERROR",
         Channel.BOT,
-        {1: obj({"error_type": {"type": "string", "minLength": 1, "maxLength": 128}, "message": TEXT})},
+        {
+            1: obj(
+                {
+                    "error_type": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "message": TEXT,
+                }
+            )
+        },
     ),
     # Written by the server.
     EventTypeSpec("ORDER_REJECTED", Channel.SERVER, {1: obj({}, closed=False)}),
@@ -113,22 +131,36 @@ _SPECS: list[EventTypeSpec] = [
         Channel.SERVER,
         {1: obj({"scope": {"enum": ["global", "agent", "market"]}, "reason": TEXT}, closed=False)},
     ),
-    EventTypeSpec("APPROVAL_REQUESTED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
+    EventTypeSpec(
+        "APPROVAL_REQUESTED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}
+    ),
     EventTypeSpec("APPROVAL_GRANTED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
     EventTypeSpec("APPROVAL_DENIED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
     EventTypeSpec("APPROVAL_EXPIRED", Channel.SERVER, {1: obj({"approval_id": {}}, closed=False)}),
     EventTypeSpec(
         "CONFIG_CHANGED",
         Channel.SERVER,
-        {1: obj({"version": INT, "hash": {"type": "string"}, "config": {"type": "object"}}, closed=False)},
+        {
+            1: obj(
+                {"version": INT, "hash": {"type": "string"}, "config": {"type": "object"}},
+                closed=False,
+            )
+        },
     ),
     EventTypeSpec(
         "RISK_LIMITS_CHANGED",
         Channel.SERVER,
-        {1: obj({"agent_id": ID, "limits": {"type": "object"}, "hash": {"type": "string"}}, closed=False)},
+        {
+            1: obj(
+                {"agent_id": ID, "limits": {"type": "object"}, "hash": {"type": "string"}},
+                closed=False,
+            )
+        },
     ),
     EventTypeSpec("SURVEILLANCE_ALERT", Channel.SERVER, {1: obj({"detector": ID}, closed=False)}),
-    EventTypeSpec("REPORT_GENERATED", Channel.SERVER, {1: obj({"sha256": {"type": "string"}}, closed=False)}),
+    EventTypeSpec(
+        "REPORT_GENERATED", Channel.SERVER, {1: obj({"sha256": {"type": "string"}}, closed=False)}
+    ),
     EventTypeSpec(
         "DATA_PURGED",
         Channel.SERVER,
@@ -155,7 +187,12 @@ _SPECS: list[EventTypeSpec] = [
     EventTypeSpec(
         "AGENT_STATUS_CHANGED",
         Channel.SERVER,
-        {1: obj({"agent_id": ID, "status": {"enum": ["active", "suspended"]}, "reason": TEXT}, closed=False)},
+        {
+            1: obj(
+                {"agent_id": ID, "status": {"enum": ["active", "suspended"]}, "reason": TEXT},
+                closed=False,
+            )
+        },
     ),
     EventTypeSpec(
         "AGENT_KEY_REVOKED",

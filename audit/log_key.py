@@ -29,7 +29,9 @@ def _env_key() -> Ed25519PrivateKey | None:
         return None
     seed = base64.b64decode(raw, validate=True)
     if len(seed) != 32:
-        raise ImproperlyConfigured("COMPLIANCE_LOG_PRIVATE_KEY must be base64 of a 32-byte Ed25519 seed")
+        raise ImproperlyConfigured(
+            "COMPLIANCE_LOG_PRIVATE_KEY must be base64 of a 32-byte Ed25519 seed"
+        )
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
@@ -64,7 +66,9 @@ def ensure_key_file() -> tuple[Path, bool]:
     if _env_key() is not None or path.exists():
         return path, False
     path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)

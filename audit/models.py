@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.db import models
@@ -37,10 +38,12 @@ class Record(models.Model):
     event_type = models.CharField(max_length=64)
     actor_type = models.CharField(max_length=8)
     actor_id = models.CharField(max_length=150)
-    agent_id = models.CharField(max_length=64, null=True, blank=True)
-    event_id = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "", for server events: (log, agent_id, event_id) is unique only
+    # where event_id is set, and NULLs never collide.
+    agent_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     envelope_hash = models.BinaryField(max_length=32, null=True)
-    body = models.TextField(null=True)
+    body = models.TextField(null=True)  # noqa: DJ001 - NULL once purged, never ""
     leaf_hash = models.BinaryField(max_length=32)
     chain_hash = models.BinaryField(max_length=32)
     purged = models.BooleanField(default=False)
@@ -140,3 +143,34 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.tree_size} @ {self.timestamp_us}"
+
+
+class LogExport(models.Model):
+    """An evidence bundle requested by a person, produced by a Celery task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    from_seq = models.BigIntegerField(null=True, blank=True)
+    to_seq = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size_bytes = models.BigIntegerField(null=True)
+    records = models.BigIntegerField(null=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.status})"
+
+

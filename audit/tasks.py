@@ -19,3 +19,12 @@ def checkpoint_create_task() -> int | None:
 
     checkpoint = checkpoint_create()
     return checkpoint.tree_size if checkpoint else None
+
+
+@shared_task(name="audit.tasks.log_export_task", acks_late=True)
+def log_export_task(export_id: str) -> str | None:
+    """Produce an evidence bundle; safe to run twice (the export is claimed)."""
+    from .services.export import export_run
+
+    export = export_run(export_id=export_id)
+    return export.status if export else None

@@ -39,7 +39,9 @@ def resolve(name: str) -> ResolvedType | None:
     spec = CORE_TYPES.get(name)
     if spec is not None:
         version = spec.latest
-        return ResolvedType(name, spec.channel, version, _compile(name, version, spec.versions[version]))
+        return ResolvedType(
+            name, spec.channel, version, _compile(name, version, spec.versions[version])
+        )
     now = time.monotonic()
     cached = _custom_cache.get(name)
     if cached is not None and now - cached[0] < _CUSTOM_TTL_S:

@@ -61,14 +61,20 @@ class Signer:
             "agent_id": self.agent_id,
             "event_id": event_id or uuid7(),
             "event_type": event_type,
-            "occurred_at_us": occurred_at_us if occurred_at_us is not None else time.time_ns() // 1000,
+            "occurred_at_us": occurred_at_us
+            if occurred_at_us is not None
+            else time.time_ns() // 1000,
             "payload": payload,
         }
 
     def sign(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """The wire item: the envelope plus key_id and signature (not signed themselves)."""
         signature = self.private_key.sign(canonicalize(envelope))
-        return {**envelope, "key_id": self.key_id, "signature": base64.b64encode(signature).decode()}
+        return {
+            **envelope,
+            "key_id": self.key_id,
+            "signature": base64.b64encode(signature).decode(),
+        }
 
     def item(self, event_type: str, payload: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self.sign(self.envelope(event_type, payload, **kwargs))

@@ -15,7 +15,7 @@ def _broker_ok() -> bool:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=1)
         return True
-    except Exception:  # noqa: BLE001 - any failure means "down" here
+    except Exception:
         return False
 
 
@@ -24,13 +24,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         database = True
-    except Exception:  # noqa: BLE001
+    except Exception:
         database = False
     checkpoint_age = None
     if database:
         from audit.models import Checkpoint
 
-        latest = Checkpoint.objects.order_by("-timestamp_us").values_list("timestamp_us", flat=True).first()
+        latest = (
+            Checkpoint.objects.order_by("-timestamp_us")
+            .values_list("timestamp_us", flat=True)
+            .first()
+        )
         if latest is not None:
             checkpoint_age = round(time.time() - latest / 1_000_000, 1)
     broker = _broker_ok()

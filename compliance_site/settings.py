@@ -167,7 +167,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "approvals-expire": {
         "task": "approvals.tasks.approval_expire_due_task",
-        "schedule": timedelta(seconds=env.int("COMPLIANCE_APPROVAL_EXPIRY_INTERVAL_SECS", default=5)),
+        "schedule": timedelta(
+            seconds=env.int("COMPLIANCE_APPROVAL_EXPIRY_INTERVAL_SECS", default=5)
+        ),
     },
 }
 
@@ -198,7 +200,9 @@ if not DEBUG:
 # separate from every bot key: COMPLIANCE_LOG_PRIVATE_KEY (base64 of the raw
 # 32-byte seed) wins over the PEM file COMPLIANCE_LOG_KEY_FILE, which
 # `manage.py ensure_log_key` (run by `make run`) creates with mode 0600.
-COMPLIANCE_LOG_KEY_FILE = env.str("COMPLIANCE_LOG_KEY_FILE", default=str(VAR_DIR / "log-signing-key.pem"))
+COMPLIANCE_LOG_KEY_FILE = env.str(
+    "COMPLIANCE_LOG_KEY_FILE", default=str(VAR_DIR / "log-signing-key.pem")
+)
 COMPLIANCE_LOG_KEY_NAME = env.str("COMPLIANCE_LOG_KEY_NAME", default=COMPLIANCE_LOG_ORIGIN)
 COMPLIANCE_CHECKPOINT_HEARTBEAT_SECS = env.int("COMPLIANCE_CHECKPOINT_HEARTBEAT_SECS", default=3600)
 CELERY_BEAT_SCHEDULE["checkpoint"] = {

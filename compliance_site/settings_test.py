@@ -10,6 +10,6 @@ os.environ.setdefault("COMPLIANCE_TESTING", "1")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("COMPLIANCE_VAR_DIR", tempfile.mkdtemp(prefix="compliance-test-"))
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -11,7 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsRiskManager, IsViewer, is_agent
+from accounts.permissions import (
+    IsActiveAgent,
+    IsComplianceOfficer,
+    IsRiskManager,
+    IsViewer,
+    is_agent,
+)
 from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
@@ -82,24 +88,34 @@ class OrdersApi(APIView):
         item = request.data
         if not isinstance(item, dict):
             return Response(
-                {"code": "invalid_body", "detail": "Body must be one signed item."}, status=status.HTTP_400_BAD_REQUEST
+                {"code": "invalid_body", "detail": "Body must be one signed item."},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         try:
             result = order_submit(agent=request.user.agent, item=item)
         except BatchRejected as exc:
             error = exc.errors[0]
             return Response(
-                {"code": error.code, "detail": error.detail, "errors": [e.as_dict() for e in exc.errors]},
+                {
+                    "code": error.code,
+                    "detail": error.detail,
+                    "errors": [e.as_dict() for e in exc.errors],
+                },
                 status=status.HTTP_400_BAD_REQUEST,
             )
         except OrderConflict as exc:
-            return Response({"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT
+            )
         except OrderNotFound as exc:
             return Response(
                 {"code": "order_not_found", "detail": f"no order {exc.args[0]!r} for this agent"},
                 status=status.HTTP_404_NOT_FOUND,
             )
-        return Response(result.as_dict(), status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+        return Response(
+            result.as_dict(),
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
 
 
 class OrderDetailApi(APIView):
@@ -108,7 +124,9 @@ class OrderDetailApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsActiveAgent()] if is_agent(self.request) else [IsViewer()]
 
-    @extend_schema(parameters=[OpenApiParameter("agent_id", str, required=False)], responses=OrderOutSerializer)
+    @extend_schema(
+        parameters=[OpenApiParameter("agent_id", str, required=False)], responses=OrderOutSerializer
+    )
     def get(self, request: Request, order_id: str) -> Response:
         if is_agent(request):
             agent = request.user.agent
@@ -150,7 +168,15 @@ class KillSwitchOutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KillSwitch
-        fields = ["scope", "target", "reason", "activated_by", "activated_at", "activated_seq", "snapshot"]
+        fields = [
+            "scope",
+            "target",
+            "reason",
+            "activated_by",
+            "activated_at",
+            "activated_seq",
+            "snapshot",
+        ]
 
     def get_target(self, obj: KillSwitch) -> str | None:
         return obj.target or None
@@ -163,7 +189,9 @@ class KillSwitchApi(APIView):
     class InputSerializer(serializers.Serializer):
         action = serializers.ChoiceField(choices=["activate", "deactivate"])
         scope = serializers.ChoiceField(choices=KillSwitch.Scope.values)
-        target = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+        target = serializers.CharField(
+            max_length=64, required=False, allow_null=True, allow_blank=True
+        )
         reason = serializers.CharField(max_length=2000)
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
@@ -182,7 +210,12 @@ class KillSwitchApi(APIView):
         v = data.validated_data
         action = kill_switch_activate if v["action"] == "activate" else kill_switch_deactivate
         try:
-            action(scope=v["scope"], target=v.get("target"), reason=v["reason"], acting_user=request.user)
+            action(
+                scope=v["scope"],
+                target=v.get("target"),
+                reason=v["reason"],
+                acting_user=request.user,
+            )
         except KillSwitchError as exc:
             return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
         return Response({"active": self._active()})
@@ -211,5 +244,7 @@ class AgentRiskLimitsApi(APIView):
             raise Http404
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        row = agent_limits_set(agent=agent, limits=dict(data.validated_data), acting_user=request.user)
+        row = agent_limits_set(
+            agent=agent, limits=dict(data.validated_data), acting_user=request.user
+        )
         return Response(agent_limits_dict(row))

@@ -104,7 +104,9 @@ def _s(value: Decimal) -> str:
     return text or "0"
 
 
-def evaluate(intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = False) -> list[Reason]:
+def evaluate(
+    intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = False
+) -> list[Reason]:
     """Every failing check, in order; `approval_required` last, only when nothing else failed."""
     reasons: list[Reason] = []
     add = reasons.append
@@ -129,14 +131,29 @@ def evaluate(intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = 
                     "price_collar",
                     _s(lim.price_collar * 100),
                     _s((deviation * 100).quantize(Decimal("0.01"))),
-                    f"price {_s(price)} is {_s((deviation * 100).quantize(Decimal('0.01')))}% from the "
+                    f"price {_s(price)} is {_s((deviation * 100).quantize(Decimal('0.01')))}% "
+                    "from the "
                     f"reference {_s(s.reference_price)}",
                 )
             )
     if lim.max_order_quantity is not None and qty > lim.max_order_quantity:
-        add(Reason("max_order_quantity", _s(lim.max_order_quantity), _s(qty), "order quantity above the limit"))
+        add(
+            Reason(
+                "max_order_quantity",
+                _s(lim.max_order_quantity),
+                _s(qty),
+                "order quantity above the limit",
+            )
+        )
     if lim.max_order_notional is not None and notional > lim.max_order_notional:
-        add(Reason("max_order_notional", _s(lim.max_order_notional), _s(notional), "order notional above the limit"))
+        add(
+            Reason(
+                "max_order_notional",
+                _s(lim.max_order_notional),
+                _s(notional),
+                "order notional above the limit",
+            )
+        )
     if s.duplicate and not amendment:
         add(
             Reason(
@@ -146,7 +163,10 @@ def evaluate(intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = 
                 "an identical order from this agent was sent within the duplicate window",
             )
         )
-    if lim.max_orders_per_minute is not None and s.agent_orders_last_minute + 1 > lim.max_orders_per_minute:
+    if (
+        lim.max_orders_per_minute is not None
+        and s.agent_orders_last_minute + 1 > lim.max_orders_per_minute
+    ):
         add(
             Reason(
                 "rate_limit",
@@ -170,7 +190,14 @@ def evaluate(intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = 
     market_after = worst_after * value_price
     gross_after = s.gross_exposure - market_before + market_after
     if lim.max_total_notional is not None and gross_after > lim.max_total_notional:
-        add(Reason("max_total_notional", _s(lim.max_total_notional), _s(gross_after), "gross exposure above the limit"))
+        add(
+            Reason(
+                "max_total_notional",
+                _s(lim.max_total_notional),
+                _s(gross_after),
+                "gross exposure above the limit",
+            )
+        )
     if lim.max_concentration is not None and market_after > 0:
         share = market_after / max(gross_after, lim.portfolio_capital)
         if share > lim.max_concentration:
@@ -197,8 +224,17 @@ def evaluate(intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = 
         and s.agent_orders_in_window >= lim.cancel_ratio_min_orders
         and s.agent_cancels_in_window > lim.max_cancel_ratio * s.agent_orders_in_window
     ):
-        ratio = (Decimal(s.agent_cancels_in_window) / s.agent_orders_in_window).quantize(Decimal("0.001"))
-        add(Reason("max_cancel_ratio", _s(lim.max_cancel_ratio), _s(ratio), "agent cancel ratio above the limit"))
+        ratio = (Decimal(s.agent_cancels_in_window) / s.agent_orders_in_window).quantize(
+            Decimal("0.001")
+        )
+        add(
+            Reason(
+                "max_cancel_ratio",
+                _s(lim.max_cancel_ratio),
+                _s(ratio),
+                "agent cancel ratio above the limit",
+            )
+        )
     _agent_limits(intent, s, add)
     if (
         not reasons
@@ -223,14 +259,27 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
     if al.max_position is not None:
         worst = s.agent_market.worst(intent.side, intent.quantity)
         if worst > al.max_position:
-            add(Reason("agent_risk_limit", _s(al.max_position), _s(worst), "agent position limit (max_position)"))
+            add(
+                Reason(
+                    "agent_risk_limit",
+                    _s(al.max_position),
+                    _s(worst),
+                    "agent position limit (max_position)",
+                )
+            )
     if al.max_order_notional is not None and notional > al.max_order_notional:
         add(
             Reason(
-                "agent_risk_limit", _s(al.max_order_notional), _s(notional), "agent order notional limit (max_order_notional)"
+                "agent_risk_limit",
+                _s(al.max_order_notional),
+                _s(notional),
+                "agent order notional limit (max_order_notional)",
             )
         )
-    if al.max_daily_notional is not None and s.agent_day_notional + notional > al.max_daily_notional:
+    if (
+        al.max_daily_notional is not None
+        and s.agent_day_notional + notional > al.max_daily_notional
+    ):
         add(
             Reason(
                 "agent_risk_limit",
@@ -239,7 +288,10 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
                 "agent daily notional limit (max_daily_notional)",
             )
         )
-    if al.max_orders_per_minute is not None and s.agent_orders_last_minute + 1 > al.max_orders_per_minute:
+    if (
+        al.max_orders_per_minute is not None
+        and s.agent_orders_last_minute + 1 > al.max_orders_per_minute
+    ):
         add(
             Reason(
                 "agent_risk_limit",

@@ -83,7 +83,9 @@ class RegulatoryLimitsSerializer(serializers.Serializer):
     max_position_per_market = DecimalText(allow_null=True)
     max_total_notional = DecimalText(allow_null=True)
     max_concentration_pct = DecimalText(allow_null=True, max_value=Decimal(100))
-    restricted_markets = serializers.ListField(child=serializers.CharField(max_length=64), max_length=1000)
+    restricted_markets = serializers.ListField(
+        child=serializers.CharField(max_length=64), max_length=1000
+    )
     max_daily_volume = DecimalText(allow_null=True)
     max_orders_per_minute = serializers.IntegerField(allow_null=True, min_value=1)
     max_cancel_ratio = DecimalText(allow_null=True, max_value=Decimal(1))
@@ -121,7 +123,9 @@ class ComplianceConfigSerializer(serializers.Serializer):
         if isinstance(limits, dict):
             extra = set(limits) - set(self.fields["regulatory_limits"].fields)
             if extra:
-                raise serializers.ValidationError({"regulatory_limits": {k: "unknown field" for k in sorted(extra)}})
+                raise serializers.ValidationError(
+                    {"regulatory_limits": {k: "unknown field" for k in sorted(extra)}}
+                )
         return attrs
 
 

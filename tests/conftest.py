@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
         return
-    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)")
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)"
+    )
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
@@ -66,7 +68,10 @@ def _is_transactional(request: Any) -> bool:
 def people(db: Any) -> dict[str, Any]:
     from accounts.services import user_create
 
-    return {name: user_create(username=name, role=role, password="pw-" + name) for name, role in PEOPLE.items()}
+    return {
+        name: user_create(username=name, role=role, password="pw-" + name)
+        for name, role in PEOPLE.items()
+    }
 
 
 @pytest.fixture

@@ -67,7 +67,11 @@ def test_register_agent(call, who):
     before = state()
     response = call(who).post(
         "/api/v1/agents/",
-        {"agent_id": "bot-new", "name": "New", "public_key": Signer.generate("bot-new").public_key_b64},
+        {
+            "agent_id": "bot-new",
+            "name": "New",
+            "public_key": Signer.generate("bot-new").public_key_b64,
+        },
         format="json",
     )
     if who in WRITE_ALLOWED:
@@ -83,7 +87,9 @@ def test_register_agent(call, who):
 def test_add_key(call, who):
     before = state()
     response = call(who).post(
-        "/api/v1/agents/bot-1/keys/", {"public_key": Signer.generate("bot-1").public_key_b64}, format="json"
+        "/api/v1/agents/bot-1/keys/",
+        {"public_key": Signer.generate("bot-1").public_key_b64},
+        format="json",
     )
     if who in WRITE_ALLOWED:
         expect(response, 201)
@@ -109,7 +115,9 @@ def test_revoke_key(call, bot, who):
 @pytest.mark.parametrize("who", ROLES)
 def test_suspend_agent(call, who):
     before = state()
-    response = call(who).post("/api/v1/agents/bot-1/status/", {"status": "suspended", "reason": "r"}, format="json")
+    response = call(who).post(
+        "/api/v1/agents/bot-1/status/", {"status": "suspended", "reason": "r"}, format="json"
+    )
     if who in WRITE_ALLOWED:
         expect(response, 200)
         assert Agent.objects.get(agent_id="bot-1").status == "suspended"
@@ -144,7 +152,9 @@ def test_revoking_twice_is_409_and_records_once(call, bot):
 def test_bad_public_key_is_400_and_nothing_stored(call):
     before = state()
     response = call("rita").post(
-        "/api/v1/agents/", {"agent_id": "b2", "name": "B", "public_key": "not base64!"}, format="json"
+        "/api/v1/agents/",
+        {"agent_id": "b2", "name": "B", "public_key": "not base64!"},
+        format="json",
     )
     expect(response, 400)
     assert response.json()["code"] == "invalid_public_key"

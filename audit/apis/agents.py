@@ -68,7 +68,9 @@ class AgentListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         owner = None
         if data.validated_data.get("owner"):
-            owner = User.objects.filter(username=data.validated_data["owner"], is_active=True).first()
+            owner = User.objects.filter(
+                username=data.validated_data["owner"], is_active=True
+            ).first()
             if owner is None:
                 return _error(AgentError("unknown_owner", "owner is not an active user"))
         try:
@@ -108,7 +110,9 @@ class AgentKeysApi(APIView):
         data = PublicKeyInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            key = agent_key_add(agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user)
+            key = agent_key_add(
+                agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user
+            )
         except AgentError as exc:
             return _error(exc)
         return Response({"key_id": key.key_id}, status=status.HTTP_201_CREATED)

@@ -50,7 +50,9 @@ class StrictJSONParser(BaseParser):
             raise ValueError(f"{name} is not valid JSON")
 
         try:
-            return json.loads(raw.decode("utf-8"), parse_float=parse_float, parse_constant=refuse_constant)
+            return json.loads(
+                raw.decode("utf-8"), parse_float=parse_float, parse_constant=refuse_constant
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"Malformed JSON: {exc}") from exc
 
@@ -62,7 +64,9 @@ def parse_time_us(value: str, name: str) -> int:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise exceptions.ValidationError({name: "expected microseconds or an ISO 8601 timestamp"}) from exc
+        raise exceptions.ValidationError(
+            {name: "expected microseconds or an ISO 8601 timestamp"}
+        ) from exc
     if moment.tzinfo is None:
         from datetime import UTC
 
@@ -146,7 +150,12 @@ class EventsApi(APIView):
             )
         except EventIdConflict as exc:
             return Response(
-                {"code": "event_id_conflict", "detail": str(exc), "index": exc.index, "event_id": exc.event_id},
+                {
+                    "code": "event_id_conflict",
+                    "detail": str(exc),
+                    "index": exc.index,
+                    "event_id": exc.event_id,
+                },
                 status=status.HTTP_409_CONFLICT,
             )
         return Response({"results": [r.as_dict() for r in results]}, status=status.HTTP_201_CREATED)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.http import Http404
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -16,8 +18,9 @@ from accounts.permissions import IsComplianceOfficer, IsViewer
 from compliance_client import merkle
 
 from .. import log_key
-from ..models import Checkpoint
+from ..models import Checkpoint, LogExport
 from ..services.checkpoints import CheckpointError, checkpoint_create
+from ..services.export import ExportError, export_as_dict, export_request
 from ..services.log import DEFAULT_LOG, Actor
 from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
 from ..services.verify import verify_and_record
@@ -75,7 +78,9 @@ class CheckpointListApi(APIView):
         try:
             cp = checkpoint_create(force=True)
         except CheckpointError as exc:
-            return Response({"code": "checkpoint_refused", "detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"code": "checkpoint_refused", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
+            )
         assert cp is not None
         return Response(checkpoint_dict(cp, _origin()), status=status.HTTP_201_CREATED)
 
@@ -107,7 +112,12 @@ class InclusionProofApi(APIView):
         except (ProofRequestError, ValueError) as exc:
             return _bad_request(str(exc))
         return Response(
-            {"seq": seq, "tree_size": size, "leaf_hash": leaf.hex(), "hashes": [h.hex() for h in path]}
+            {
+                "seq": seq,
+                "tree_size": size,
+                "leaf_hash": leaf.hex(),
+                "hashes": [h.hex() for h in path],
+            }
         )
 
 
@@ -139,3 +149,63 @@ class LogVerifyApi(APIView):
     def post(self, request: Request) -> Response:
         result = verify_and_record(actor=Actor.for_user(request.user))
         return Response(result.as_dict())
+
+
+class ExportListCreateApi(APIView):
+    """POST (compliance officers+) queues an evidence bundle; GET lists them (viewers+)."""
+
+    class InputSerializer(serializers.Serializer):
+        from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+        to_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
+
+    def get(self, request: Request) -> Response:
+        rows = LogExport.objects.order_by("-created_at")[:100]
+        return Response([export_as_dict(e, _download_url(request, e)) for e in rows])
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            export = export_request(
+                acting_user=request.user,
+                from_seq=data.validated_data.get("from_seq"),
+                to_seq=data.validated_data.get("to_seq"),
+            )
+        except ExportError as exc:
+            return _bad_request(str(exc), "invalid_export_range")
+        return Response(
+            {"id": str(export.pk), "status": export.status}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+def _download_url(request: Request, export: LogExport) -> str:
+    return request.build_absolute_uri(reverse("audit:export-download", args=[export.pk]))
+
+
+class ExportDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request: Request, export_id: str) -> Response:
+        export = LogExport.objects.filter(pk=export_id).first()
+        if export is None:
+            raise Http404
+        return Response(export_as_dict(export, _download_url(request, export)))
+
+
+class ExportDownloadApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request: Request, export_id: str) -> FileResponse:
+        export = LogExport.objects.filter(pk=export_id, status=LogExport.Status.DONE).first()
+        if export is None:
+            raise Http404
+        return FileResponse(
+            default_storage.open(export.file_name, "rb"),
+            as_attachment=True,
+            filename=f"evidence-{export.pk}.zip",
+            content_type="application/zip",
+        )

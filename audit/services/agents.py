@@ -136,7 +136,9 @@ def agent_set_status(*, agent: Agent, status: str, reason: str, acting_user: Use
     """Suspend or reactivate an agent. A suspended agent's requests are refused
     (403 agent_suspended) before anything is read from them."""
     if status not in Agent.Status.values:
-        raise AgentError("invalid_status", f"status must be one of {', '.join(Agent.Status.values)}")
+        raise AgentError(
+            "invalid_status", f"status must be one of {', '.join(Agent.Status.values)}"
+        )
     locked = Agent.objects.select_for_update().get(pk=agent.pk)
     if locked.status == status:
         raise AgentError("unchanged", f"agent {agent.agent_id} is already {status}")

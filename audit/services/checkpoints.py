@@ -48,10 +48,13 @@ def checkpoint_create(*, log_name: str = DEFAULT_LOG, force: bool = False) -> Ch
         return None
     if last is not None and timestamp_us <= last.timestamp_us:
         raise CheckpointError(
-            f"refusing to sign: clock at {timestamp_us} is not after the last checkpoint {last.timestamp_us}"
+            f"refusing to sign: clock at {timestamp_us} is not after "
+            f"the last checkpoint {last.timestamp_us}"
         )
     if last is not None and head.size < last.tree_size:
-        raise CheckpointError(f"refusing to sign: log size {head.size} is below checkpoint {last.tree_size}")
+        raise CheckpointError(
+            f"refusing to sign: log size {head.size} is below checkpoint {last.tree_size}"
+        )
     root = current_root(head)
     note = sign_checkpoint(
         NoteCheckpoint(settings.COMPLIANCE_LOG_ORIGIN, head.size, root, timestamp_us),

@@ -176,7 +176,11 @@ def _shape_problem(item: Any) -> str | None:
         if not isinstance(item[key], str) or not item[key] or len(item[key]) > 128:
             return f"{key} must be a non-empty string of at most 128 characters"
     occurred = item["occurred_at_us"]
-    if isinstance(occurred, bool) or not isinstance(occurred, int) or not 0 <= occurred <= MAX_SAFE_INT:
+    if (
+        isinstance(occurred, bool)
+        or not isinstance(occurred, int)
+        or not 0 <= occurred <= MAX_SAFE_INT
+    ):
         return "occurred_at_us must be an integer number of microseconds since the epoch"
     if not isinstance(item["payload"], dict):
         return "payload must be a JSON object"
@@ -204,7 +208,9 @@ def check_items(
     key_ids = {item.get("key_id") for item in items if isinstance(item, dict)}
     keys = {
         k.key_id: k
-        for k in AgentKey.objects.filter(agent=agent, key_id__in=[k for k in key_ids if isinstance(k, str)])
+        for k in AgentKey.objects.filter(
+            agent=agent, key_id__in=[k for k in key_ids if isinstance(k, str)]
+        )
     }
     public_keys: dict[str, Ed25519PublicKey] = {}
 
@@ -218,13 +224,21 @@ def check_items(
             fail("invalid_envelope", problem)
             continue
         if _contains_float(item):
-            fail("float_not_allowed", "JSON floats are not allowed; send decimal numbers as strings")
+            fail(
+                "float_not_allowed", "JSON floats are not allowed; send decimal numbers as strings"
+            )
             continue
         if _out_of_range_int(item["payload"]):
-            fail("schema_violation", "integers must lie within +/-(2**53 - 1); send larger numbers as strings")
+            fail(
+                "schema_violation",
+                "integers must lie within +/-(2**53 - 1); send larger numbers as strings",
+            )
             continue
         if item["agent_id"] != agent.agent_id:
-            fail("agent_mismatch", f"envelope agent_id {item['agent_id']!r} is not the authenticated agent")
+            fail(
+                "agent_mismatch",
+                f"envelope agent_id {item['agent_id']!r} is not the authenticated agent",
+            )
             continue
         resolved = resolve(item["event_type"])
         if resolved is None:
@@ -238,7 +252,10 @@ def check_items(
             continue
         key = keys.get(item["key_id"])
         if key is None:
-            fail("unknown_key", f"key {item['key_id']!r} is not registered for agent {agent.agent_id}")
+            fail(
+                "unknown_key",
+                f"key {item['key_id']!r} is not registered for agent {agent.agent_id}",
+            )
             continue
         if key.revoked_at_us is not None:
             fail("revoked_key", f"key {key.key_id!r} was revoked")
@@ -303,7 +320,9 @@ def split_duplicates(
         if old is not None:
             if bytes(old.envelope_hash or b"") != item.envelope_hash:
                 raise EventIdConflict(item.index, item.event_id)
-            duplicates[item.index] = ItemResult(item.event_id, old.seq, bytes(old.leaf_hash).hex(), "duplicate")
+            duplicates[item.index] = ItemResult(
+                item.event_id, old.seq, bytes(old.leaf_hash).hex(), "duplicate"
+            )
             continue
         first = seen_in_batch.get(item.event_id)
         if first is not None:
@@ -326,7 +345,9 @@ def register_projection_hook(hook: ProjectionHook) -> None:
         _projection_hooks.append(hook)
 
 
-def ingest_events(agent: Agent, items: Sequence[Any], *, log_name: str = DEFAULT_LOG) -> list[ItemResult]:
+def ingest_events(
+    agent: Agent, items: Sequence[Any], *, log_name: str = DEFAULT_LOG
+) -> list[ItemResult]:
     """Check, deduplicate and append a batch of signed bot events, all or nothing.
 
     Raises BatchRejected (400) or EventIdConflict (409); nothing is stored then."""

@@ -75,7 +75,9 @@ def current_root(log: Log) -> bytes:
     return merkle.frontier_root([bytes.fromhex(h) for h in log.frontier])
 
 
-def inclusion_proof(*, seq: int, tree_size: int, log_name: str = DEFAULT_LOG) -> tuple[bytes, list[bytes]]:
+def inclusion_proof(
+    *, seq: int, tree_size: int, log_name: str = DEFAULT_LOG
+) -> tuple[bytes, list[bytes]]:
     """(leaf_hash, audit path) for record `seq` in the tree of `tree_size` leaves."""
     log = _log(log_name)
     if tree_size > log.size:

@@ -76,7 +76,11 @@ def _key_registry() -> dict[tuple[str, str], _Key]:
 
 
 def _check_record(
-    seq: int, body: str, event_type: str, recorded_at_us: int, keys: dict[tuple[str, str], _Key] | None
+    seq: int,
+    body: str,
+    event_type: str,
+    recorded_at_us: int,
+    keys: dict[tuple[str, str], _Key] | None,
 ) -> None:
     try:
         record = json.loads(body)
@@ -93,7 +97,9 @@ def _check_record(
         _check_signature(seq, record, source, keys)
 
 
-def _check_signature(seq: int, record: dict[str, Any], source: Any, keys: dict[tuple[str, str], _Key]) -> None:
+def _check_signature(
+    seq: int, record: dict[str, Any], source: Any, keys: dict[tuple[str, str], _Key]
+) -> None:
     try:
         envelope = source["envelope"]
         agent_id = envelope["agent_id"]
@@ -104,7 +110,9 @@ def _check_signature(seq: int, record: dict[str, Any], source: Any, keys: dict[t
     if record["actor"] != {"type": "agent", "id": agent_id}:
         raise _Bad(seq, "record actor is not the agent that signed the envelope")
     if key is None:
-        raise _Bad(seq, f"signing key {source['key_id']!r} of {agent_id} is not in the key registry")
+        raise _Bad(
+            seq, f"signing key {source['key_id']!r} of {agent_id} is not in the key registry"
+        )
     if record["recorded_at_us"] < key.created_at_us or (
         key.revoked_at_us is not None and record["recorded_at_us"] >= key.revoked_at_us
     ):
@@ -132,11 +140,18 @@ def _checkpoints(head: Log) -> list[tuple[int, bytes, Checkpoint]]:
             bytes(cp.root_hash),
             cp.timestamp_us,
         ):
-            raise _Bad(None, f"checkpoint at tree size {cp.tree_size}: stored columns differ from the signed note")
+            raise _Bad(
+                None,
+                f"checkpoint at tree size {cp.tree_size}: "
+                "stored columns differ from the signed note",
+            )
         if parsed.timestamp_us <= last_ts or parsed.tree_size < last_size:
             raise _Bad(None, f"checkpoint at tree size {cp.tree_size} goes back in time or size")
         if parsed.tree_size > head.size:
-            raise _Bad(head.size, f"checkpoint covers {parsed.tree_size} records but the log has {head.size}")
+            raise _Bad(
+                head.size,
+                f"checkpoint covers {parsed.tree_size} records but the log has {head.size}",
+            )
         last_ts, last_size = parsed.timestamp_us, parsed.tree_size
         out.append((parsed.tree_size, parsed.root_hash, cp))
     return out
@@ -173,7 +188,8 @@ def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dic
             if merkle.frontier_root(frontier) != root:
                 raise _Bad(
                     max(cp_size - 1, 0),
-                    f"Merkle root of the first {cp_size} records differs from the signed checkpoint: "
+                    f"Merkle root of the first {cp_size} records differs from the signed "
+                    "checkpoint: "
                     "history before it was rewritten",
                 )
             cp_index += 1
@@ -183,9 +199,9 @@ def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dic
         rows = list(
             Record.objects.filter(log=head, seq__gte=expected)
             .order_by("seq")
-            .values_list("seq", "body", "leaf_hash", "chain_hash", "purged", "event_type", "recorded_at_us")[
-                :CHUNK
-            ]
+            .values_list(
+                "seq", "body", "leaf_hash", "chain_hash", "purged", "event_type", "recorded_at_us"
+            )[:CHUNK]
         )
         if not rows:
             break

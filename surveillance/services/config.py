@@ -19,9 +19,15 @@ from .risk import lock_firm
 _parsed: dict[int, Limits] = {}
 
 
-def _create(config: dict[str, Any], *, version: int, actor: Actor, user: User | None) -> ComplianceConfigVersion:
+def _create(
+    config: dict[str, Any], *, version: int, actor: Actor, user: User | None
+) -> ComplianceConfigVersion:
     digest = config_hash(config)
-    previous = ComplianceConfigVersion.objects.filter(version=version - 1).values_list("hash", flat=True).first()
+    previous = (
+        ComplianceConfigVersion.objects.filter(version=version - 1)
+        .values_list("hash", flat=True)
+        .first()
+    )
     record = record_event(
         "CONFIG_CHANGED",
         actor=actor,
@@ -62,7 +68,9 @@ def config_update(*, config: dict[str, Any], acting_user: User) -> ComplianceCon
     current = config_current()
     lock_firm()
     latest = ComplianceConfigVersion.objects.order_by("-version").first() or current
-    return _create(config, version=latest.version + 1, actor=Actor.for_user(acting_user), user=acting_user)
+    return _create(
+        config, version=latest.version + 1, actor=Actor.for_user(acting_user), user=acting_user
+    )
 
 
 LIMIT_FIELDS = ("max_position", "max_order_notional", "max_daily_notional", "max_orders_per_minute")

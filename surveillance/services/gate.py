@@ -21,7 +21,16 @@ from audit.event_types import Channel
 from audit.services import Actor, append, lock_head, now_us, pending_server_event
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
 
-from ..checks import REGULATORY_REASONS, AgentLimits, Exposure, Intent, Reason, RiskSnapshot, decision_of, evaluate
+from ..checks import (
+    REGULATORY_REASONS,
+    AgentLimits,
+    Exposure,
+    Intent,
+    Reason,
+    RiskSnapshot,
+    decision_of,
+    evaluate,
+)
 from ..config import Limits
 from ..models import AgentMarketRisk, AgentRiskLimit, KillSwitch, MarketRisk, Order
 from . import risk
@@ -108,10 +117,14 @@ def snapshot_for(
     """Everything the checks need, read while the caller holds the firm lock."""
     markets, gross = _market_exposures()
     market, market_price = markets.get(intent.market, (Exposure(), Decimal(0)))
-    traded = MarketRisk.objects.filter(market=intent.market).values_list("last_price", flat=True).first()
+    traded = (
+        MarketRisk.objects.filter(market=intent.market).values_list("last_price", flat=True).first()
+    )
     agent_row = AgentMarketRisk.objects.filter(agent=agent, market=intent.market).first()
     agent_market = (
-        Exposure(agent_row.position, agent_row.open_buy, agent_row.open_sell) if agent_row else Exposure()
+        Exposure(agent_row.position, agent_row.open_buy, agent_row.open_sell)
+        if agent_row
+        else Exposure()
     )
     if exclude is not None and exclude.status in Order.RESTING:
         # An amendment replaces what is left of the order: take it out first.
@@ -122,23 +135,26 @@ def snapshot_for(
             else:
                 exp.open_sell -= left
     today = _today()
-    agent_day = (
-        AgentMarketRisk.objects.filter(agent=agent, day=today).aggregate(total=Sum("day_notional"))["total"]
-        or Decimal(0)
-    )
+    agent_day = AgentMarketRisk.objects.filter(agent=agent, day=today).aggregate(
+        total=Sum("day_notional")
+    )["total"] or Decimal(0)
     limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     agent_orders = Order.objects.filter(agent=agent)
     window_start = now - window_secs * 1_000_000
     in_window = agent_orders.filter(created_at_us__gte=window_start).exclude(decision="rejected")
     duplicate = False
     if lim.duplicate_window_us and exclude is None:
-        duplicate = agent_orders.filter(
-            market=intent.market,
-            side=intent.side,
-            quantity=intent.quantity,
-            price=intent.price,
-            created_at_us__gte=now - lim.duplicate_window_us,
-        ).exclude(decision="rejected").exists()
+        duplicate = (
+            agent_orders.filter(
+                market=intent.market,
+                side=intent.side,
+                quantity=intent.quantity,
+                price=intent.price,
+                created_at_us__gte=now - lim.duplicate_window_us,
+            )
+            .exclude(decision="rejected")
+            .exists()
+        )
     return RiskSnapshot(
         kill_switches=active_kill_switches(),
         reference_price=traded,
@@ -166,7 +182,9 @@ def snapshot_for(
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:
     checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
     if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
-        raise BatchRejected([ItemError(0, "unknown_event_type", "the gate takes ORDER_SUBMITTED or ORDER_AMENDED")])
+        raise BatchRejected(
+            [ItemError(0, "unknown_event_type", "the gate takes ORDER_SUBMITTED or ORDER_AMENDED")]
+        )
     return checked
 
 
@@ -179,7 +197,9 @@ def _replay(agent: Agent, checked: CheckedItem) -> GateResult | None:
     if old is None:
         return None
     if bytes(old.envelope_hash or b"") != checked.envelope_hash:
-        raise OrderConflict("event_id_conflict", f"event_id {checked.event_id!r} was used for another envelope")
+        raise OrderConflict(
+            "event_id_conflict", f"event_id {checked.event_id!r} was used for another envelope"
+        )
     order = Order.objects.get(agent=agent, order_id=checked.envelope["payload"]["order_id"])
     data = old.as_dict()["data"]
     return GateResult(
@@ -260,9 +280,17 @@ def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: 
 @transaction.atomic
 def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     payload = checked.envelope["payload"]
-    intent = Intent(agent.agent_id, payload["market"], payload["side"], Decimal(payload["quantity"]), Decimal(payload["price"]))
+    intent = Intent(
+        agent.agent_id,
+        payload["market"],
+        payload["side"],
+        Decimal(payload["quantity"]),
+        Decimal(payload["price"]),
+    )
     if Order.objects.filter(agent=agent, order_id=payload["order_id"]).exists():
-        raise OrderConflict("order_id_conflict", f"order_id {payload['order_id']!r} was already used by this agent")
+        raise OrderConflict(
+            "order_id_conflict", f"order_id {payload['order_id']!r} was already used by this agent"
+        )
     lim = limits_current()
     firm = risk.lock_firm()
     now = now_us()
@@ -292,7 +320,11 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         updated_at_us=now,
     )
     checked.extra_data = data
-    pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if decision == "rejected" else None)]
+    pending = [
+        checked.pending(
+            agent.agent_id, event_type="ORDER_REJECTED" if decision == "rejected" else None
+        )
+    ]
     if decision == "rejected":
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     records = append(pending)
@@ -344,7 +376,9 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     lim = limits_current()
     firm = risk.lock_firm()
     lock_head()  # fills and cancels of this order wait until the amendment is decided
-    order = Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    order = (
+        Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    )
     if order is None:
         raise OrderNotFound(payload["order_id"])
     if order.status not in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
@@ -352,7 +386,9 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     quantity = Decimal(payload.get("quantity", order.quantity))
     price = Decimal(payload.get("price", order.price))
     if quantity <= order.filled_quantity:
-        raise BatchRejected([ItemError(0, "schema_violation", "amended quantity must exceed the filled quantity")])
+        raise BatchRejected(
+            [ItemError(0, "schema_violation", "amended quantity must exceed the filled quantity")]
+        )
     now = now_us()
     remaining = quantity - order.filled_quantity
     intent = Intent(agent.agent_id, order.market, order.side, remaining, price)
@@ -375,7 +411,10 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         )
     decision = "accepted" if not reasons else "rejected"
     data = _decision_data(decision, order.status, reasons, lim, agent, intent.notional)
-    data["amendment"] = {"quantity": format(quantity.normalize(), "f"), "price": format(price.normalize(), "f")}
+    data["amendment"] = {
+        "quantity": format(quantity.normalize(), "f"),
+        "price": format(price.normalize(), "f"),
+    }
     checked.extra_data = data
     pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if reasons else None)]
     if reasons:

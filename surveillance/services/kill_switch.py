@@ -46,13 +46,24 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
             if a.position or a.open_buy or a.open_sell
         ],
         "markets": [
-            {"market": m.market, "position": _d(m.position), "open_buy": _d(m.open_buy), "open_sell": _d(m.open_sell)}
+            {
+                "market": m.market,
+                "position": _d(m.position),
+                "open_buy": _d(m.open_buy),
+                "open_sell": _d(m.open_sell),
+            }
             for m in markets
             if m.position or m.open_buy or m.open_sell
         ],
         "resting_orders": [
-            {"agent_id": o.agent.agent_id, "order_id": o.order_id, "market": o.market, "side": o.side,
-             "remaining": _d(o.remaining), "status": o.status}
+            {
+                "agent_id": o.agent.agent_id,
+                "order_id": o.order_id,
+                "market": o.market,
+                "side": o.side,
+                "remaining": _d(o.remaining),
+                "status": o.status,
+            }
             for o in orders
         ],
     }
@@ -61,11 +72,15 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
 def _check_role(user: User) -> None:
     role = limits_current().kill_switch_role
     if not has_role(user, role):
-        raise KillSwitchError("forbidden", f"the kill switch requires the {role} role or higher", 403)
+        raise KillSwitchError(
+            "forbidden", f"the kill switch requires the {role} role or higher", 403
+        )
 
 
 @transaction.atomic
-def kill_switch_activate(*, scope: str, target: str | None, reason: str, acting_user: User) -> KillSwitch:
+def kill_switch_activate(
+    *, scope: str, target: str | None, reason: str, acting_user: User
+) -> KillSwitch:
     """Activate: takes the firm risk lock, so every gate decision after this commits
     sees it. Snapshots open positions into the record."""
     _check_role(acting_user)
@@ -82,22 +97,38 @@ def kill_switch_activate(*, scope: str, target: str | None, reason: str, acting_
         data={"scope": scope, "target": target or None, "reason": reason, "snapshot": snapshot},
     )
     return KillSwitch.objects.create(
-        scope=scope, target=target, reason=reason, snapshot=snapshot, activated_by=acting_user, activated_seq=record.seq
+        scope=scope,
+        target=target,
+        reason=reason,
+        snapshot=snapshot,
+        activated_by=acting_user,
+        activated_seq=record.seq,
     )
 
 
 @transaction.atomic
-def kill_switch_deactivate(*, scope: str, target: str | None, reason: str, acting_user: User) -> KillSwitch:
+def kill_switch_deactivate(
+    *, scope: str, target: str | None, reason: str, acting_user: User
+) -> KillSwitch:
     _check_role(acting_user)
     target = "" if scope == "global" else (target or "")
     lock_firm()
-    switch = KillSwitch.objects.select_for_update().filter(scope=scope, target=target, active=True).first()
+    switch = (
+        KillSwitch.objects.select_for_update()
+        .filter(scope=scope, target=target, active=True)
+        .first()
+    )
     if switch is None:
         raise KillSwitchError("not_active", "no such active kill switch", 409)
     record_event(
         "KILL_SWITCH_DEACTIVATED",
         actor=Actor.for_user(acting_user),
-        data={"scope": scope, "target": target or None, "reason": reason, "activated_seq": switch.activated_seq},
+        data={
+            "scope": scope,
+            "target": target or None,
+            "reason": reason,
+            "activated_seq": switch.activated_seq,
+        },
     )
     switch.active = False
     switch.deactivated_by = acting_user

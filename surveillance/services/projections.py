@@ -25,13 +25,20 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         elif event_type == "ORDER_CANCELED":
             _cancel(agent, payload, record)
         elif event_type == "POSITION_CHANGED":
-            risk.set_position(agent, payload["market"], Decimal(payload["quantity"]), Decimal(payload["price"]))
+            risk.set_position(
+                agent, payload["market"], Decimal(payload["quantity"]), Decimal(payload["price"])
+            )
 
 
 def _fill(agent: Agent, payload: dict[str, Any], record: Any) -> None:
-    if Fill.objects.filter(agent=agent, order_ref=payload["order_id"], fill_id=payload["fill_id"]).exists():
-        return  # the same fill reported under a new event_id: the record stays, the position does not move twice
-    order = Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    if Fill.objects.filter(
+        agent=agent, order_ref=payload["order_id"], fill_id=payload["fill_id"]
+    ).exists():
+        # The same fill under a new event_id: the record stays, the position moves once.
+        return
+    order = (
+        Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    )
     quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
     Fill.objects.create(
         agent=agent,
@@ -51,13 +58,19 @@ def _fill(agent: Agent, payload: dict[str, Any], record: Any) -> None:
     risk.fill(agent, order.market, order.side, quantity, resting, price)
     order.filled_quantity += quantity
     if order.status in Order.RESTING:
-        order.status = Order.Status.FILLED if order.filled_quantity >= order.quantity else Order.Status.PARTIALLY_FILLED
+        order.status = (
+            Order.Status.FILLED
+            if order.filled_quantity >= order.quantity
+            else Order.Status.PARTIALLY_FILLED
+        )
     order.updated_at_us = record.recorded_at_us
     order.save(update_fields=["filled_quantity", "status", "updated_at_us"])
 
 
 def _cancel(agent: Agent, payload: dict[str, Any], record: Any) -> None:
-    order = Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    order = (
+        Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
+    )
     if order is None or order.status not in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
         return
     risk.release(agent, order.market, order.side, order.remaining)
@@ -71,7 +84,11 @@ class OrderApprovalResolver(BaseResolver):
     releases its reserved exposure. Runs inside the deciding transaction."""
 
     def _order(self, request: Any) -> Order:
-        return Order.objects.select_for_update().select_related("agent").get(pk=int(request.subject_id))
+        return (
+            Order.objects.select_for_update()
+            .select_related("agent")
+            .get(pk=int(request.subject_id))
+        )
 
     def on_grant(self, request: Any, acting_user: User) -> None:
         order = self._order(request)
@@ -98,7 +115,14 @@ class OrderApprovalResolver(BaseResolver):
                 "agent_id": order.agent.agent_id,
                 "order_id": order.order_id,
                 "approval_id": request.pk,
-                "reasons": [{"code": reason, "limit": None, "value": None, "detail": reason.replace("_", " ")}],
+                "reasons": [
+                    {
+                        "code": reason,
+                        "limit": None,
+                        "value": None,
+                        "detail": reason.replace("_", " "),
+                    }
+                ],
                 "config_hash": order.config_hash,
             },
         )

@@ -47,7 +47,9 @@ def reserve(agent: Agent, market: str, side: str, quantity: Decimal, price: Deci
     agent_market_row(agent, market)
     MarketRisk.objects.filter(market=market).update(**{field: F(field) + quantity})
     MarketRisk.objects.filter(market=market, last_price__isnull=True).update(mark_price=price)
-    AgentMarketRisk.objects.filter(agent=agent, market=market).update(**{field: F(field) + quantity})
+    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
+        **{field: F(field) + quantity}
+    )
 
 
 def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
@@ -56,17 +58,24 @@ def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
         return
     field = _side_field(side)
     MarketRisk.objects.filter(market=market).update(**{field: F(field) - quantity})
-    AgentMarketRisk.objects.filter(agent=agent, market=market).update(**{field: F(field) - quantity})
+    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
+        **{field: F(field) - quantity}
+    )
 
 
-def fill(agent: Agent, market: str, side: str, quantity: Decimal, resting: Decimal, price: Decimal) -> None:
+def fill(
+    agent: Agent, market: str, side: str, quantity: Decimal, resting: Decimal, price: Decimal
+) -> None:
     """A fill moves quantity from resting to position (worst-case exposure unchanged)."""
     signed = quantity if side == "buy" else -quantity
     field = _side_field(side)
     market_row(market)
     agent_market_row(agent, market)
     MarketRisk.objects.filter(market=market).update(
-        position=F("position") + signed, **{field: F(field) - resting}, last_price=price, mark_price=price
+        position=F("position") + signed,
+        **{field: F(field) - resting},
+        last_price=price,
+        mark_price=price,
     )
     AgentMarketRisk.objects.filter(agent=agent, market=market).update(
         position=F("position") + signed, **{field: F(field) - resting}
@@ -87,7 +96,9 @@ def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -
     AgentMarketRisk.objects.filter(pk=row.pk).update(position=quantity)
 
 
-def add_day_notional(firm: FirmRisk, agent: Agent, market: str, today: date, notional: Decimal) -> None:
+def add_day_notional(
+    firm: FirmRisk, agent: Agent, market: str, today: date, notional: Decimal
+) -> None:
     if firm.day != today:
         firm.day, firm.day_notional = today, Decimal(0)
     firm.day_notional += notional

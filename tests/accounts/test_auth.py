@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_is_issued_for_valid_credentials_and_stored_hashed(api, people):
-    response = api.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-alice"}, format="json")
+    response = api.post(
+        "/api/v1/auth/token/", {"username": "alice", "password": "pw-alice"}, format="json"
+    )
     assert response.status_code == 201
     token = response.json()["token"]
     stored = ApiToken.objects.get(user__username="alice")
@@ -24,14 +26,18 @@ def test_token_is_issued_for_valid_credentials_and_stored_hashed(api, people):
 
 
 def test_wrong_password_is_401_and_no_token(api, people):
-    response = api.post("/api/v1/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+    response = api.post(
+        "/api/v1/auth/token/", {"username": "alice", "password": "nope"}, format="json"
+    )
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_credentials"
     assert not ApiToken.objects.exists()
 
 
 def test_expired_token_is_401(api, people):
-    response = api.post("/api/v1/auth/token/", {"username": "carol", "password": "pw-carol"}, format="json")
+    response = api.post(
+        "/api/v1/auth/token/", {"username": "carol", "password": "pw-carol"}, format="json"
+    )
     ApiToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
     response = api.get("/api/v1/events/")

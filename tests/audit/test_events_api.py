@@ -36,7 +36,9 @@ def test_fill_is_stored_as_signed_record_with_chain(bot):
     record = Record.objects.get(seq=result["seq"])
     stored = record.as_dict()
     assert stored["source"] == {
-        "envelope": {k: item[k] for k in ("agent_id", "event_id", "event_type", "occurred_at_us", "payload")},
+        "envelope": {
+            k: item[k] for k in ("agent_id", "event_id", "event_type", "occurred_at_us", "payload")
+        },
         "key_id": item["key_id"],
         "signature": item["signature"],
     }
@@ -114,7 +116,9 @@ def test_every_bad_item_is_listed(bot):
 def test_unknown_key_is_rejected(bot):
     stranger = Signer.generate("bot-1")
     before = snapshot()
-    assert_rejected(bot.post_events([stranger.item("ORDER_FILLED", fill_payload())]), 400, 0, "unknown_key")
+    assert_rejected(
+        bot.post_events([stranger.item("ORDER_FILLED", fill_payload())]), 400, 0, "unknown_key"
+    )
     assert snapshot() == before
 
 
@@ -137,11 +141,15 @@ def test_envelope_for_another_agent_is_agent_mismatch(bot, make_bot):
 
 def test_unregistered_event_type_is_rejected(bot):
     before = snapshot()
-    assert_rejected(bot.post_events([bot.signer.item("MOON_LANDING", {})]), 400, 0, "unknown_event_type")
+    assert_rejected(
+        bot.post_events([bot.signer.item("MOON_LANDING", {})]), 400, 0, "unknown_event_type"
+    )
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("event_type", ["LIMIT_BREACH", "APPROVAL_GRANTED", "CONFIG_CHANGED", "DATA_PURGED"])
+@pytest.mark.parametrize(
+    "event_type", ["LIMIT_BREACH", "APPROVAL_GRANTED", "CONFIG_CHANGED", "DATA_PURGED"]
+)
 def test_server_only_types_are_refused_from_bots(bot, event_type):
     before = snapshot()
     response = bot.post_events([bot.signer.item(event_type, {"approval_id": 1})])
@@ -150,9 +158,21 @@ def test_server_only_types_are_refused_from_bots(bot, event_type):
 
 
 def test_orders_must_go_through_the_gate(bot):
-    payload = {"order_id": "o", "market": "X", "side": "buy", "quantity": "1", "price": "1", "order_type": "limit"}
+    payload = {
+        "order_id": "o",
+        "market": "X",
+        "side": "buy",
+        "quantity": "1",
+        "price": "1",
+        "order_type": "limit",
+    }
     before = snapshot()
-    assert_rejected(bot.post_events([bot.signer.item("ORDER_SUBMITTED", payload)]), 400, 0, "gate_only_event_type")
+    assert_rejected(
+        bot.post_events([bot.signer.item("ORDER_SUBMITTED", payload)]),
+        400,
+        0,
+        "gate_only_event_type",
+    )
     assert snapshot() == before
 
 
@@ -167,7 +187,9 @@ def test_orders_must_go_through_the_gate(bot):
 )
 def test_payload_violating_schema_is_rejected(bot, payload):
     before = snapshot()
-    assert_rejected(bot.post_events([bot.signer.item("ORDER_FILLED", payload)]), 400, 0, "schema_violation")
+    assert_rejected(
+        bot.post_events([bot.signer.item("ORDER_FILLED", payload)]), 400, 0, "schema_violation"
+    )
     assert snapshot() == before
 
 
@@ -218,7 +240,9 @@ def test_malformed_json_is_400(bot):
 
 def test_wrong_content_type_is_415(bot):
     before = snapshot()
-    response = bot.client.post("/api/v1/events/", "events=1", content_type="application/x-www-form-urlencoded")
+    response = bot.client.post(
+        "/api/v1/events/", "events=1", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
     assert snapshot() == before
@@ -236,7 +260,11 @@ def test_body_of_wrong_shape_is_400(bot, body):
 def test_unknown_api_key_is_401(bot, api):
     api.credentials(HTTP_AUTHORIZATION="Bearer cbk_not-a-real-key")
     before = snapshot()
-    response = api.post("/api/v1/events/", {"events": [bot.signer.item("ORDER_FILLED", fill_payload())]}, format="json")
+    response = api.post(
+        "/api/v1/events/",
+        {"events": [bot.signer.item("ORDER_FILLED", fill_payload())]},
+        format="json",
+    )
     assert response.status_code == 401
     assert snapshot() == before
 
@@ -257,7 +285,9 @@ def test_suspended_agent_is_403(bot, client_for):
 def test_humans_cannot_post_bot_events(bot, client_for):
     before = snapshot()
     response = client_for("adam").post(
-        "/api/v1/events/", {"events": [bot.signer.item("ORDER_FILLED", fill_payload())]}, format="json"
+        "/api/v1/events/",
+        {"events": [bot.signer.item("ORDER_FILLED", fill_payload())]},
+        format="json",
     )
     assert response.status_code == 403
     assert snapshot() == before
@@ -269,16 +299,32 @@ def test_events_list_filters_and_paginates_by_cursor(bot, make_bot, client_for):
     other.post_events([other.signer.item("ORDER_FILLED", fill_payload(9))])
     viewer = client_for("carol")
     page = viewer.get("/api/v1/events/", {"agent_id": "bot-1", "limit": 3}).json()
-    assert [r["source"]["envelope"]["payload"]["fill_id"] for r in page["results"]] == ["f-0", "f-1", "f-2"]
+    assert [r["source"]["envelope"]["payload"]["fill_id"] for r in page["results"]] == [
+        "f-0",
+        "f-1",
+        "f-2",
+    ]
     assert page["next"]
     rest = viewer.get(page["next"]).json()
-    assert [r["source"]["envelope"]["payload"]["fill_id"] for r in rest["results"]] == ["f-3", "f-4"]
+    assert [r["source"]["envelope"]["payload"]["fill_id"] for r in rest["results"]] == [
+        "f-3",
+        "f-4",
+    ]
     assert rest["next"] is None
     typed = viewer.get("/api/v1/events/", {"event_type": "AGENT_REGISTERED"}).json()["results"]
     assert [r["data"]["agent_id"] for r in typed] == ["bot-1", "bot-2"]
     one = viewer.get(f"/api/v1/events/{typed[0]['seq']}/").json()
     assert one == typed[0]
-    assert set(one) == {"seq", "recorded_at_us", "event_type", "actor", "source", "data", "leaf_hash", "chain_hash"}
+    assert set(one) == {
+        "seq",
+        "recorded_at_us",
+        "event_type",
+        "actor",
+        "source",
+        "data",
+        "leaf_hash",
+        "chain_hash",
+    }
 
 
 def test_events_list_rejects_bad_filters(client_for):

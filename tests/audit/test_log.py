@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 
 def six_keys(record: dict) -> dict:
-    return {k: record[k] for k in ("seq", "recorded_at_us", "event_type", "actor", "source", "data")}
+    return {
+        k: record[k] for k in ("seq", "recorded_at_us", "event_type", "actor", "source", "data")
+    }
 
 
 def test_leaf_and_chain_hash_follow_the_contract_with_reference_jcs(bot):
@@ -118,7 +120,10 @@ def expect_first_bad(seq: int, capsys) -> None:
 
 def test_flipped_payload_byte_is_caught_at_its_seq(ten_records, capsys):
     body = Record.objects.get(seq=4).body
-    tamper("UPDATE audit_record SET body = %s WHERE seq = 4", [body.replace('"quantity":"2"', '"quantity":"3"')])
+    tamper(
+        "UPDATE audit_record SET body = %s WHERE seq = 4",
+        [body.replace('"quantity":"2"', '"quantity":"3"')],
+    )
     expect_first_bad(4, capsys)
 
 
@@ -177,9 +182,11 @@ def test_concurrent_writers_produce_a_contiguous_unforked_chain(make_bot):
         try:
             start.wait()
             for n in range(50):
-                items = [handle.signer.item("ORDER_FILLED", fill_payload(n * 10 + k)) for k in range(10)]
+                items = [
+                    handle.signer.item("ORDER_FILLED", fill_payload(n * 10 + k)) for k in range(10)
+                ]
                 ingest_events(handle.agent, items)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()

@@ -106,7 +106,9 @@ def test_consistency_proofs_verify(log_of, client_for):
     hashes = log_of(600)
     carol = client_for("carol")
     for first, second in [(1, 600), (256, 512), (255, 600), (300, 513), (600, 600), (0, 10)]:
-        proof = carol.get("/api/v1/log/proofs/consistency/", {"first": first, "second": second}).json()
+        proof = carol.get(
+            "/api/v1/log/proofs/consistency/", {"first": first, "second": second}
+        ).json()
         path = [bytes.fromhex(h) for h in proof["hashes"]]
         r1 = merkle.root_from_leaf_hashes(hashes[:first])
         r2 = merkle.root_from_leaf_hashes(hashes[:second])

@@ -36,7 +36,9 @@ def set_config(people):
 def order_item():
     counter = {"n": 0}
 
-    def make(handle, *, market="BTC-USD", side="buy", quantity="1", price=None, order_id=None, **extra):
+    def make(
+        handle, *, market="BTC-USD", side="buy", quantity="1", price=None, order_id=None, **extra
+    ):
         counter["n"] += 1
         # Unless a test names a price, each order gets its own, so that the
         # duplicate-order check (on by default) does not fire by accident.

@@ -50,7 +50,9 @@ def test_accepted_order_is_recorded_with_config_hash_and_reserves_exposure(bot, 
 
 def test_fill_and_cancel_update_order_and_positions(bot, submit):
     submit(bot, quantity="5", price="100", order_id="o-1")
-    bot.post_events([bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "2"})])
+    bot.post_events(
+        [bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "2"})]
+    )
     order = Order.objects.get(order_id="o-1")
     assert order.status == "partially_filled" and order.filled_quantity == 2
     assert exposure() == (2, 3, 0)
@@ -70,7 +72,13 @@ def test_same_fill_reported_twice_moves_position_once(bot, submit):
 
 
 def test_position_changed_sets_agent_position(bot):
-    bot.post_events([bot.signer.item("POSITION_CHANGED", {"market": "ETH-USD", "quantity": "-3", "price": "10"})])
+    bot.post_events(
+        [
+            bot.signer.item(
+                "POSITION_CHANGED", {"market": "ETH-USD", "quantity": "-3", "price": "10"}
+            )
+        ]
+    )
     assert AgentMarketRisk.objects.get(agent=bot.agent, market="ETH-USD").position == -3
     assert exposure("ETH-USD") == (-3, 0, 0)
 
@@ -100,23 +108,32 @@ def assert_rejection_records(before: int, body: dict, breaches: list[str]) -> No
 
 def test_rejects_order_when_kill_switch_active(bot, submit, client_for):
     submit(bot, quantity="1", price="100", order_id="o-1")
-    bot.post_events([bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "1"})])
+    bot.post_events(
+        [bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "1"})]
+    )
     activated = client_for("rita").post(
-        "/api/v1/kill-switch/", {"action": "activate", "scope": "agent", "target": "bot-1", "reason": "runaway"},
+        "/api/v1/kill-switch/",
+        {"action": "activate", "scope": "agent", "target": "bot-1", "reason": "runaway"},
         format="json",
     )
     assert activated.status_code == 200
     (switch,) = activated.json()["active"]
-    assert switch["snapshot"]["positions"] == [{"agent_id": "bot-1", "market": "BTC-USD", "position": "1"}]
+    assert switch["snapshot"]["positions"] == [
+        {"agent_id": "bot-1", "market": "BTC-USD", "position": "1"}
+    ]
     record = Record.objects.get(seq=switch["activated_seq"]).as_dict()
-    assert record["event_type"] == "KILL_SWITCH_ACTIVATED" and record["data"]["snapshot"] == switch["snapshot"]
+    assert (
+        record["event_type"] == "KILL_SWITCH_ACTIVATED"
+        and record["data"]["snapshot"] == switch["snapshot"]
+    )
     before = last_seq()
     body = rejected(submit(bot), "kill_switch", limit="agent:bot-1")
     assert body["cancel_all"] is True
     assert_rejection_records(before, body, [])  # a kill switch is not a regulatory limit breach
     # and deactivation lets the next order through
     off = client_for("rita").post(
-        "/api/v1/kill-switch/", {"action": "deactivate", "scope": "agent", "target": "bot-1", "reason": "fixed"},
+        "/api/v1/kill-switch/",
+        {"action": "deactivate", "scope": "agent", "target": "bot-1", "reason": "fixed"},
         format="json",
     )
     assert off.json()["active"] == []
@@ -126,18 +143,29 @@ def test_rejects_order_when_kill_switch_active(bot, submit, client_for):
 
 def test_kill_switch_needs_configured_role(bot, client_for, set_config):
     response = client_for("bob").post(
-        "/api/v1/kill-switch/", {"action": "activate", "scope": "global", "reason": "x"}, format="json"
+        "/api/v1/kill-switch/",
+        {"action": "activate", "scope": "global", "reason": "x"},
+        format="json",
     )
     assert response.status_code == 403
     set_config(kill_switch_requires_role="compliance_officer")
     before = last_seq()
     response = client_for("rita").post(
-        "/api/v1/kill-switch/", {"action": "activate", "scope": "global", "reason": "x"}, format="json"
+        "/api/v1/kill-switch/",
+        {"action": "activate", "scope": "global", "reason": "x"},
+        format="json",
     )
     assert response.status_code == 403 and last_seq() == before
-    assert client_for("alice").post(
-        "/api/v1/kill-switch/", {"action": "activate", "scope": "global", "reason": "x"}, format="json"
-    ).status_code == 200
+    assert (
+        client_for("alice")
+        .post(
+            "/api/v1/kill-switch/",
+            {"action": "activate", "scope": "global", "reason": "x"},
+            format="json",
+        )
+        .status_code
+        == 200
+    )
 
 
 def test_rejects_order_in_restricted_market(bot, submit, set_config):
@@ -151,7 +179,14 @@ def test_rejects_order_in_restricted_market(bot, submit, set_config):
 def test_rejects_order_outside_price_collar(bot, submit, set_config):
     set_config(regulatory_limits={"price_collar_pct": "5"})
     submit(bot, price="100", order_id="o-1")
-    bot.post_events([bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "1", "price": "100"})])
+    bot.post_events(
+        [
+            bot.signer.item(
+                "ORDER_FILLED",
+                {**fill_payload(), "order_id": "o-1", "quantity": "1", "price": "100"},
+            )
+        ]
+    )
     assert submit(bot, price="104").json()["decision"] == "accepted"
     before = last_seq()
     body = rejected(submit(bot, price="110"), "price_collar", limit="5", value="10")
@@ -167,7 +202,9 @@ def test_rejects_order_above_max_quantity(bot, submit, set_config):
 
 def test_rejects_order_above_max_notional(bot, submit, set_config):
     set_config(regulatory_limits={"max_order_notional": "1000"})
-    body = rejected(submit(bot, quantity="11", price="100"), "max_order_notional", limit="1000", value="1100")
+    body = rejected(
+        submit(bot, quantity="11", price="100"), "max_order_notional", limit="1000", value="1100"
+    )
     assert len(body["reasons"]) == 1
 
 
@@ -200,7 +237,12 @@ def test_rejects_order_breaching_position_cap_counting_resting_orders(bot, submi
 def test_rejects_order_breaching_total_notional(bot, submit, set_config):
     set_config(regulatory_limits={"max_total_notional": "1000", "max_concentration_pct": None})
     assert submit(bot, market="A", quantity="5", price="100").json()["decision"] == "accepted"
-    rejected(submit(bot, market="B", quantity="6", price="100"), "max_total_notional", limit="1000", value="1100")
+    rejected(
+        submit(bot, market="B", quantity="6", price="100"),
+        "max_total_notional",
+        limit="1000",
+        value="1100",
+    )
 
 
 def test_rejects_order_breaching_concentration(bot, submit, set_config):
@@ -220,7 +262,13 @@ def test_rejects_order_breaching_daily_volume(bot, submit, set_config):
 
 
 def test_rejects_order_when_cancel_ratio_too_high(bot, submit, set_config):
-    set_config(regulatory_limits={"max_cancel_ratio": "0.5", "cancel_ratio_min_orders": 4, "duplicate_window_secs": 0})
+    set_config(
+        regulatory_limits={
+            "max_cancel_ratio": "0.5",
+            "cancel_ratio_min_orders": 4,
+            "duplicate_window_secs": 0,
+        }
+    )
     for n in range(4):
         submit(bot, order_id=f"c-{n}")
     for n in range(3):
@@ -231,7 +279,12 @@ def test_rejects_order_when_cancel_ratio_too_high(bot, submit, set_config):
 def test_rejects_order_breaching_agent_risk_limit(bot, submit, client_for):
     response = client_for("rita").put(
         "/api/v1/agents/bot-1/risk-limits/",
-        {"max_position": "5", "max_order_notional": None, "max_daily_notional": None, "max_orders_per_minute": None},
+        {
+            "max_position": "5",
+            "max_order_notional": None,
+            "max_daily_notional": None,
+            "max_orders_per_minute": None,
+        },
         format="json",
     )
     assert response.status_code == 200
@@ -243,10 +296,18 @@ def test_rejects_order_breaching_agent_risk_limit(bot, submit, client_for):
 
 def test_every_failing_check_is_reported_in_order(bot, submit, set_config):
     set_config(
-        regulatory_limits={"restricted_markets": ["X"], "max_order_quantity": "1", "max_order_notional": "10"}
+        regulatory_limits={
+            "restricted_markets": ["X"],
+            "max_order_quantity": "1",
+            "max_order_notional": "10",
+        }
     )
     body = rejected(submit(bot, market="X", quantity="2", price="100"), "restricted_market")
-    assert [r["code"] for r in body["reasons"]] == ["restricted_market", "max_order_quantity", "max_order_notional"]
+    assert [r["code"] for r in body["reasons"]] == [
+        "restricted_market",
+        "max_order_quantity",
+        "max_order_notional",
+    ]
     assert Record.objects.filter(event_type="LIMIT_BREACH").count() == 3
 
 
@@ -314,7 +375,10 @@ def test_order_lookup_for_bot_and_humans(bot, make_bot, submit, client_for):
     assert bot.client.get("/api/v1/orders/o-1/").json()["status"] == "open"
     other = make_bot("bot-2", owner="oscar")
     assert other.client.get("/api/v1/orders/o-1/").status_code == 404
-    assert client_for("carol").get("/api/v1/orders/o-1/", {"agent_id": "bot-1"}).json()["order_id"] == "o-1"
+    assert (
+        client_for("carol").get("/api/v1/orders/o-1/", {"agent_id": "bot-1"}).json()["order_id"]
+        == "o-1"
+    )
     assert client_for("oscar").get("/api/v1/orders/o-1/", {"agent_id": "bot-1"}).status_code == 404
     assert client_for("carol").get("/api/v1/orders/o-1/").status_code == 400
 
@@ -343,7 +407,10 @@ def test_invalid_config_is_400_and_nothing_changes(client_for, change):
     current = alice.get("/api/v1/config/").json()
     body = {**current["config"], **change}
     if "regulatory_limits" in change:
-        body["regulatory_limits"] = {**current["config"]["regulatory_limits"], **change["regulatory_limits"]}
+        body["regulatory_limits"] = {
+            **current["config"]["regulatory_limits"],
+            **change["regulatory_limits"],
+        }
     before = last_seq()
     response = alice.put("/api/v1/config/", body, format="json")
     assert response.status_code == 400

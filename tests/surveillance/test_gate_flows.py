@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 def types_since(seq: int) -> list[str]:
-    return list(Record.objects.filter(seq__gt=seq).order_by("seq").values_list("event_type", flat=True))
+    return list(
+        Record.objects.filter(seq__gt=seq).order_by("seq").values_list("event_type", flat=True)
+    )
 
 
 def test_held_order_opens_when_a_second_person_approves(bot, submit, client_for):
@@ -27,10 +29,14 @@ def test_held_order_opens_when_a_second_person_approves(bot, submit, client_for)
     assert body["decision"] == "held"
     start = body["seq"] - 1
     # the owner of the bot may not approve it (four eyes)
-    denied = client_for("bob").post(f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "ok"}, format="json")
+    denied = client_for("bob").post(
+        f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "ok"}, format="json"
+    )
     assert denied.status_code == 403
     approved = client_for("alice").post(
-        f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "client order, checked"}, format="json"
+        f"/api/v1/approvals/{body['approval']['id']}/approve/",
+        {"reason": "client order, checked"},
+        format="json",
     )
     assert approved.status_code == 200, approved.content
     order = Order.objects.get(order_id="big")
@@ -47,9 +53,17 @@ def test_held_order_expires_when_nobody_decides(bot, submit):
     assert expired == 1
     order = Order.objects.get(order_id="big")
     assert order.status == "expired"
-    assert types_since(start) == ["ORDER_SUBMITTED", "APPROVAL_REQUESTED", "APPROVAL_EXPIRED", "ORDER_REJECTED"]
+    assert types_since(start) == [
+        "ORDER_SUBMITTED",
+        "APPROVAL_REQUESTED",
+        "APPROVAL_EXPIRED",
+        "ORDER_REJECTED",
+    ]
     last = Record.objects.order_by("-seq").first().as_dict()
-    assert last["data"]["status"] == "expired" and last["data"]["reasons"][0]["code"] == "approval_expired"
+    assert (
+        last["data"]["status"] == "expired"
+        and last["data"]["reasons"][0]["code"] == "approval_expired"
+    )
     assert MarketRisk.objects.get(market="BTC-USD").open_buy == 0
     assert ApprovalRequest.objects.get(pk=body["approval"]["id"]).status == "expired"
 
@@ -57,7 +71,9 @@ def test_held_order_expires_when_nobody_decides(bot, submit):
 def test_denied_held_order_is_rejected_and_releases_exposure(bot, submit, client_for):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     response = client_for("alice").post(
-        f"/api/v1/approvals/{body['approval']['id']}/deny/", {"reason": "too large today"}, format="json"
+        f"/api/v1/approvals/{body['approval']['id']}/deny/",
+        {"reason": "too large today"},
+        format="json",
     )
     assert response.status_code == 200
     assert Order.objects.get(order_id="big").status == "rejected"
@@ -67,14 +83,19 @@ def test_denied_held_order_is_rejected_and_releases_exposure(bot, submit, client
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_simultaneous_orders_never_breach_the_position_cap_together(make_bot, set_config, order_item):
+def test_simultaneous_orders_never_breach_the_position_cap_together(
+    make_bot, set_config, order_item
+):
     set_config(regulatory_limits={"max_position_per_market": "10"})
     bots = [make_bot("bot-a", owner="bob"), make_bot("bot-b", owner="bob")]
     outcomes: list[tuple[str, str]] = []
     errors: list[BaseException] = []
     for pair in range(50):
         market = f"M-{pair}"
-        items = [order_item(b, market=market, quantity=q, price="10") for b, q in zip(bots, ["6", "7"], strict=True)]
+        items = [
+            order_item(b, market=market, quantity=q, price="10")
+            for b, q in zip(bots, ["6", "7"], strict=True)
+        ]
         barrier = threading.Barrier(2)
 
         def send(handle, item, market=market, barrier=barrier) -> None:
@@ -82,12 +103,14 @@ def test_simultaneous_orders_never_breach_the_position_cap_together(make_bot, se
                 barrier.wait()
                 result = order_submit(agent=handle.agent, item=item)
                 outcomes.append((market, result.decision))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connections.close_all()
 
-        threads = [threading.Thread(target=send, args=(b, i)) for b, i in zip(bots, items, strict=True)]
+        threads = [
+            threading.Thread(target=send, args=(b, i)) for b, i in zip(bots, items, strict=True)
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -23,7 +23,8 @@ def test_activation_shows_a_confirmation_before_acting(people, bot, submit):
     page = rita.get("/admin/surveillance/killswitch/")
     assert b"Activate a kill switch" in page.content
     review = rita.post(
-        "/admin/surveillance/killswitch/activate/", {"scope": "agent", "target": "bot-1", "reason": "runaway bot"}
+        "/admin/surveillance/killswitch/activate/",
+        {"scope": "agent", "target": "bot-1", "reason": "runaway bot"},
     )
     assert review.status_code == 200
     assert b"Yes, activate the kill switch" in review.content
@@ -41,7 +42,9 @@ def test_activation_shows_a_confirmation_before_acting(people, bot, submit):
 
     release = rita.get(f"/admin/surveillance/killswitch/{switch.pk}/release/")
     assert b"Yes, release the kill switch" in release.content
-    rita.post(f"/admin/surveillance/killswitch/{switch.pk}/release/", {"reason": "fixed", "confirm": "1"})
+    rita.post(
+        f"/admin/surveillance/killswitch/{switch.pk}/release/", {"reason": "fixed", "confirm": "1"}
+    )
     assert not KillSwitch.objects.filter(active=True).exists()
 
 
@@ -51,5 +54,8 @@ def test_viewer_sees_switches_but_cannot_act(people):
     assert page.status_code == 200
     assert b"Activate a kill switch" not in page.content
     before = Record.objects.count()
-    carol.post("/admin/surveillance/killswitch/activate/", {"scope": "global", "reason": "x", "confirm": "1"})
+    carol.post(
+        "/admin/surveillance/killswitch/activate/",
+        {"scope": "global", "reason": "x", "confirm": "1"},
+    )
     assert not KillSwitch.objects.exists() and Record.objects.count() == before

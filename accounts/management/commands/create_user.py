@@ -36,8 +36,13 @@ class Command(BaseCommand):
                 raise CommandError("; ".join(exc.messages)) from exc
         try:
             user = user_create(
-                username=options["username"], role=options["role"], password=password, email=options["email"]
+                username=options["username"],
+                role=options["role"],
+                password=password,
+                email=options["email"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Created {user.username} with role {options['role']}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {user.username} with role {options['role']}.")
+        )

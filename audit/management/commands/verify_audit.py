@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--record", action="store_true", help="Also record the result in the log (AUDIT_VERIFIED)."
+            "--record",
+            action="store_true",
+            help="Also record the result in the log (AUDIT_VERIFIED).",
         )
 
     def handle(self, *args, **options):
@@ -25,6 +27,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"OK: {result.detail}"))
             return
         self.stderr.write(
-            f"FAILED at seq {result.first_bad_seq}: {result.detail} ({result.checked} records verified before it)"
+            f"FAILED at seq {result.first_bad_seq}: {result.detail} "
+            f"({result.checked} records verified before it)"
         )
         sys.exit(1)
