@@ -87,7 +87,7 @@ def has_role(user: Any, role: str) -> bool:
     return held is not None and role_rank(held) >= role_rank(role)
 
 
-def sync_role_groups(**_: Any) -> None:
+def sync_role_groups(**kwargs: Any) -> None:
     """Create the role groups and set their permissions exactly (post_migrate)."""
     from django.contrib.auth.models import Group, Permission
 

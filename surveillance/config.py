@@ -121,7 +121,7 @@ class ComplianceConfigSerializer(serializers.Serializer):
             raise serializers.ValidationError({k: "unknown field" for k in sorted(unknown)})
         limits = self.initial_data.get("regulatory_limits")
         if isinstance(limits, dict):
-            extra = set(limits) - set(self.fields["regulatory_limits"].fields)
+            extra = set(limits) - set(RegulatoryLimitsSerializer().fields)
             if extra:
                 raise serializers.ValidationError(
                     {"regulatory_limits": {k: "unknown field" for k in sorted(extra)}}

@@ -6,12 +6,17 @@ decisions and the reported events in the same transaction as their records."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 
 from accounts.models import Agent, User
 
-QTY = {"max_digits": 30, "decimal_places": 12}
+
+
+def quantity_field(**options: Any) -> models.DecimalField:
+    """Money and quantities: exact decimals, never floats."""
+    return models.DecimalField(max_digits=30, decimal_places=12, **options)
 
 
 class ComplianceConfigVersion(models.Model):
@@ -33,9 +38,9 @@ class AgentRiskLimit(models.Model):
     """Per-agent risk limits, set by risk managers (null = no limit)."""
 
     agent = models.OneToOneField(Agent, on_delete=models.PROTECT, related_name="risk_limit")
-    max_position = models.DecimalField(null=True, blank=True, **QTY)
-    max_order_notional = models.DecimalField(null=True, blank=True, **QTY)
-    max_daily_notional = models.DecimalField(null=True, blank=True, **QTY)
+    max_position = quantity_field(null=True, blank=True)
+    max_order_notional = quantity_field(null=True, blank=True)
+    max_daily_notional = quantity_field(null=True, blank=True)
     max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
@@ -50,7 +55,7 @@ class FirmRisk(models.Model):
 
     name = models.CharField(max_length=32, unique=True, default="firm")
     day = models.DateField(null=True)
-    day_notional = models.DecimalField(default=Decimal(0), **QTY)
+    day_notional = quantity_field(default=Decimal(0))
 
     def __str__(self) -> str:
         return self.name
@@ -60,11 +65,11 @@ class MarketRisk(models.Model):
     """Firm-wide exposure in one market: filled position and resting order quantity."""
 
     market = models.CharField(max_length=64, unique=True)
-    position = models.DecimalField(default=Decimal(0), **QTY)
-    open_buy = models.DecimalField(default=Decimal(0), **QTY)
-    open_sell = models.DecimalField(default=Decimal(0), **QTY)
-    last_price = models.DecimalField(null=True, **QTY)  # last traded or reported price
-    mark_price = models.DecimalField(null=True, **QTY)  # values the exposure: last price, else last order price
+    position = quantity_field(default=Decimal(0))
+    open_buy = quantity_field(default=Decimal(0))
+    open_sell = quantity_field(default=Decimal(0))
+    last_price = quantity_field(null=True)  # last traded or reported price
+    mark_price = quantity_field(null=True)  # values the exposure: last price, else last order price
 
     def __str__(self) -> str:
         return self.market
@@ -75,11 +80,11 @@ class AgentMarketRisk(models.Model):
 
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="market_risk")
     market = models.CharField(max_length=64)
-    position = models.DecimalField(default=Decimal(0), **QTY)
-    open_buy = models.DecimalField(default=Decimal(0), **QTY)
-    open_sell = models.DecimalField(default=Decimal(0), **QTY)
+    position = quantity_field(default=Decimal(0))
+    open_buy = quantity_field(default=Decimal(0))
+    open_sell = quantity_field(default=Decimal(0))
     day = models.DateField(null=True)
-    day_notional = models.DecimalField(default=Decimal(0), **QTY)
+    day_notional = quantity_field(default=Decimal(0))
 
     class Meta:
         constraints = [
@@ -110,9 +115,9 @@ class Order(models.Model):
     side = models.CharField(max_length=4)
     order_type = models.CharField(max_length=16)
     venue = models.CharField(max_length=64, blank=True, default="")
-    quantity = models.DecimalField(**QTY)
-    price = models.DecimalField(**QTY)
-    filled_quantity = models.DecimalField(default=Decimal(0), **QTY)
+    quantity = quantity_field()
+    price = quantity_field()
+    filled_quantity = quantity_field(default=Decimal(0))
     status = models.CharField(max_length=20, choices=Status.choices)
     decision = models.CharField(max_length=10)
     reasons = models.JSONField(default=list)
@@ -146,8 +151,8 @@ class Fill(models.Model):
     fill_id = models.CharField(max_length=128)
     market = models.CharField(max_length=64, blank=True, default="")
     side = models.CharField(max_length=4, blank=True, default="")
-    quantity = models.DecimalField(**QTY)
-    price = models.DecimalField(**QTY)
+    quantity = quantity_field()
+    price = quantity_field()
     seq = models.BigIntegerField()
     recorded_at_us = models.BigIntegerField()
 
@@ -192,3 +197,6 @@ class KillSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.target or '*'}"
+
+
+from .models_alerts import *  # noqa: E402,F403

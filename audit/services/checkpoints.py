@@ -6,6 +6,8 @@ frozen one. Timestamps strictly increase; we refuse to sign otherwise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.db import transaction
 
@@ -22,10 +24,11 @@ class CheckpointError(RuntimeError):
     pass
 
 
-_after_checkpoint_hooks: list = []
+CheckpointHook = Callable[[Checkpoint], None]
+_after_checkpoint_hooks: list[CheckpointHook] = []
 
 
-def register_checkpoint_hook(hook) -> None:  # type: ignore[no-untyped-def]
+def register_checkpoint_hook(hook: CheckpointHook) -> None:
     """Apps to the right (webhooks) are told of each new checkpoint inside its transaction."""
     if hook not in _after_checkpoint_hooks:
         _after_checkpoint_hooks.append(hook)

@@ -377,9 +377,9 @@ def _append_batch(agent: Agent, checked: Sequence[CheckedItem], log_name: str) -
         by_event[item.event_id] = result
     ordered: list[ItemResult] = []
     for item in checked:
-        result = results.get(item.index)
-        if result is None:  # a repeat of an event_id earlier in the same batch
+        found = results.get(item.index)
+        if found is None:  # a repeat of an event_id earlier in the same batch
             first = by_event[item.event_id]
-            result = ItemResult(first.event_id, first.seq, first.leaf_hash, "duplicate")
-        ordered.append(result)
+            found = ItemResult(first.event_id, first.seq, first.leaf_hash, "duplicate")
+        ordered.append(found)
     return ordered

@@ -31,11 +31,11 @@ def _fetch_base(log: Log, level: int, spans: Iterable[tuple[int, int]]) -> dict[
         return {}
     if level == 0:
         where = reduce(or_, (Q(seq__gte=a, seq__lt=b) for a, b in spans))
-        rows = Record.objects.filter(where, log=log).values_list("seq", "leaf_hash")
-    else:
-        where = reduce(or_, (Q(index__gte=a, index__lt=b) for a, b in spans))
-        rows = MerkleNode.objects.filter(where, log=log, level=level).values_list("index", "hash")
-    return {index: bytes(h) for index, h in rows}
+        leaves = Record.objects.filter(where, log=log).values_list("seq", "leaf_hash")
+        return {index: bytes(h) for index, h in leaves}
+    where = reduce(or_, (Q(index__gte=a, index__lt=b) for a, b in spans))
+    nodes = MerkleNode.objects.filter(where, log=log, level=level).values_list("index", "hash")
+    return {index: bytes(h) for index, h in nodes}
 
 
 def fetcher(log: Log) -> merkle.NodeFetcher:
