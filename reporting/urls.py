@@ -1,3 +1,25 @@
+from django.urls import path
+
+from .apis import (
+    LegalHoldReleaseApi,
+    LegalHoldsApi,
+    ReportDetailApi,
+    ReportDownloadApi,
+    ReportsApi,
+    RetentionManifestApi,
+)
+
 app_name = "reporting"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("reports/", ReportsApi.as_view(), name="report-list"),
+    path("reports/<int:report_id>/", ReportDetailApi.as_view(), name="report-detail"),
+    path("reports/<int:report_id>/download/", ReportDownloadApi.as_view(), name="report-download"),
+    path("retention/manifest/", RetentionManifestApi.as_view(), name="retention-manifest"),
+    path("legal-holds/", LegalHoldsApi.as_view(), name="legalhold-list"),
+    path(
+        "legal-holds/<int:hold_id>/release/",
+        LegalHoldReleaseApi.as_view(),
+        name="legalhold-release",
+    ),
+]
