@@ -174,3 +174,4 @@ class LogExport(models.Model):
         return f"export {self.id} ({self.status})"
 
 
+from .models_webhooks import *  # noqa: E402,F403

@@ -1,6 +1,14 @@
-from django.urls import path
+from django.urls import include, path
 
 from .apis import AgentRiskLimitsApi, ConfigApi, KillSwitchApi, OrderDetailApi, OrdersApi
+from .apis_alerts import (
+    AlertAssignApi,
+    AlertDetailApi,
+    AlertEscalateApi,
+    AlertListApi,
+    AlertResolveApi,
+    SurveillanceRunApi,
+)
 
 app_name = "surveillance"
 
@@ -9,5 +17,18 @@ urlpatterns = [
     path("orders/<str:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
     path("config/", ConfigApi.as_view(), name="config"),
     path("kill-switch/", KillSwitchApi.as_view(), name="kill-switch"),
-    path("agents/<slug:agent_id>/risk-limits/", AgentRiskLimitsApi.as_view(), name="agent-risk-limits"),
+    path(
+        "agents/<slug:agent_id>/risk-limits/",
+        AgentRiskLimitsApi.as_view(),
+        name="agent-risk-limits",
+    ),
+    path("alerts/", AlertListApi.as_view(), name="alert-list"),
+    path("alerts/<int:alert_id>/", AlertDetailApi.as_view(), name="alert-detail"),
+    path("alerts/<int:alert_id>/assign/", AlertAssignApi.as_view(), name="alert-assign"),
+    path("alerts/<int:alert_id>/escalate/", AlertEscalateApi.as_view(), name="alert-escalate"),
+    path("alerts/<int:alert_id>/resolve/", AlertResolveApi.as_view(), name="alert-resolve"),
+    path("surveillance/run/", SurveillanceRunApi.as_view(), name="surveillance-run"),
+    # The webhook API belongs to audit (audit/webhooks/urls.py); it is mounted
+    # here only until audit/urls.py includes it.
+    path("", include("audit.webhooks.urls")),
 ]

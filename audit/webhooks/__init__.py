@@ -1,0 +1,1 @@
+"""Webhook delivery (Standard Webhooks) from the audit app's outbox."""

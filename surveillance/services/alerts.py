@@ -1,0 +1,328 @@
+"""Surveillance alerts: creation by the cycle, the analyst's case workflow, and
+the permission-filtered reads the API and the admin share.
+
+Rules enforced here and nowhere else:
+
+* An alert is created once per fingerprint, with its SURVEILLANCE_ALERT
+  record and its webhook notice, inside the cycle's transaction.
+* The case moves open -> assigned -> (escalated) -> closed. Closing needs a
+  disposition (`false_positive`, `no_action`, `escalated`, `reported`) and a
+  note; escalating needs a note. A closed alert never changes again.
+* Only holders of `accounts.resolve_alerts` (compliance officers, admins) act
+  on alerts. Once an alert is assigned, only its assignee (or an admin)
+  escalates or closes it; anyone entitled may (re)assign it, which is
+  recorded. Resolving an open alert assigns it to the resolver.
+* Every action is an ALERT_UPDATED record in the same transaction as the
+  change, and a webhook notice. A refused action raises before anything is
+  written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.utils import timezone
+
+from accounts.models import Role, User
+from accounts.roles import has_role
+from audit.services import Actor, append, pending_server_event, record_event
+from audit.webhooks.services import webhook_notify
+
+from ..detectors import Finding
+from ..models import Alert
+
+RESOLVE_PERMISSION = "accounts.resolve_alerts"
+MAX_NOTE_CHARS = 4000
+CYCLE_ACTOR = Actor.system("surveillance")
+Status = Alert.Status
+
+
+class AlertError(Exception):
+    """A refused alert action; `http_status` is the API's answer."""
+
+    http_status = 400
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class AlertInvalid(AlertError):
+    http_status = 400
+
+
+class AlertForbidden(AlertError):
+    http_status = 403
+
+
+class AlertNotFound(AlertError):
+    http_status = 404
+
+
+class AlertConflict(AlertError):
+    http_status = 409
+
+
+# --- reads -------------------------------------------------------------------------
+
+
+def alert_list_for_user(
+    *,
+    user: Any,
+    status: str | None = None,
+    detector: str | None = None,
+    severity: str | None = None,
+    agent_id: str | None = None,
+) -> QuerySet[Alert]:
+    """Alerts the caller may read, in queue order (active first, most severe
+    first, oldest first). Viewers and every role above them read every alert;
+    anyone else (bots included) reads none."""
+    qs = Alert.objects.select_related("assigned_to", "closed_by", "escalated_by")
+    if not isinstance(user, User) or not has_role(user, Role.VIEWER):
+        return qs.none()
+    if status:
+        qs = qs.filter(status=status)
+    if detector:
+        qs = qs.filter(detector=detector)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    return qs.order_by(*queue_ordering())
+
+
+def alert_get_for_user(*, user: Any, alert_id: int) -> Alert | None:
+    return alert_list_for_user(user=user).filter(pk=alert_id).first()
+
+
+def queue_ordering() -> list[Any]:
+    active_first = Case(
+        When(status__in=Alert.ACTIVE, then=Value(0)), default=Value(1), output_field=IntegerField()
+    )
+    return [active_first.asc(), "-severity_rank", "created_at", "pk"]
+
+
+def may_work_alerts(user: Any) -> bool:
+    return isinstance(user, User) and user.is_active and user.has_perm(RESOLVE_PERMISSION)
+
+
+# --- creation (the cycle) ---------------------------------------------------------
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    """The alert as its records and webhook notices carry it (no floats)."""
+    return {
+        "alert_id": alert.pk,
+        "detector": alert.detector,
+        "severity": alert.severity,
+        "status": alert.status,
+        "agent_id": alert.agent_id or None,
+        "market": alert.market or None,
+        "fingerprint": alert.fingerprint,
+        "evidence": list(alert.evidence),
+        "detail": alert.detail,
+        "facts": alert.facts,
+        "occurred_at_us": alert.occurred_at_us,
+        "config_hash": alert.config_hash,
+    }
+
+
+def alerts_create(*, findings: Sequence[Finding], config_hash: str) -> list[Alert]:
+    """Store the findings not yet stored (by fingerprint) as open alerts, each
+    with its SURVEILLANCE_ALERT record and webhook notice. Called by the
+    surveillance cycle inside its transaction, with the cursor locked."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("alerts are created inside the surveillance cycle's transaction")
+    wanted: dict[str, Finding] = {}
+    for finding in findings:
+        wanted.setdefault(finding.fingerprint, finding)
+    if not wanted:
+        return []
+    stored = set(
+        Alert.objects.filter(fingerprint__in=list(wanted)).values_list("fingerprint", flat=True)
+    )
+    now = timezone.now()
+    alerts = [
+        Alert(
+            detector=f.detector,
+            severity=f.severity,
+            severity_rank=Alert.SEVERITY_RANK[f.severity],
+            agent_id=f.agent_id,
+            market=f.market,
+            fingerprint=fp,
+            evidence=f.evidence,
+            detail=f.detail,
+            facts=f.facts,
+            occurred_at_us=f.ts,
+            seq=-1,
+            config_hash=config_hash,
+            created_at=now,
+            updated_at=now,
+        )
+        for fp, f in wanted.items()
+        if fp not in stored
+    ]
+    if not alerts:
+        return []
+    alerts = Alert.objects.bulk_create(alerts)
+    if any(a.pk is None for a in alerts):  # a backend without RETURNING
+        by_fp = dict(
+            Alert.objects.filter(fingerprint__in=[a.fingerprint for a in alerts]).values_list(
+                "fingerprint", "pk"
+            )
+        )
+        for alert in alerts:
+            alert.pk = by_fp[alert.fingerprint]
+    pending = []
+    for alert, finding in zip(alerts, (wanted[a.fingerprint] for a in alerts), strict=True):
+        pending.append(
+            pending_server_event(
+                "SURVEILLANCE_ALERT",
+                actor=CYCLE_ACTOR,
+                data={**alert_payload(alert), "trigger_seq": finding.seq},
+            )
+        )
+    records = append(pending)
+    for alert, record in zip(alerts, records, strict=True):
+        alert.seq = record.seq
+    Alert.objects.bulk_update(alerts, ["seq"])
+    for alert in alerts:
+        webhook_notify(
+            "SURVEILLANCE_ALERT", {**alert_payload(alert), "seq": alert.seq}, seq=alert.seq
+        )
+    return alerts
+
+
+# --- the case workflow ------------------------------------------------------------
+
+
+def _clean_note(note: Any, *, required: bool) -> str:
+    text = note.strip() if isinstance(note, str) else ""
+    if required and not text:
+        raise AlertInvalid("note_required", "A note is required.")
+    if len(text) > MAX_NOTE_CHARS:
+        raise AlertInvalid("note_too_long", f"A note has at most {MAX_NOTE_CHARS} characters.")
+    return text
+
+
+def _lock(alert_id: int, acting_user: User) -> Alert:
+    if not may_work_alerts(acting_user):
+        raise AlertForbidden(
+            "permission_denied", "Only compliance officers and admins work alerts."
+        )
+    alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
+    if alert is None:
+        raise AlertNotFound("not_found", "No such alert.")
+    if alert.status == Status.CLOSED:
+        raise AlertConflict("already_closed", f"The alert was closed as {alert.disposition}.")
+    return alert
+
+
+def _check_assignee(alert: Alert, acting_user: User) -> None:
+    if (
+        alert.assigned_to_id is not None
+        and alert.assigned_to_id != acting_user.pk
+        and not has_role(acting_user, Role.ADMIN)
+    ):
+        raise AlertForbidden(
+            "not_assignee",
+            f"The alert is assigned to {alert.assigned_to}; assign it to yourself first.",
+        )
+
+
+def _record(alert: Alert, acting_user: User, action: str, previous: str, **extra: Any) -> None:
+    data = {
+        "alert_id": alert.pk,
+        "action": action,
+        "detector": alert.detector,
+        "fingerprint": alert.fingerprint,
+        "from_status": previous,
+        "status": alert.status,
+        "assigned_to": alert.assigned_to.get_username() if alert.assigned_to else None,
+        **extra,
+    }
+    record = record_event("ALERT_UPDATED", actor=Actor.for_user(acting_user), data=data)
+    webhook_notify("ALERT_UPDATED", {**data, "seq": record.seq}, seq=record.seq)
+
+
+@transaction.atomic
+def alert_assign(*, alert_id: int, acting_user: User, assignee: User | None = None) -> Alert:
+    """Assign an active alert (to the caller unless `assignee` is named; the
+    assignee must be entitled to work alerts). An open alert becomes assigned;
+    an escalated one stays escalated with its new assignee."""
+    alert = _lock(alert_id, acting_user)
+    target = assignee or acting_user
+    if not may_work_alerts(target):
+        raise AlertInvalid("invalid_assignee", f"{target} may not work alerts.")
+    if alert.assigned_to_id == target.pk:
+        raise AlertConflict("already_assigned", f"The alert is already assigned to {target}.")
+    previous = alert.status
+    now = timezone.now()
+    alert.assigned_to, alert.assigned_at, alert.updated_at = target, now, now
+    if alert.status == Status.OPEN:
+        alert.status = Status.ASSIGNED
+    alert.save(update_fields=["assigned_to", "assigned_at", "updated_at", "status"])
+    _record(alert, acting_user, "assign", previous)
+    return alert
+
+
+@transaction.atomic
+def alert_escalate(*, alert_id: int, acting_user: User, note: str) -> Alert:
+    """Escalate an assigned alert (by its assignee or an admin), with a note."""
+    text = _clean_note(note, required=True)
+    alert = _lock(alert_id, acting_user)
+    if alert.status == Status.OPEN:
+        raise AlertConflict("not_assigned", "Assign the alert before escalating it.")
+    if alert.status == Status.ESCALATED:
+        raise AlertConflict("already_escalated", "The alert is already escalated.")
+    _check_assignee(alert, acting_user)
+    previous = alert.status
+    now = timezone.now()
+    alert.status, alert.escalated_by, alert.escalated_at, alert.updated_at = (
+        Status.ESCALATED,
+        acting_user,
+        now,
+        now,
+    )
+    alert.save(update_fields=["status", "escalated_by", "escalated_at", "updated_at"])
+    _record(alert, acting_user, "escalate", previous, note=text)
+    return alert
+
+
+@transaction.atomic
+def alert_resolve(*, alert_id: int, acting_user: User, disposition: str, note: str) -> Alert:
+    """Close an active alert with a disposition and a note. An open alert is
+    assigned to the resolver as it closes; an assigned or escalated one may be
+    closed only by its assignee or an admin."""
+    if disposition not in Alert.Disposition.values:
+        raise AlertInvalid(
+            "invalid_disposition",
+            f"disposition must be one of {', '.join(Alert.Disposition.values)}",
+        )
+    text = _clean_note(note, required=True)
+    alert = _lock(alert_id, acting_user)
+    _check_assignee(alert, acting_user)
+    previous = alert.status
+    now = timezone.now()
+    if alert.assigned_to_id is None:
+        alert.assigned_to, alert.assigned_at = acting_user, now
+    alert.status, alert.disposition, alert.note = Status.CLOSED, disposition, text
+    alert.closed_by, alert.closed_at, alert.updated_at = acting_user, now, now
+    alert.save(
+        update_fields=[
+            "status",
+            "disposition",
+            "note",
+            "closed_by",
+            "closed_at",
+            "updated_at",
+            "assigned_to",
+            "assigned_at",
+        ]
+    )
+    _record(alert, acting_user, "resolve", previous, disposition=disposition, note=text)
+    return alert

@@ -1,0 +1,378 @@
+"""The surveillance cycle: feed the records after the cursor to the detectors.
+
+One chunk of records (a seq range) per transaction: lock the cursor, read the
+trading records in the range, turn them into TradeEvents, load the state of
+the partitions they touch, run the detectors, store the new alerts (with
+their SURVEILLANCE_ALERT records and webhook notices) and the new state, and
+move the cursor, all in that transaction. A cycle killed halfway loses its
+open chunk and nothing else; the rerun does the same work again and, because
+detectors depend only on the records and their state, finds the same alerts
+(whose unique fingerprints would refuse a second copy anyway).
+
+Cost: reading the chunk's records, one indexed lookup per batch of orders
+for fills and cancels, and the state of the touched partitions. Nothing
+scales with the window: state older than a detector's horizon is dropped.
+
+The sliding window (`surveillance_window_secs`) bounds what the detectors
+remember (resting orders for layering, the horizon of quiet partitions);
+each detector's own threshold bounds the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Agent
+from audit.models import Log, Record
+from audit.services import DEFAULT_LOG
+
+from ..detectors import Detector, DetectorConfig, Finding, TradeEvent, detectors_for
+from ..models import DetectorState, Order, SurveillanceCursor
+from .alerts import alerts_create
+from .config import config_current
+
+logger = logging.getLogger(__name__)
+
+TRADING_TYPES = (
+    "ORDER_SUBMITTED",
+    "ORDER_REJECTED",
+    "ORDER_AMENDED",
+    "ORDER_FILLED",
+    "ORDER_CANCELED",
+    "POSITION_CHANGED",
+)
+CHUNK_RECORDS = 5_000
+MAX_RECORDS_PER_RUN = 100_000
+_IN_BATCH = 500
+
+
+@dataclass
+class CycleResult:
+    processed: int = 0  # records scanned (all types)
+    events: int = 0  # trading events fed to the detectors
+    alerts: list[int] = field(default_factory=list)  # ids of the alerts created
+    cursor: int = -1
+    chunks: int = 0
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "events": self.events,
+            "alerts": self.alerts,
+            "cursor": self.cursor,
+            "chunks": self.chunks,
+            "skipped": self.skipped,
+        }
+
+
+def surveillance_cycle(
+    *,
+    max_records: int = MAX_RECORDS_PER_RUN,
+    chunk_records: int = CHUNK_RECORDS,
+    log_name: str = DEFAULT_LOG,
+) -> CycleResult:
+    """Run the detectors over the records after the cursor, up to `max_records`
+    of them (the next run continues). Called by the beat task, the run API and
+    `manage.py run_surveillance`; safe to run concurrently (the cursor row lock
+    serializes chunks) and to repeat."""
+    row = config_current()
+    result = CycleResult()
+    if not row.config.get("surveillance_enabled", True):
+        result.skipped = "surveillance is disabled in the compliance config"
+        return result
+    config = DetectorConfig.from_config(row.config, row.hash)
+    detectors = detectors_for(config)
+    while result.processed < max_records:
+        size = min(chunk_records, max_records - result.processed)
+        done = _run_chunk(detectors, config, size, log_name, result)
+        if not done:
+            break
+    return result
+
+
+def _lock_cursor(name: str) -> SurveillanceCursor:
+    cursor = SurveillanceCursor.objects.select_for_update().filter(name=name).first()
+    if cursor is None:
+        SurveillanceCursor.objects.get_or_create(name=name)
+        cursor = SurveillanceCursor.objects.select_for_update().get(name=name)
+    return cursor
+
+
+@transaction.atomic
+def _run_chunk(
+    detectors: list[Detector], config: DetectorConfig, size: int, log_name: str, result: CycleResult
+) -> bool:
+    """One chunk in one transaction; returns False when there was nothing new."""
+    cursor = _lock_cursor(log_name)
+    head = Log.objects.filter(name=log_name).values_list("pk", "size").first()
+    result.cursor = cursor.last_seq
+    if head is None or head[1] - 1 <= cursor.last_seq:
+        return False
+    log_id, log_size = head
+    upto = min(cursor.last_seq + size, log_size - 1)
+    rows = list(
+        Record.objects.filter(
+            log_id=log_id,
+            seq__gt=cursor.last_seq,
+            seq__lte=upto,
+            event_type__in=TRADING_TYPES,
+            purged=False,
+        )
+        .order_by("seq")
+        .values_list("seq", "event_type", "agent_id", "recorded_at_us", "body")
+    )
+    events = events_from_records(rows)
+    findings = run_detectors(detectors, events)
+    alerts = alerts_create(findings=findings, config_hash=config.config_hash)
+    last_ts = events[-1].ts if events else cursor.last_recorded_at_us
+    if events:
+        DetectorState.objects.filter(active_until_us__lt=last_ts).delete()
+    SurveillanceCursor.objects.filter(pk=cursor.pk).update(
+        last_seq=upto, last_recorded_at_us=last_ts, updated_at=timezone.now()
+    )
+    result.processed += upto - cursor.last_seq
+    result.events += len(events)
+    result.alerts.extend(a.pk for a in alerts)
+    result.cursor = upto
+    result.chunks += 1
+    return True
+
+
+# --- records -> events ------------------------------------------------------------
+
+
+def _owner_keys(agent_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """agent_id -> (agent pk, owner key). Agents of one owner share a key; an
+    agent without an owner is its own."""
+    out = {}
+    for pk, agent_id, owner_id in Agent.objects.filter(agent_id__in=list(agent_ids)).values_list(
+        "pk", "agent_id", "owner_id"
+    ):
+        out[agent_id] = (pk, f"user:{owner_id}" if owner_id is not None else f"agent:{agent_id}")
+    return out
+
+
+def _orders(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, str, int]]:
+    """(agent pk, order_id) -> (market, side, seq of its submission). Market,
+    side and seq never change once the gate wrote the order."""
+    out: dict[tuple[int, str], tuple[str, str, int]] = {}
+    by_order: list[tuple[int, str]] = sorted(wanted)
+    for start in range(0, len(by_order), _IN_BATCH):
+        part = by_order[start : start + _IN_BATCH]
+        agent_pks = {a for a, _ in part}
+        order_ids = {o for _, o in part}
+        for agent_pk, order_id, market, side, seq in Order.objects.filter(
+            agent_id__in=agent_pks, order_id__in=order_ids
+        ).values_list("agent_id", "order_id", "market", "side", "seq"):
+            if (agent_pk, order_id) in wanted:
+                out[(agent_pk, order_id)] = (market, side, seq)
+    return out
+
+
+def events_from_records(
+    rows: list[tuple[int, str, str | None, int, str | None]],
+) -> list[TradeEvent]:
+    """Normalize trading records into TradeEvents, in seq order. Records
+    without an agent (server-side rejections of held orders) and amendment
+    refusals carry nothing a detector uses and are skipped."""
+    parsed: list[tuple[int, str, str, int, dict[str, Any], dict[str, Any], str]] = []
+    agent_ids: set[str] = set()
+    loads = json.loads
+    for seq, event_type, agent_id, ts, body in rows:
+        if agent_id is None or body is None:
+            continue
+        record = loads(body)
+        source = record["source"]
+        if source is None:
+            continue
+        envelope = source["envelope"]
+        parsed.append(
+            (
+                seq,
+                event_type,
+                agent_id,
+                ts,
+                envelope["payload"],
+                record["data"],
+                envelope["event_type"],
+            )
+        )
+        agent_ids.add(agent_id)
+    owners = _owner_keys(agent_ids)
+
+    local: dict[tuple[int, str], tuple[str, str, int]] = {}
+    wanted: set[tuple[int, str]] = set()
+    for seq, event_type, agent_id, _ts, payload, _data, asked in parsed:
+        agent_pk = owners[agent_id][0] if agent_id in owners else -1
+        if event_type in ("ORDER_SUBMITTED", "ORDER_REJECTED") and asked == "ORDER_SUBMITTED":
+            local.setdefault(
+                (agent_pk, payload["order_id"]), (payload["market"], payload["side"], seq)
+            )
+        elif event_type in ("ORDER_FILLED", "ORDER_CANCELED", "ORDER_AMENDED"):
+            key = (agent_pk, payload["order_id"])
+            if key not in local:
+                wanted.add(key)
+    known = _orders(wanted) if wanted else {}
+    known.update(local)
+
+    events: list[TradeEvent] = []
+    append = events.append
+    for seq, event_type, agent_id, ts, payload, data, asked in parsed:
+        if agent_id not in owners:
+            continue
+        agent_pk, owner = owners[agent_id]
+        if event_type == "ORDER_SUBMITTED" or (
+            event_type == "ORDER_REJECTED" and asked == "ORDER_SUBMITTED"
+        ):
+            append(
+                TradeEvent(
+                    seq=seq,
+                    ts=ts,
+                    kind="submit" if event_type == "ORDER_SUBMITTED" else "reject",
+                    agent_id=agent_id,
+                    owner=owner,
+                    market=payload["market"],
+                    side=payload["side"],
+                    order_id=payload["order_id"],
+                    quantity=Decimal(payload["quantity"]),
+                    price=Decimal(payload["price"]),
+                    accepted=data.get("decision") == "accepted",
+                    order_seq=seq,
+                )
+            )
+        elif event_type == "POSITION_CHANGED":
+            append(
+                TradeEvent(
+                    seq=seq,
+                    ts=ts,
+                    kind="position",
+                    agent_id=agent_id,
+                    owner=owner,
+                    market=payload["market"],
+                    quantity=Decimal(payload["quantity"]),
+                    price=Decimal(payload["price"]),
+                )
+            )
+        elif event_type in ("ORDER_FILLED", "ORDER_CANCELED", "ORDER_AMENDED"):
+            order = known.get((agent_pk, payload["order_id"]))
+            market, side, order_seq = order if order is not None else (None, None, None)
+            if event_type == "ORDER_AMENDED":
+                amended = data.get("amendment") or {}
+                quantity = Decimal(amended["quantity"]) if "quantity" in amended else None
+                price = Decimal(amended["price"]) if "price" in amended else None
+                kind = "amend"
+            elif event_type == "ORDER_FILLED":
+                quantity, price, kind = (
+                    Decimal(payload["quantity"]),
+                    Decimal(payload["price"]),
+                    "fill",
+                )
+            else:
+                quantity = price = None
+                kind = "cancel"
+            append(
+                TradeEvent(
+                    seq=seq,
+                    ts=ts,
+                    kind=kind,
+                    agent_id=agent_id,
+                    owner=owner,
+                    market=market,
+                    side=side,
+                    order_id=payload["order_id"],
+                    quantity=quantity,
+                    price=price,
+                    order_seq=order_seq,
+                )
+            )
+    return events
+
+
+# --- the detectors over the events --------------------------------------------------
+
+
+def run_detectors(detectors: list[Detector], events: list[TradeEvent]) -> list[Finding]:
+    """Feed the events to every detector, loading and saving the state of the
+    partitions they touch; the findings in (seq, detector) order."""
+    findings: list[tuple[int, int, Finding]] = []
+    for rank, detector in enumerate(detectors):
+        plan: list[tuple[str, TradeEvent]] = []
+        kinds = detector.kinds
+        partition = detector.partition
+        for event in events:
+            if event.kind in kinds:
+                key = partition(event)
+                if key is not None:
+                    plan.append((key, event))
+        if not plan:
+            continue
+        keys = {key for key, _ in plan}
+        rows = _load_states(detector.name, keys)
+        states = {key: detector.load_state(rows[key].state if key in rows else {}) for key in keys}
+        last: dict[str, TradeEvent] = {}
+        feed = detector.feed
+        for key, event in plan:
+            for finding in feed(states[key], event):
+                findings.append((finding.seq, rank, finding))
+            last[key] = event
+        _save_states(detector, rows, states, last)
+    findings.sort(key=lambda item: (item[0], item[1]))
+    return [f for _, _, f in findings]
+
+
+def _load_states(detector: str, keys: set[str]) -> dict[str, DetectorState]:
+    out: dict[str, DetectorState] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _IN_BATCH):
+        for row in DetectorState.objects.filter(
+            detector=detector, key__in=ordered[start : start + _IN_BATCH]
+        ):
+            out[row.key] = row
+    return out
+
+
+def _save_states(
+    detector: Detector,
+    rows: dict[str, DetectorState],
+    states: dict[str, Any],
+    last: dict[str, TradeEvent],
+) -> None:
+    horizon = detector.horizon_us()
+    changed: list[DetectorState] = []
+    created: list[DetectorState] = []
+    for key, state in states.items():
+        event = last[key]
+        until = min(event.ts + horizon, 2**62)
+        row = rows.get(key)
+        if row is None:
+            created.append(
+                DetectorState(
+                    detector=detector.name,
+                    key=key,
+                    state=detector.dump_state(state),
+                    last_seq=event.seq,
+                    active_until_us=until,
+                )
+            )
+        else:
+            row.state, row.last_seq, row.active_until_us = (
+                detector.dump_state(state),
+                event.seq,
+                until,
+            )
+            changed.append(row)
+    if created:
+        DetectorState.objects.bulk_create(created, batch_size=_IN_BATCH)
+    if changed:
+        DetectorState.objects.bulk_update(
+            changed, ["state", "last_seq", "active_until_us"], batch_size=_IN_BATCH
+        )
