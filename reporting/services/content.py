@@ -621,7 +621,7 @@ class _Collector:
     def alerts(self, period: Period) -> None:
         spool = self.spool("alerts")
         try:
-            from surveillance.models import Alert  # type: ignore[attr-defined]
+            from surveillance.models import Alert
         except ImportError:  # alerts not built yet: the section stays empty
             return
         qs = (
