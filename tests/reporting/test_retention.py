@@ -7,6 +7,8 @@ order records 5 years, blotters 6, communications 3, everything else 1."""
 from __future__ import annotations
 
 import copy
+import io
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import transaction
 
 from audit.models import Record
@@ -204,6 +207,7 @@ def test_chain_checkpoints_and_offline_bundle_still_verify_after_a_purge(aged, h
 
     result = verify_log()
     assert result.ok, result.detail
+    call_command("verify_audit", stdout=io.StringIO())  # exits 1 (SystemExit) on a bad log
     offline = bundle_verifies(tmp_path)
     assert offline.ok, offline.failure
     assert offline.purged == len(aged.purge)
@@ -273,6 +277,18 @@ def test_a_hold_without_criteria_covers_the_whole_log(aged, people):
 
     assert purge_now().count == 0
     assert purged_seqs() == set()
+
+
+def test_commands_print_the_manifest_and_purge(aged, holds):
+    out = io.StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("retention_manifest", "--json", stdout=out)
+        due = sum(p["due_now"] for p in json.loads(out.getvalue())["policies"])
+        purge_out = io.StringIO()
+        call_command("retention_purge", stdout=purge_out)
+
+    assert due == len(aged.purge) == json.loads(purge_out.getvalue())["count"]
+    assert purged_seqs() == aged.purge
 
 
 def test_manifest_lists_what_is_due_when_per_policy(aged, holds):
