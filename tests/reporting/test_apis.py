@@ -144,3 +144,32 @@ def test_viewers_do_not_list_holds_but_read_the_retention_manifest(dataset, clie
         "default",
     ]
     assert manifest.json()["retention_days"] == 2555
+
+
+ROLES = ["anonymous", "carol", "bob", "oscar", "rita", "alice", "adam"]
+MATRIX_READS = {
+    "/api/v1/reports/": [401, 200, 200, 200, 200, 200, 200],
+    "/api/v1/retention/manifest/": [401, 200, 200, 200, 200, 200, 200],
+    "/api/v1/legal-holds/": [401, 403, 403, 403, 403, 200, 200],
+}
+
+
+@pytest.mark.parametrize("path", list(MATRIX_READS))
+@pytest.mark.parametrize("who", ROLES)
+def test_read_matrix(people, client_for, api, path, who):
+    client = api if who == "anonymous" else client_for(who)
+
+    assert client.get(path).status_code == MATRIX_READS[path][ROLES.index(who)]
+
+
+def test_openapi_schema_lists_the_reporting_endpoints(people, client_for):
+    response = client_for("carol").get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in (
+        "/api/v1/reports/",
+        "/api/v1/reports/{report_id}/",
+        "/api/v1/reports/{report_id}/download/",
+    ):
+        assert path in paths
