@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from accounts.models import Agent, User
 from audit.services import Actor, record_event
+from audit.webhooks.services import webhook_notify
 
 from .models import ApprovalRequest, Notification
 from .registry import Resolver, get_resolver
@@ -151,13 +152,19 @@ def notice_payload(request: ApprovalRequest, event_type: str, seq: int) -> dict[
 
 
 def _queue_webhook(request: ApprovalRequest, event_type: str, seq: int) -> None:
+    """The webhook notice of a transition: the Notification row is the
+    request's own ledger of what was told; delivery (signing, retries, every
+    attempt) is the audit app's webhook outbox, written here in the same
+    transaction."""
+    payload = notice_payload(request, event_type, seq)
     Notification.objects.create(
         approval=request,
         channel=Notification.Channel.WEBHOOK,
         event_type=event_type,
         seq=seq,
-        payload=notice_payload(request, event_type, seq),
+        payload=payload,
     )
+    webhook_notify(event_type, payload, seq=seq)
 
 
 def _enqueue_email(notification_id: int) -> None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
+from audit.webhooks.services import webhook_notify
 
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
@@ -96,6 +97,20 @@ def kill_switch_activate(
         actor=Actor.for_user(acting_user),
         data={"scope": scope, "target": target or None, "reason": reason, "snapshot": snapshot},
     )
+    # Bots in scope must cancel their resting orders: the notice lists them.
+    webhook_notify(
+        "KILL_SWITCH_ACTIVATED",
+        {
+            "seq": record.seq,
+            "scope": scope,
+            "target": target or None,
+            "reason": reason,
+            "activated_by": acting_user.get_username(),
+            "cancel_all": True,
+            "resting_orders": snapshot["resting_orders"],
+        },
+        seq=record.seq,
+    )
     return KillSwitch.objects.create(
         scope=scope,
         target=target,
@@ -120,7 +135,7 @@ def kill_switch_deactivate(
     )
     if switch is None:
         raise KillSwitchError("not_active", "no such active kill switch", 409)
-    record_event(
+    record = record_event(
         "KILL_SWITCH_DEACTIVATED",
         actor=Actor.for_user(acting_user),
         data={
@@ -129,6 +144,18 @@ def kill_switch_deactivate(
             "reason": reason,
             "activated_seq": switch.activated_seq,
         },
+    )
+    webhook_notify(
+        "KILL_SWITCH_DEACTIVATED",
+        {
+            "seq": record.seq,
+            "scope": scope,
+            "target": target or None,
+            "reason": reason,
+            "deactivated_by": acting_user.get_username(),
+            "activated_seq": switch.activated_seq,
+        },
+        seq=record.seq,
     )
     switch.active = False
     switch.deactivated_by = acting_user
