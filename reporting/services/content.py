@@ -331,10 +331,11 @@ class _Collector:
             counter = COUNTED_TYPES.get(event_type)
             if counter:
                 self.counts[counter] += 1
-            if (
-                agent_id is not None
-            ):  # signed by a bot (server records about a bot have no agent_id)
+            # agent_id is set on records a bot signed; server records about a bot have none
+            if agent_id is not None:
                 self._agent_record(agent_id, at_us, data, gaps)
+                if event_type == "SYSTEM_ERROR":
+                    self.agent(agent_id).errors += 1
             order_id = payload.get("order_id") or data.get("order_id")
             if event_type in ORDER_TYPES:
                 self._order_event(
@@ -469,9 +470,7 @@ class _Collector:
         data: dict[str, Any],
         payload: dict[str, Any],
     ) -> None:
-        if event_type == "SYSTEM_ERROR":
-            self.agent(agent_id).errors += 1
-        elif event_type == "LIMIT_BREACH" and (spool := self.spool("limit_breaches")):
+        if event_type == "LIMIT_BREACH" and (spool := self.spool("limit_breaches")):
             spool.write(
                 [
                     seq,

@@ -317,3 +317,28 @@ def test_manifest_lists_what_is_due_when_per_policy(aged, holds):
         ]
         >= 2
     )
+
+
+def test_reports_after_a_purge_count_purged_records_and_still_cover_them(aged, holds, people):
+    from reporting.periods import span
+    from reporting.services.reports import report_generate, report_request
+    from tests.reporting.test_reports import as_json, rows
+
+    purge_now()
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        report, _ = report_request(
+            kind="full_compliance",
+            period=span(years_ago(9), NOW + timedelta(minutes=30)),  # the purge is at NOW
+            fmt="json",
+            regulator="sec_17a4",
+            acting_user=people["alice"],
+        )
+        report = report_generate(report_id=report.pk)
+
+    doc = as_json(report)
+    assert doc["summary"]["purged_records"] == len(aged.purge)
+    trail = {t["seq"]: t for t in rows(doc, "audit_trail")}
+    assert all(trail[seq]["purged"] is True for seq in aged.purge)
+    assert not any(trail[seq]["purged"] for seq in aged.keep | aged.held)
+    purges = rows(doc, "purges")
+    assert [p["count"] for p in purges] == [len(aged.purge)]
