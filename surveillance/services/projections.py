@@ -4,6 +4,8 @@ the transaction that writes the record, after the log head lock."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -15,68 +17,129 @@ from ..models import Fill, Order
 from . import risk
 
 
+@dataclass
+class _MarketDelta:
+    position: Decimal = Decimal(0)
+    open_buy: Decimal = Decimal(0)
+    open_sell: Decimal = Decimal(0)
+    price: Decimal | None = None
+
+
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
-    """audit.services.ingest projection hook: update orders, fills and positions."""
-    for item, record in created:
-        event_type = item.envelope["event_type"]
-        payload = item.envelope["payload"]
-        if event_type == "ORDER_FILLED":
-            _fill(agent, payload, record)
-        elif event_type == "ORDER_CANCELED":
-            _cancel(agent, payload, record)
-        elif event_type == "POSITION_CHANGED":
+    """audit.services.ingest projection hook: update orders, fills and positions.
+
+    Works on the whole batch at once (a handful of queries, not a handful per
+    event), applying the events in seq order."""
+    relevant = [
+        (item.envelope["event_type"], item.envelope["payload"], record)
+        for item, record in created
+        if item.envelope["event_type"] in {"ORDER_FILLED", "ORDER_CANCELED", "POSITION_CHANGED"}
+    ]
+    if not relevant:
+        return
+    order_ids = {p["order_id"] for t, p, _ in relevant if t != "POSITION_CHANGED"}
+    orders = {
+        o.order_id: o
+        for o in Order.objects.select_for_update()
+        .filter(agent=agent, order_id__in=order_ids)
+        .order_by("pk")
+    }
+    fill_keys = {(p["order_id"], p["fill_id"]) for t, p, _ in relevant if t == "ORDER_FILLED"}
+    seen: set[tuple[str, str]] = set()
+    if fill_keys:
+        seen = {
+            key
+            for key in Fill.objects.filter(
+                agent=agent,
+                order_ref__in={k[0] for k in fill_keys},
+                fill_id__in={k[1] for k in fill_keys},
+            ).values_list("order_ref", "fill_id")
+            if key in fill_keys
+        }
+    deltas: dict[str, _MarketDelta] = defaultdict(_MarketDelta)
+    new_fills: list[Fill] = []
+    changed: dict[str, Order] = {}
+
+    def flush(market: str) -> None:
+        delta = deltas.pop(market, None)
+        if delta is not None:
+            risk.apply_delta(
+                agent,
+                market,
+                position=delta.position,
+                open_buy=delta.open_buy,
+                open_sell=delta.open_sell,
+                price=delta.price,
+            )
+
+    for event_type, payload, record in relevant:
+        if event_type == "POSITION_CHANGED":
+            flush(payload["market"])  # an absolute position overrides what came before it
             risk.set_position(
                 agent, payload["market"], Decimal(payload["quantity"]), Decimal(payload["price"])
             )
-
-
-def _fill(agent: Agent, payload: dict[str, Any], record: Any) -> None:
-    if Fill.objects.filter(
-        agent=agent, order_ref=payload["order_id"], fill_id=payload["fill_id"]
-    ).exists():
-        # The same fill under a new event_id: the record stays, the position moves once.
-        return
-    order = (
-        Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
-    )
-    quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
-    Fill.objects.create(
-        agent=agent,
-        order=order,
-        order_ref=payload["order_id"],
-        fill_id=payload["fill_id"],
-        market=order.market if order else "",
-        side=order.side if order else "",
-        quantity=quantity,
-        price=price,
-        seq=record.seq,
-        recorded_at_us=record.recorded_at_us,
-    )
-    if order is None:
-        return  # a fill for an order the gate never saw: kept as evidence, surveillance flags it
-    resting = min(quantity, order.remaining) if order.status in Order.RESTING else Decimal(0)
-    risk.fill(agent, order.market, order.side, quantity, resting, price)
-    order.filled_quantity += quantity
-    if order.status in Order.RESTING:
-        order.status = (
-            Order.Status.FILLED
-            if order.filled_quantity >= order.quantity
-            else Order.Status.PARTIALLY_FILLED
+            continue
+        order = orders.get(payload["order_id"])
+        if event_type == "ORDER_CANCELED":
+            if order is not None and order.status in (
+                Order.Status.OPEN,
+                Order.Status.PARTIALLY_FILLED,
+            ):
+                delta = deltas[order.market]
+                if order.side == "buy":
+                    delta.open_buy -= order.remaining
+                else:
+                    delta.open_sell -= order.remaining
+                order.status = Order.Status.CANCELED
+                order.updated_at_us = record.recorded_at_us
+                changed[order.order_id] = order
+            continue
+        key = (payload["order_id"], payload["fill_id"])
+        if key in seen:
+            continue  # the same fill under a new event_id: the record stays, the position moves once
+        seen.add(key)
+        quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
+        new_fills.append(
+            Fill(
+                agent=agent,
+                order=order,
+                order_ref=key[0],
+                fill_id=key[1],
+                market=order.market if order else "",
+                side=order.side if order else "",
+                quantity=quantity,
+                price=price,
+                seq=record.seq,
+                recorded_at_us=record.recorded_at_us,
+            )
         )
-    order.updated_at_us = record.recorded_at_us
-    order.save(update_fields=["filled_quantity", "status", "updated_at_us"])
-
-
-def _cancel(agent: Agent, payload: dict[str, Any], record: Any) -> None:
-    order = (
-        Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
-    )
-    if order is None or order.status not in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
-        return
-    risk.release(agent, order.market, order.side, order.remaining)
-    order.status = Order.Status.CANCELED
-    order.updated_at_us = record.recorded_at_us
-    order.save(update_fields=["status", "updated_at_us"])
+        if order is None:
+            continue  # a fill for an order the gate never saw: kept as evidence for surveillance
+        resting = min(quantity, order.remaining) if order.status in Order.RESTING else Decimal(0)
+        delta = deltas[order.market]
+        delta.position += quantity if order.side == "buy" else -quantity
+        if order.side == "buy":
+            delta.open_buy -= resting
+        else:
+            delta.open_sell -= resting
+        delta.price = price
+        order.filled_quantity += quantity
+        if order.status in Order.RESTING:
+            order.status = (
+                Order.Status.FILLED
+                if order.filled_quantity >= order.quantity
+                else Order.Status.PARTIALLY_FILLED
+            )
+        order.updated_at_us = record.recorded_at_us
+        changed[order.order_id] = order
+    if new_fills:
+        Fill.objects.bulk_create(new_fills)
+    for market in sorted(deltas):
+        flush(market)
+    if changed:
+        Order.objects.bulk_update(
+            list(changed.values()), ["filled_quantity", "status", "updated_at_us"]
+        )
 
 
 class OrderApprovalResolver(BaseResolver):

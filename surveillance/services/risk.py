@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import F
 
@@ -63,23 +64,31 @@ def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
     )
 
 
-def fill(
-    agent: Agent, market: str, side: str, quantity: Decimal, resting: Decimal, price: Decimal
+def apply_delta(
+    agent: Agent,
+    market: str,
+    *,
+    position: Decimal,
+    open_buy: Decimal,
+    open_sell: Decimal,
+    price: Decimal | None,
 ) -> None:
-    """A fill moves quantity from resting to position (worst-case exposure unchanged)."""
-    signed = quantity if side == "buy" else -quantity
-    field = _side_field(side)
-    market_row(market)
-    agent_market_row(agent, market)
-    MarketRisk.objects.filter(market=market).update(
-        position=F("position") + signed,
-        **{field: F(field) - resting},
-        last_price=price,
-        mark_price=price,
-    )
-    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
-        position=F("position") + signed, **{field: F(field) - resting}
-    )
+    """Add a batch's net effect on one market, firm-wide and for the agent:
+    two UPDATEs however many fills the batch held."""
+    firm_changes: dict[str, Any] = {
+        "position": F("position") + position,
+        "open_buy": F("open_buy") + open_buy,
+        "open_sell": F("open_sell") + open_sell,
+    }
+    if price is not None:
+        firm_changes.update(last_price=price, mark_price=price)
+    if not MarketRisk.objects.filter(market=market).update(**firm_changes):
+        market_row(market)
+        MarketRisk.objects.filter(market=market).update(**firm_changes)
+    agent_changes = {k: v for k, v in firm_changes.items() if k not in {"last_price", "mark_price"}}
+    if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
+        agent_market_row(agent, market)
+        AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
 
 
 def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -> None:

@@ -421,3 +421,33 @@ def test_only_compliance_officers_change_config(client_for):
     rita = client_for("rita")
     current = rita.get("/api/v1/config/").json()
     assert rita.put("/api/v1/config/", current["config"], format="json").status_code == 403
+
+
+def test_one_batch_of_fills_and_cancels_is_applied_in_seq_order(bot, submit):
+    submit(bot, quantity="5", price="100", order_id="o-1")
+    submit(bot, quantity="4", price="100", order_id="o-2", side="sell")
+    items = [
+        bot.signer.item(
+            "ORDER_FILLED", {"order_id": "o-1", "fill_id": "a", "quantity": "2", "price": "101"}
+        ),
+        bot.signer.item(
+            "ORDER_FILLED", {"order_id": "o-1", "fill_id": "b", "quantity": "1", "price": "102"}
+        ),
+        bot.signer.item(
+            "ORDER_FILLED", {"order_id": "o-1", "fill_id": "b", "quantity": "1", "price": "102"}
+        ),
+        bot.signer.item("ORDER_CANCELED", {"order_id": "o-1", "reason": "rest"}),
+        bot.signer.item(
+            "ORDER_FILLED", {"order_id": "o-2", "fill_id": "c", "quantity": "4", "price": "103"}
+        ),
+        bot.signer.item(
+            "ORDER_FILLED", {"order_id": "ghost", "fill_id": "d", "quantity": "9", "price": "1"}
+        ),
+    ]
+    assert bot.post_events(items).status_code == 201
+    one, two = Order.objects.get(order_id="o-1"), Order.objects.get(order_id="o-2")
+    assert (one.status, one.filled_quantity) == ("canceled", 3)
+    assert (two.status, two.filled_quantity) == ("filled", 4)
+    assert exposure() == (-1, 0, 0)
+    assert MarketRisk.objects.get(market="BTC-USD").last_price == 103
+    assert AgentMarketRisk.objects.get(agent=bot.agent, market="BTC-USD").position == -1
