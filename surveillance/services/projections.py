@@ -96,7 +96,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
             continue
         key = (payload["order_id"], payload["fill_id"])
         if key in seen:
-            continue  # the same fill under a new event_id: the record stays, the position moves once
+            continue  # same fill, new event_id: the record stays, the position moves once
         seen.add(key)
         quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
         new_fills.append(
