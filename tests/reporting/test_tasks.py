@@ -131,3 +131,48 @@ def test_a_report_whose_worker_died_is_taken_over_after_the_stale_time(
     report.refresh_from_db()
     assert report.status == "done" and report.attempts == 1
     assert len(generated()) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_beats_racing_on_the_same_day_make_one_report_per_format(settings):
+    """Two schedulers at the same moment (a duplicated beat): the unique key lets
+    one row per format through, the claim lets one worker generate it."""
+    import threading
+
+    import time_machine
+    from django.db import connections, transaction
+
+    from audit.services import Actor, record_event
+
+    settings.REPORTING_DAILY_FORMATS = ["json", "csv"]
+    with time_machine.travel(at(9, 0), tick=False), transaction.atomic():
+        record_event("REPORT_GENERATED", actor=Actor.system("test"), data={"sha256": "0" * 64})
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def beat() -> None:
+        try:
+            barrier.wait()
+            report_daily_trade_schedule_task()  # eager: each report is generated at commit
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with time_machine.travel(at(0, 15, days=1), tick=True):
+        threads = [threading.Thread(target=beat) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    assert errors == []
+    assert sorted(Report.objects.values_list("format", "status")) == [
+        ("csv", "done"),
+        ("json", "done"),
+    ]
+    assert generated() == [
+        ("daily_trade", "2025-03-10", "csv"),
+        ("daily_trade", "2025-03-10", "json"),
+    ]
