@@ -44,7 +44,7 @@ class ConcentrationDetector(Detector):
                 "recent": list(m["recent"]),
                 "over": m.get("over"),
             }
-        state = {"markets": markets}
+        state: dict[str, Any] = {"markets": markets}
         state["gross"] = sum((abs(m["net"]) * m["price"] for m in markets.values()), ZERO)
         return state
 
@@ -90,9 +90,11 @@ class ConcentrationDetector(Detector):
         gross_before = state["gross"]
         state["gross"] = gross_before - before + after
         capital = self.config.portfolio_capital
-        # Only when the gross exposure is above the capital does one market's
-        # move change the others' shares.
-        names = list(markets) if max(gross_before, state["gross"]) > capital else [market]
+        # Other markets' shares rise only when the portfolio shrinks while it is
+        # above the capital (the denominator is max(gross, capital)); otherwise
+        # only this market can newly cross the limit.
+        shrank = state["gross"] < gross_before and gross_before > capital
+        names = list(markets) if shrank else [market]
         names.sort(key=lambda name: (name != market, name))  # the event's market first
         return [f for f in (self._check(state, name, event) for name in names) if f is not None]
 

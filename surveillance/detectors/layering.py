@@ -26,10 +26,12 @@ class LayeringDetector(Detector):
         return f"{event.agent_id}|{event.market}"
 
     def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
+        # Oldest first (jsonb does not keep key order): pruning relies on it.
+        resting = sorted(stored.get("open", {}).items(), key=lambda kv: (kv[1][0], kv[1][1]))
         return {
             "open": {
                 k: [o[0], o[1], o[2], Decimal(o[3]), Decimal(o[4]), Decimal(o[5])]
-                for k, o in stored.get("open", {}).items()
+                for k, o in resting
             },
             "episode": dict(stored.get("episode", {})),
         }
@@ -46,8 +48,11 @@ class LayeringDetector(Detector):
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         resting: dict[str, list[Any]] = state["open"]
         horizon = event.ts - self.config.window_us
-        for stale in [k for k, o in resting.items() if o[0] < horizon]:
-            del resting[stale]  # the window slides on
+        while resting:  # oldest first: the dict keeps submission order
+            oldest = next(iter(resting))
+            if resting[oldest][0] >= horizon:
+                break
+            del resting[oldest]  # the window slides on
         order_id = event.order_id or ""
         order = resting.get(order_id)
         if event.kind == "submit":
@@ -74,9 +79,9 @@ class LayeringDetector(Detector):
         # this event added to can newly reach it.
         depth = self.config.layering_depth
         episodes: dict[str, int] = state["episode"]
-        for side in list(episodes):
-            if len({o[3] for o in resting.values() if o[2] == side}) < depth:
-                del episodes[side]
+        for held in list(episodes):
+            if len({o[3] for o in resting.values() if o[2] == held}) < depth:
+                del episodes[held]
         side = event.side
         if event.kind not in ("submit", "amend") or side is None or side in episodes:
             return []

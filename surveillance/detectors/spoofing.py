@@ -5,6 +5,7 @@ belong to its episode."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from .base import Detector, Finding, TradeEvent, dec, secs
@@ -22,6 +23,11 @@ class SpoofingDetector(Detector):
             return None
         return f"{event.agent_id}|{event.market}"
 
+    def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
+        # Oldest first (jsonb does not keep key order): pruning relies on it.
+        orders = sorted(stored.get("orders", {}).items(), key=lambda kv: (kv[1][0], kv[1][1]))
+        return {**stored, "orders": dict(orders)}
+
     def horizon_us(self) -> int:
         return self.config.spoof_cancel_threshold_us
 
@@ -29,16 +35,19 @@ class SpoofingDetector(Detector):
         threshold = self.config.spoof_cancel_threshold_us
         orders: dict[str, list[Any]] = state.setdefault("orders", {})
         horizon = event.ts - threshold
-        for stale in [k for k, o in orders.items() if o[0] < horizon]:
-            del orders[stale]  # cancelled after this, it is not a spoof
+        while orders:  # oldest first: the dict keeps submission order
+            oldest = next(iter(orders))
+            if orders[oldest][0] >= horizon:
+                break
+            del orders[oldest]  # cancelled after this, it is not a spoof
         if event.kind == "submit":
             if event.accepted and event.order_id is not None:
                 orders[event.order_id] = [
                     event.ts,
                     event.seq,
                     event.side,
-                    dec(event.quantity or 0),
-                    dec(event.price or 0),
+                    dec(event.quantity or Decimal(0)),
+                    dec(event.price or Decimal(0)),
                     0,
                 ]
             return []

@@ -7,6 +7,7 @@ episode and do not open a second alert."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from .base import Detector, Finding, TradeEvent, dec, secs
@@ -37,8 +38,8 @@ class WashTradingDetector(Detector):
                 event.seq,
                 event.side,
                 event.agent_id,
-                dec(event.quantity or 0),
-                dec(event.price or 0),
+                dec(event.quantity or Decimal(0)),
+                dec(event.price or Decimal(0)),
                 event.order_seq,
             ]
         )
