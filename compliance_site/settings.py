@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("COMPLIANCE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -161,6 +162,30 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "audit.tasks.audit_verify_task",
         "schedule": timedelta(hours=24),
     },
+    "surveillance-cycle": {
+        "task": "surveillance.tasks.surveillance_cycle_task",
+        "schedule": timedelta(seconds=env.int("COMPLIANCE_SURVEILLANCE_INTERVAL_SECS", default=5)),
+    },
+    "webhook-sweep": {
+        "task": "audit.webhooks.tasks.webhook_sweep_task",
+        "schedule": timedelta(seconds=5),
+    },
+    "report-daily-trade": {
+        "task": "reporting.tasks.report_daily_trade_schedule_task",
+        "schedule": crontab(minute="5,35", hour="*"),
+    },
+    "report-quarterly": {
+        "task": "reporting.tasks.report_quarterly_schedule_task",
+        "schedule": crontab(minute=15, hour="*/6"),
+    },
+    "report-sweep": {
+        "task": "reporting.tasks.report_sweep_task",
+        "schedule": timedelta(minutes=1),
+    },
+    "retention-purge": {
+        "task": "reporting.tasks.retention_purge_task",
+        "schedule": crontab(minute=30, hour=2),
+    },
     "approvals-email-sweep": {
         "task": "approvals.tasks.approval_notification_email_sweep_task",
         "schedule": timedelta(seconds=60),
@@ -177,6 +202,17 @@ CELERY_BEAT_SCHEDULE: dict = {
 COMPLIANCE_LOG_ORIGIN = env.str("COMPLIANCE_LOG_ORIGIN", default="compliance.local/log")
 COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=100_000)
 COMPLIANCE_TOKEN_TTL = timedelta(seconds=env.int("COMPLIANCE_TOKEN_TTL_SECS", default=8 * 3600))
+
+# Webhooks: targets on private, loopback or link-local addresses are refused
+# unless their host (or host:port) is listed here.
+COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = env.list("COMPLIANCE_WEBHOOK_ALLOWED_HOSTS", default=[])
+COMPLIANCE_WEBHOOK_TIMEOUT_SECS = env.float("COMPLIANCE_WEBHOOK_TIMEOUT_SECS", default=10)
+COMPLIANCE_WEBHOOK_DISABLE_AFTER_FAILURES = env.int("COMPLIANCE_WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+
+# Email for approval notices: console in development, SMTP from EMAIL_URL in production.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="compliance@localhost")
 
 LOGGING = {
     "version": 1,
