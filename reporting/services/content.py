@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -38,10 +38,11 @@ from ..regulators import (
     FIRM_SETTINGS,
     KIND_TITLES,
     REGULATORS,
-    SECTION_COLUMNS,
     SUMMARY_METRICS,
     sections_for,
 )
+from .spool import Spool
+from .thresholds import Thresholds
 
 CHUNK = 2000
 ORDER_TYPES = frozenset(
@@ -68,102 +69,6 @@ COUNTED_TYPES = {
     "ORDER_AMENDED": "orders_amended",
     "SYSTEM_ERROR": "system_errors",
 }
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    cancel_ratio: Decimal
-    error_rate: Decimal
-    gap_us: int
-    clock_tolerance_us: int
-    trading_days: frozenset[int]  # Monday = 0
-    trading_start_min: int  # minutes after 00:00 UTC
-    trading_end_min: int
-
-    @classmethod
-    def current(cls) -> Thresholds:
-        hours = getattr(settings, "REPORTING_TRADING_HOURS", None) or {}
-        start_h, start_m = (int(x) for x in str(hours.get("start", "00:00")).split(":"))
-        end_h, end_m = (int(x) for x in str(hours.get("end", "24:00")).split(":"))
-        return cls(
-            cancel_ratio=Decimal(str(getattr(settings, "REPORTING_CANCEL_RATIO_THRESHOLD", "0.9"))),
-            error_rate=Decimal(str(getattr(settings, "REPORTING_ERROR_RATE_THRESHOLD", "0.05"))),
-            gap_us=int(getattr(settings, "REPORTING_GAP_HOURS", 4)) * 3_600_000_000,
-            clock_tolerance_us=int(getattr(settings, "REPORTING_RTS25_TOLERANCE_US", 1000)),
-            trading_days=frozenset(hours.get("days", range(7))),
-            trading_start_min=start_h * 60 + start_m,
-            trading_end_min=end_h * 60 + end_m,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cancel_ratio_above": str(self.cancel_ratio),
-            "error_rate_above": str(self.error_rate),
-            "gap_hours_above": self.gap_us // 3_600_000_000,
-            "rts25_clock_tolerance_us": self.clock_tolerance_us,
-            "trading_hours_utc": {
-                "days": sorted(self.trading_days),
-                "start_minute": self.trading_start_min,
-                "end_minute": self.trading_end_min,
-            },
-        }
-
-    def trading_us_between(self, a_us: int, b_us: int) -> int:
-        """Microseconds of trading hours inside [a, b)."""
-        if b_us <= a_us:
-            return 0
-        if (
-            len(self.trading_days) == 7
-            and self.trading_start_min == 0
-            and self.trading_end_min >= 1440
-        ):
-            return b_us - a_us
-        total = 0
-        day_us = 86_400_000_000
-        day_start = a_us - a_us % day_us
-        while day_start < b_us:
-            weekday = datetime.fromtimestamp(day_start // 1_000_000, UTC).weekday()
-            if weekday in self.trading_days:
-                lo = max(a_us, day_start + self.trading_start_min * 60_000_000)
-                hi = min(b_us, day_start + self.trading_end_min * 60_000_000)
-                total += max(0, hi - lo)
-            day_start += day_us
-        return total
-
-
-class Spool:
-    """Rows of one section, written to a file as JSON arrays, one per line."""
-
-    def __init__(self, directory: Path, name: str):
-        self.name = name
-        self.columns = SECTION_COLUMNS[name]
-        self.path = directory / f"{name}.jsonl"
-        self._fh: TextIO | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        self.count = 0
-
-    def write(self, row: list[Any]) -> None:
-        assert self._fh is not None
-        self._fh.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-        self._fh.write("\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def lines(self, limit: int | None = None) -> Iterator[str]:
-        """The rows as JSON array texts (no newline)."""
-        self.close()
-        with open(self.path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh):
-                if limit is not None and n >= limit:
-                    return
-                yield line.rstrip("\n")
-
-    def rows(self, limit: int | None = None) -> Iterator[list[Any]]:
-        for line in self.lines(limit):
-            yield json.loads(line)
 
 
 @dataclass
