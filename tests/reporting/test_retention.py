@@ -342,3 +342,16 @@ def test_reports_after_a_purge_count_purged_records_and_still_cover_them(aged, h
     assert not any(trail[seq]["purged"] for seq in aged.keep | aged.held)
     purges = rows(doc, "purges")
     assert [p["count"] for p in purges] == [len(aged.purge)]
+
+
+def test_inclusion_proofs_of_purged_records_still_verify_against_the_old_checkpoint(aged, holds):
+    from audit.models import Checkpoint
+    from audit.services.tree import inclusion_proof
+    from compliance_client.merkle import verify_inclusion
+
+    before = Checkpoint.objects.order_by("-timestamp_us").first()
+    purge_now()
+
+    for seq in sorted(aged.purge):
+        leaf, path = inclusion_proof(seq=seq, tree_size=before.tree_size)
+        assert verify_inclusion(leaf, seq, before.tree_size, path, bytes(before.root_hash)), seq
