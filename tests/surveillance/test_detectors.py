@@ -9,7 +9,7 @@ import heapq
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +79,7 @@ class Day:
         self.planted: list[tuple[str, str, str]] = []  # (detector, agent_id, market)
         self.sides: dict[tuple[str, str], str] = {}
         self.positions: Counter[tuple[str, str]] = Counter()
+        self.outbox: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
 
     # --- the bots' actions --------------------------------------------------------
 
@@ -127,13 +128,25 @@ class Day:
         )
         return order_submit(agent=handle.agent, item=item).decision
 
-    def report(self, agent_id: str, *events: tuple[str, dict[str, str]]) -> None:
-        """One batch from one bot, as the SDK sends it."""
+    def report(
+        self, agent_id: str, *events: tuple[str, dict[str, str]], buffered: bool = False
+    ) -> None:
+        """Events signed now; sent at once, or (`buffered`) with whatever else
+        the bot reports within the next 10 s, in one batch as the SDK does."""
         handle = self.bots[agent_id]
         items = [
             handle.signer.item(t, payload, occurred_at_us=self.clock.now) for t, payload in events
         ]
-        ingest_events(handle.agent, items)
+        if not buffered:
+            ingest_events(handle.agent, items)
+            return
+        if not self.outbox[agent_id]:
+            self.at(self.t() + 10, lambda: self.flush(agent_id))
+        self.outbox[agent_id].extend(items)
+
+    def flush(self, agent_id: str) -> None:
+        items, self.outbox[agent_id] = self.outbox[agent_id], []
+        ingest_events(self.bots[agent_id].agent, items)
 
     def fill(
         self, agent_id: str, order_id: str, qty: str, price: str, n: int = 1, market: str = ""
@@ -154,10 +167,14 @@ class Day:
             "quantity": str(self.positions[(agent_id, market)]),
             "price": price,
         }
-        self.report(agent_id, fill, ("POSITION_CHANGED", position))
+        self.report(agent_id, fill, ("POSITION_CHANGED", position), buffered=True)
 
-    def cancel(self, agent_id: str, order_id: str) -> None:
-        self.report(agent_id, ("ORDER_CANCELED", {"order_id": order_id, "reason": "strategy"}))
+    def cancel(self, agent_id: str, order_id: str, buffered: bool = False) -> None:
+        self.report(
+            agent_id,
+            ("ORDER_CANCELED", {"order_id": order_id, "reason": "strategy"}),
+            buffered=buffered,
+        )
 
     def position(self, agent_id: str, market: str, qty: str, price: str) -> None:
         self.report(
@@ -181,7 +198,7 @@ class Day:
         def resolve(order_id: str, qty: int) -> None:
             roll = self.rng.random()
             if roll < 0.2:
-                self.cancel(agent_id, order_id)
+                self.cancel(agent_id, order_id, buffered=True)
                 self.resting[(agent_id, market)] -= 1
             elif roll < 0.5 and qty > 1:
                 self.fill(agent_id, order_id, "1", price(), 1, market)
