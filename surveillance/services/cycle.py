@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -180,6 +180,9 @@ def _orders(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, st
 
 
 loads = json.loads
+# The C scanner behind json.loads, without its wrappers: the canonical text
+# has no surrounding whitespace to skip.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _source_and_data(body: str, seq: int, event_type: str, ts: int) -> tuple[Any, str]:
@@ -197,7 +200,8 @@ def _source_and_data(body: str, seq: int, event_type: str, ts: int) -> tuple[Any
         data = json.dumps(record["data"], separators=(",", ":"), sort_keys=True)
         return record["source"], _data_view(data, event_type)
     data_at = body.find(',"data":', 0, at)
-    return loads(body[at + len(tail) : -1]), _data_view(body[data_at + 8 : at], event_type)
+    source, _ = _scan(body, at + len(tail))
+    return source, _data_view(body[data_at + 8 : at], event_type)
 
 
 def _data_view(data: str, event_type: str) -> str:
