@@ -458,3 +458,27 @@ def test_admin_reports_a_refusal_and_changes_nothing(browser: Any, alert: Alert,
     )
     assert "assigned to olga" in response.content.decode()
     assert state() == before
+
+
+def test_alerts_and_case_actions_queue_webhook_notices(
+    people: dict[str, Any], settings: Any
+) -> None:
+    from audit.models import WebhookMessage
+    from audit.webhooks.services import webhook_endpoint_create
+
+    settings.COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    webhook_endpoint_create(
+        url="http://127.0.0.1:9/hook",
+        event_types=["SURVEILLANCE_ALERT", "ALERT_UPDATED"],
+        acting_user=people["alice"],
+    )
+    [alert] = make_alerts(finding(1, "wash_trading", "critical"))
+    alert_resolve(
+        alert_id=alert.pk, acting_user=people["alice"], disposition="reported", note="filed"
+    )
+    created, updated = WebhookMessage.objects.order_by("pk")
+    body = json.loads(created.body)
+    assert body["type"] == "SURVEILLANCE_ALERT" and created.seq == alert.seq
+    assert body["data"]["alert_id"] == alert.pk and body["data"]["severity"] == "critical"
+    assert json.loads(updated.body)["data"]["disposition"] == "reported"
+    assert updated.deliveries.get().status == "pending"

@@ -775,3 +775,48 @@ def test_bench_cycle_throughput(people: Any) -> None:
             log.grow(window)
             surveillance_cycle(max_records=window + 1)
             window *= 2
+
+
+def test_beat_task_runs_one_cycle(day: Day) -> None:
+    from surveillance.tasks import surveillance_cycle_task
+
+    day.bot("sly", "carol")
+    day.spoof(10, "sly", "ADA-USD", "buy")
+    day.run()
+    result = surveillance_cycle_task.delay().get()
+    assert result["alerts"] == list(Alert.objects.values_list("pk", flat=True)) and result["alerts"]
+    assert surveillance_cycle_task.delay().get()["alerts"] == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_cycles_store_each_alert_once(
+    clock: Clock, make_bot: Callable[..., Any]
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    # given a committed day with the ten planted cases
+    day = Day(clock, make_bot)
+    trading_day(day, orders_per_book=25, gap=(20, 80))
+    # when four workers run the cycle at once, in small chunks
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            surveillance_cycle(chunk_records=30)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then the cursor lock serialized their chunks: every case once, one record each
+    assert errors == []
+    assert alert_cases() == Counter(day.planted)
+    assert Record.objects.filter(event_type="SURVEILLANCE_ALERT").count() == len(day.planted)
