@@ -214,6 +214,20 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="compliance@localhost")
 
+# Reports: firm identifiers printed on regulator variants, and thresholds.
+COMPLIANCE_FIRM_NAME = env.str("COMPLIANCE_FIRM_NAME", default="")
+COMPLIANCE_FIRM_LEI = env.str("COMPLIANCE_FIRM_LEI", default="")
+COMPLIANCE_FIRM_SEC_FILE_NUMBER = env.str("COMPLIANCE_FIRM_SEC_FILE_NUMBER", default="")
+COMPLIANCE_FIRM_DESIGNATED_OFFICER = env.str("COMPLIANCE_FIRM_DESIGNATED_OFFICER", default="")
+COMPLIANCE_FIRM_FCA_FRN = env.str("COMPLIANCE_FIRM_FCA_FRN", default="")
+COMPLIANCE_FIRM_BAFIN_ID = env.str("COMPLIANCE_FIRM_BAFIN_ID", default="")
+COMPLIANCE_FIRM_COMPETENT_AUTHORITY = env.str("COMPLIANCE_FIRM_COMPETENT_AUTHORITY", default="")
+COMPLIANCE_FIRM_VENUE_MIC = env.str("COMPLIANCE_FIRM_VENUE_MIC", default="")
+REPORTING_RTS25_TOLERANCE_US = env.int("REPORTING_RTS25_TOLERANCE_US", default=1000)  # 100 for HFT
+REPORTING_DAILY_FORMATS = env.list("REPORTING_DAILY_FORMATS", default=["json", "csv", "pdf"])
+REPORTING_QUARTERLY_FORMATS = env.list("REPORTING_QUARTERLY_FORMATS", default=["json", "csv", "pdf"])
+REPORTING_PDF_MAX_ROWS = env.int("REPORTING_PDF_MAX_ROWS", default=500)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
