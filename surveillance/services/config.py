@@ -53,11 +53,18 @@ def config_current() -> ComplianceConfigVersion:
 
 
 def limits_current() -> Limits:
+    """The config in force, parsed once per version and process (a one-row,
+    two-column query per call, not the whole config)."""
+    latest = (
+        ComplianceConfigVersion.objects.order_by("-version").values_list("version", "hash").first()
+    )
+    if latest is not None:
+        cached = _parsed.get(latest[0])
+        if cached is not None and cached.hash == latest[1]:
+            return cached
     row = config_current()
-    limits = _parsed.get(row.version)
-    if limits is None or limits.hash != row.hash:
-        limits = Limits.parse(row.version, row.hash, row.config)
-        _parsed[row.version] = limits
+    limits = Limits.parse(row.version, row.hash, row.config)
+    _parsed[row.version] = limits
     return limits
 
 

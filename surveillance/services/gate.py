@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, Q
 
 from accounts.models import Agent
 from approvals.services import approval_open
 from audit.event_types import Channel
-from audit.services import Actor, append, lock_head, now_us, pending_server_event
+from audit.services import DEFAULT_LOG, Actor, append, lock_head, now_us, pending_server_event
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
 
 from ..checks import (
@@ -93,15 +93,57 @@ def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, s
     )
 
 
-def _market_exposures() -> tuple[dict[str, tuple[Exposure, Decimal]], Decimal]:
-    rows = {}
+def _market_rows(market: str) -> tuple[Exposure, Decimal, Decimal | None, Decimal]:
+    """(this market's exposure, its valuation price, its last traded price,
+    gross exposure of all markets) in one query."""
     gross = Decimal(0)
-    for m in MarketRisk.objects.all():
-        exposure = Exposure(m.position, m.open_buy, m.open_sell)
-        price = m.mark_price or Decimal(0)
-        rows[m.market] = (exposure, price)
-        gross += exposure.worst() * price
-    return rows, gross
+    mine, price, traded = Exposure(), Decimal(0), None
+    for name, position, buy, sell, mark, last in MarketRisk.objects.values_list(
+        "market", "position", "open_buy", "open_sell", "mark_price", "last_price"
+    ):
+        exposure = Exposure(position, buy, sell)
+        gross += exposure.worst() * (mark or 0)
+        if name == market:
+            mine, price, traded = exposure, mark or Decimal(0), last
+    return mine, price, traded, gross
+
+
+def _agent_counts(
+    agent: Agent, intent: Intent, lim: Limits, *, now: int, window_secs: int, dup: bool
+) -> dict[str, int]:
+    """The agent's order counts for the rate, cancel-ratio and duplicate checks, in one query."""
+    live = ~Q(decision="rejected")
+    window = Q(created_at_us__gte=now - window_secs * 1_000_000) & live
+    counts = {
+        "last_minute": Count("pk", filter=Q(created_at_us__gte=now - MINUTE_US)),
+        "in_window": Count("pk", filter=window),
+        "cancels": Count("pk", filter=window & Q(status=Order.Status.CANCELED)),
+    }
+    if dup and lim.duplicate_window_us:
+        counts["duplicates"] = Count(
+            "pk",
+            filter=live
+            & Q(
+                market=intent.market,
+                side=intent.side,
+                quantity=intent.quantity,
+                price=intent.price,
+                created_at_us__gte=now - lim.duplicate_window_us,
+            ),
+        )
+    since = now - max(window_secs * 1_000_000, MINUTE_US, lim.duplicate_window_us)
+    return Order.objects.filter(agent=agent, created_at_us__gte=since).aggregate(**counts)
+
+
+def agent_limits_of(limit_row: AgentRiskLimit | None) -> AgentLimits:
+    if limit_row is None:
+        return AgentLimits()
+    return AgentLimits(
+        max_position=limit_row.max_position,
+        max_order_notional=limit_row.max_order_notional,
+        max_daily_notional=limit_row.max_daily_notional,
+        max_orders_per_minute=limit_row.max_orders_per_minute,
+    )
 
 
 def snapshot_for(
@@ -112,20 +154,22 @@ def snapshot_for(
     firm: Any,
     now: int,
     window_secs: int,
+    agent_limits: AgentLimits,
     exclude: Order | None = None,
 ) -> RiskSnapshot:
-    """Everything the checks need, read while the caller holds the firm lock."""
-    markets, gross = _market_exposures()
-    market, market_price = markets.get(intent.market, (Exposure(), Decimal(0)))
-    traded = (
-        MarketRisk.objects.filter(market=intent.market).values_list("last_price", flat=True).first()
-    )
-    agent_row = AgentMarketRisk.objects.filter(agent=agent, market=intent.market).first()
-    agent_market = (
-        Exposure(agent_row.position, agent_row.open_buy, agent_row.open_sell)
-        if agent_row
-        else Exposure()
-    )
+    """Everything the checks need, read while the caller holds the firm lock
+    (five small queries)."""
+    market, market_price, traded, gross = _market_rows(intent.market)
+    today = _today()
+    agent_market = Exposure()
+    agent_day = Decimal(0)
+    for market_name, position, buy, sell, day, day_notional in AgentMarketRisk.objects.filter(
+        agent=agent
+    ).values_list("market", "position", "open_buy", "open_sell", "day", "day_notional"):
+        if market_name == intent.market:
+            agent_market = Exposure(position, buy, sell)
+        if day == today:
+            agent_day += day_notional
     if exclude is not None and exclude.status in Order.RESTING:
         # An amendment replaces what is left of the order: take it out first.
         left = exclude.remaining
@@ -134,27 +178,9 @@ def snapshot_for(
                 exp.open_buy -= left
             else:
                 exp.open_sell -= left
-    today = _today()
-    agent_day = AgentMarketRisk.objects.filter(agent=agent, day=today).aggregate(
-        total=Sum("day_notional")
-    )["total"] or Decimal(0)
-    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
-    agent_orders = Order.objects.filter(agent=agent)
-    window_start = now - window_secs * 1_000_000
-    in_window = agent_orders.filter(created_at_us__gte=window_start).exclude(decision="rejected")
-    duplicate = False
-    if lim.duplicate_window_us and exclude is None:
-        duplicate = (
-            agent_orders.filter(
-                market=intent.market,
-                side=intent.side,
-                quantity=intent.quantity,
-                price=intent.price,
-                created_at_us__gte=now - lim.duplicate_window_us,
-            )
-            .exclude(decision="rejected")
-            .exists()
-        )
+    counts = _agent_counts(
+        agent, intent, lim, now=now, window_secs=window_secs, dup=exclude is None
+    )
     return RiskSnapshot(
         kill_switches=active_kill_switches(),
         reference_price=traded,
@@ -162,20 +188,13 @@ def snapshot_for(
         market_price=market_price,
         gross_exposure=gross,
         firm_day_notional=firm.day_notional if firm.day == today else Decimal(0),
-        duplicate=duplicate,
-        agent_orders_last_minute=agent_orders.filter(created_at_us__gte=now - MINUTE_US).count(),
-        agent_orders_in_window=in_window.count(),
-        agent_cancels_in_window=in_window.filter(status=Order.Status.CANCELED).count(),
+        duplicate=bool(counts.get("duplicates")),
+        agent_orders_last_minute=counts["last_minute"],
+        agent_orders_in_window=counts["in_window"],
+        agent_cancels_in_window=counts["cancels"],
         agent_market=agent_market,
         agent_day_notional=agent_day,
-        agent_limits=AgentLimits(
-            max_position=limit_row.max_position,
-            max_order_notional=limit_row.max_order_notional,
-            max_daily_notional=limit_row.max_daily_notional,
-            max_orders_per_minute=limit_row.max_orders_per_minute,
-        )
-        if limit_row
-        else AgentLimits(),
+        agent_limits=agent_limits,
     )
 
 
@@ -193,7 +212,9 @@ def _replay(agent: Agent, checked: CheckedItem) -> GateResult | None:
     another envelope is a conflict."""
     from audit.models import Record
 
-    old = Record.objects.filter(agent_id=agent.agent_id, event_id=checked.event_id).first()
+    old = Record.objects.filter(
+        log__name=DEFAULT_LOG, agent_id=agent.agent_id, event_id=checked.event_id
+    ).first()
     if old is None:
         return None
     if bytes(old.envelope_hash or b"") != checked.envelope_hash:
@@ -243,9 +264,14 @@ def order_submit(*, agent: Agent, item: Any) -> GateResult:
 
 
 def _decision_data(
-    decision: str, status: str, reasons: list[Reason], lim: Limits, agent: Agent, notional: Decimal
+    decision: str,
+    status: str,
+    reasons: list[Reason],
+    lim: Limits,
+    limit_row: AgentRiskLimit | None,
+    notional: Decimal,
 ) -> dict[str, Any]:
-    limits = agent_limits_dict(AgentRiskLimit.objects.filter(agent=agent).first())
+    limits = agent_limits_dict(limit_row)
     return {
         "decision": decision,
         "status": status,
@@ -292,16 +318,25 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
             "order_id_conflict", f"order_id {payload['order_id']!r} was already used by this agent"
         )
     lim = limits_current()
+    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
+    # Everything above ran without a lock; from here to commit, the firm lock.
     firm = risk.lock_firm()
     now = now_us()
-    cfg_window = lim.raw.get("surveillance_window_secs", 3600)
-    snap = snapshot_for(agent, intent, lim, firm=firm, now=now, window_secs=cfg_window)
+    snap = snapshot_for(
+        agent,
+        intent,
+        lim,
+        firm=firm,
+        now=now,
+        window_secs=lim.raw.get("surveillance_window_secs", 3600),
+        agent_limits=agent_limits_of(limit_row),
+    )
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
     status = {"accepted": Order.Status.OPEN, "held": Order.Status.PENDING_APPROVAL}.get(
         decision, Order.Status.REJECTED
     )
-    data = _decision_data(decision, status, reasons, lim, agent, intent.notional)
+    data = _decision_data(decision, status, reasons, lim, limit_row, intent.notional)
     order = Order(
         agent=agent,
         order_id=payload["order_id"],
@@ -353,8 +388,16 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         order.approval_id = request.pk
         order.save(update_fields=["approval_id"])
     if decision in {"accepted", "held"}:
-        risk.reserve(agent, intent.market, intent.side, intent.quantity, intent.price)
-        risk.add_day_notional(firm, agent, intent.market, _today(), intent.notional)
+        risk.reserve(
+            firm,
+            agent,
+            intent.market,
+            intent.side,
+            intent.quantity,
+            intent.price,
+            today=_today(),
+            notional=intent.notional,
+        )
     return GateResult(
         decision=decision,
         order=order,
@@ -374,6 +417,7 @@ def _approval_dict(request: Any) -> dict[str, Any]:
 def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     payload = checked.envelope["payload"]
     lim = limits_current()
+    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     firm = risk.lock_firm()
     lock_head()  # fills and cancels of this order wait until the amendment is decided
     order = (
@@ -399,6 +443,7 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         firm=firm,
         now=now,
         window_secs=lim.raw.get("surveillance_window_secs", 3600),
+        agent_limits=agent_limits_of(limit_row),
         exclude=order,
     )
     reasons = evaluate(intent, snap, lim, amendment=True)
@@ -410,7 +455,7 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
             "amendments above the approval threshold are refused: submit a new order for approval",
         )
     decision = "accepted" if not reasons else "rejected"
-    data = _decision_data(decision, order.status, reasons, lim, agent, intent.notional)
+    data = _decision_data(decision, order.status, reasons, lim, limit_row, intent.notional)
     data["amendment"] = {
         "quantity": format(quantity.normalize(), "f"),
         "price": format(price.normalize(), "f"),
@@ -424,11 +469,18 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         old_remaining = order.remaining
         extra = intent.notional - old_remaining * order.price
         risk.release(agent, order.market, order.side, old_remaining)
-        risk.reserve(agent, order.market, order.side, remaining, price)
+        risk.reserve(
+            firm,
+            agent,
+            order.market,
+            order.side,
+            remaining,
+            price,
+            today=_today(),
+            notional=max(extra, Decimal(0)),
+        )
         order.quantity, order.price, order.updated_at_us = quantity, price, now
         order.save(update_fields=["quantity", "price", "updated_at_us"])
-        if extra > 0:
-            risk.add_day_notional(firm, agent, order.market, _today(), extra)
     return GateResult(
         decision=decision,
         order=order,

@@ -11,7 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 
 from accounts.models import Agent
 
@@ -40,17 +41,42 @@ def _side_field(side: str) -> str:
     return "open_buy" if side == "buy" else "open_sell"
 
 
-def reserve(agent: Agent, market: str, side: str, quantity: Decimal, price: Decimal) -> None:
-    """An order now rests (or waits for approval): count it in the exposure. Until
-    the market trades, its exposure is valued at the latest order price."""
+def reserve(
+    firm: FirmRisk,
+    agent: Agent,
+    market: str,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    *,
+    today: date,
+    notional: Decimal,
+) -> None:
+    """An order now rests (or waits for approval): count it in the exposure and
+    the day's volume, in three UPDATEs. Until the market trades, its exposure
+    is valued at the latest order price."""
     field = _side_field(side)
-    market_row(market)
-    agent_market_row(agent, market)
-    MarketRisk.objects.filter(market=market).update(**{field: F(field) + quantity})
-    MarketRisk.objects.filter(market=market, last_price__isnull=True).update(mark_price=price)
-    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
-        **{field: F(field) + quantity}
-    )
+    firm_changes = {
+        field: F(field) + quantity,
+        "mark_price": Coalesce(F("last_price"), Value(price)),
+    }
+    if not MarketRisk.objects.filter(market=market).update(**firm_changes):
+        market_row(market)
+        MarketRisk.objects.filter(market=market).update(**firm_changes)
+    agent_changes = {
+        field: F(field) + quantity,
+        "day_notional": Case(
+            When(day=today, then=F("day_notional") + notional), default=Value(notional)
+        ),
+        "day": Value(today),
+    }
+    if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
+        agent_market_row(agent, market)
+        AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
+    if firm.day != today:
+        firm.day, firm.day_notional = today, Decimal(0)
+    firm.day_notional += notional
+    firm.save(update_fields=["day", "day_notional"])
 
 
 def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
@@ -103,17 +129,3 @@ def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -
         position=F("position") + delta, last_price=price, mark_price=price
     )
     AgentMarketRisk.objects.filter(pk=row.pk).update(position=quantity)
-
-
-def add_day_notional(
-    firm: FirmRisk, agent: Agent, market: str, today: date, notional: Decimal
-) -> None:
-    if firm.day != today:
-        firm.day, firm.day_notional = today, Decimal(0)
-    firm.day_notional += notional
-    firm.save(update_fields=["day", "day_notional"])
-    row = agent_market_row(agent, market)
-    if row.day != today:
-        AgentMarketRisk.objects.filter(pk=row.pk).update(day=today, day_notional=notional)
-    else:
-        AgentMarketRisk.objects.filter(pk=row.pk).update(day_notional=F("day_notional") + notional)
