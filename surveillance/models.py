@@ -13,7 +13,6 @@ from django.db import models
 from accounts.models import Agent, User
 
 
-
 def quantity_field(**options: Any) -> models.DecimalField:
     """Money and quantities: exact decimals, never floats."""
     return models.DecimalField(max_digits=30, decimal_places=12, **options)
@@ -129,7 +128,9 @@ class Order(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["agent", "order_id"], name="order_unique_agent_order_id")
+            models.UniqueConstraint(
+                fields=["agent", "order_id"], name="order_unique_agent_order_id"
+            )
         ]
         indexes = [
             models.Index(fields=["agent", "created_at_us"], name="order_agent_time"),
