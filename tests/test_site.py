@@ -1,0 +1,66 @@
+"""The site's own endpoints: health, OpenAPI schema and docs, deploy checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_reports_database_broker_and_checkpoint_age(api, bot):
+    from audit.services.checkpoints import checkpoint_create
+
+    checkpoint_create(force=True)
+    body = api.get("/healthz").json()
+    assert body["database"] == "ok"
+    assert body["broker"] in {"ok", "down"}
+    assert body["last_checkpoint_age_s"] is not None and body["last_checkpoint_age_s"] < 60
+
+
+def test_openapi_schema_lists_the_contract_endpoints(api):
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in [
+        "/api/v1/events/",
+        "/api/v1/orders/",
+        "/api/v1/log/proofs/inclusion/",
+        "/api/v1/approvals/",
+        "/api/v1/kill-switch/",
+        "/api/v1/config/",
+    ]:
+        assert path in paths, path
+    assert api.get("/api/docs/").status_code == 200
+
+
+def test_production_settings_pass_check_deploy():
+    env = {k: v for k, v in os.environ.items() if k not in {"COMPLIANCE_TESTING", "DJANGO_DEBUG"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="compliance_site.settings",
+        DJANGO_SECRET_KEY="a-long-random-production-secret-" + "x7Q9" * 10,
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="compliance.example.com",
+    )
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_production_settings_refuse_to_start_without_a_secret():
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"COMPLIANCE_TESTING", "DJANGO_SECRET_KEY"}
+    }
+    env.update(DJANGO_SETTINGS_MODULE="compliance_site.settings", DJANGO_DEBUG="0")
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode != 0
+    assert "DJANGO_SECRET_KEY" in proc.stderr
