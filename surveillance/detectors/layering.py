@@ -28,13 +28,15 @@ class LayeringDetector(Detector):
     def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
         # Oldest first (jsonb does not keep key order): pruning relies on it.
         resting = sorted(stored.get("open", {}).items(), key=lambda kv: (kv[1][0], kv[1][1]))
-        return {
-            "open": {
-                k: [o[0], o[1], o[2], Decimal(o[3]), Decimal(o[4]), Decimal(o[5])]
-                for k, o in resting
-            },
-            "episode": dict(stored.get("episode", {})),
+        orders = {
+            k: [o[0], o[1], o[2], Decimal(o[3]), Decimal(o[4]), Decimal(o[5])] for k, o in resting
         }
+        # Orders per price level and side, kept in step with `open` (not stored).
+        levels: dict[str, dict[Decimal, int]] = {"buy": {}, "sell": {}}
+        for o in orders.values():
+            side_levels = levels.setdefault(o[2], {})
+            side_levels[o[3]] = side_levels.get(o[3], 0) + 1
+        return {"open": orders, "levels": levels, "episode": dict(stored.get("episode", {}))}
 
     def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -45,52 +47,68 @@ class LayeringDetector(Detector):
             "episode": state["episode"],
         }
 
+    @staticmethod
+    def _leave(levels: dict[str, dict[Decimal, int]], order: list[Any]) -> None:
+        side_levels = levels[order[2]]
+        left = side_levels[order[3]] - 1
+        if left:
+            side_levels[order[3]] = left
+        else:
+            del side_levels[order[3]]
+
+    @staticmethod
+    def _join(levels: dict[str, dict[Decimal, int]], order: list[Any]) -> None:
+        side_levels = levels.setdefault(order[2], {})
+        side_levels[order[3]] = side_levels.get(order[3], 0) + 1
+
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         resting: dict[str, list[Any]] = state["open"]
+        levels: dict[str, dict[Decimal, int]] = state["levels"]
         horizon = event.ts - self.config.window_us
         while resting:  # oldest first: the dict keeps submission order
             oldest = next(iter(resting))
             if resting[oldest][0] >= horizon:
                 break
-            del resting[oldest]  # the window slides on
+            self._leave(levels, resting.pop(oldest))  # the window slides on
         order_id = event.order_id or ""
         order = resting.get(order_id)
-        if event.kind == "submit":
+        kind = event.kind
+        if kind == "submit":
             if event.accepted:  # held orders do not rest until granted
-                resting[order_id] = [
-                    event.ts,
-                    event.seq,
-                    event.side,
-                    event.price,
-                    event.quantity,
-                    ZERO,
-                ]
+                order = [event.ts, event.seq, event.side, event.price, event.quantity, ZERO]
+                resting[order_id] = order
+                self._join(levels, order)
         elif order is not None:
-            if event.kind == "cancel":
-                del resting[order_id]
-            elif event.kind == "fill":
+            if kind == "cancel":
+                self._leave(levels, resting.pop(order_id))
+            elif kind == "fill":
                 order[5] += event.quantity or ZERO
                 if order[5] >= order[4]:
-                    del resting[order_id]
-            elif event.kind == "amend":
-                order[3] = event.price if event.price is not None else order[3]
-                order[4] = event.quantity if event.quantity is not None else order[4]
+                    self._leave(levels, resting.pop(order_id))
+            elif kind == "amend":
+                if event.price is not None:
+                    self._leave(levels, order)
+                    order[3] = event.price
+                    self._join(levels, order)
+                if event.quantity is not None:
+                    order[4] = event.quantity
         # An episode ends when its stack falls below the depth; only the side
         # this event added to can newly reach it.
         depth = self.config.layering_depth
         episodes: dict[str, int] = state["episode"]
-        for held in list(episodes):
-            if len({o[3] for o in resting.values() if o[2] == held}) < depth:
-                del episodes[held]
+        if episodes:
+            for held in list(episodes):
+                if len(levels.get(held, ())) < depth:
+                    del episodes[held]
         side = event.side
-        if event.kind not in ("submit", "amend") or side is None or side in episodes:
+        if (kind != "submit" and kind != "amend") or side is None or side in episodes:
+            return []
+        if len(levels.get(side, ())) < depth:
             return []
         stack = [o for o in resting.values() if o[2] == side]
-        levels = sorted({o[3] for o in stack})
-        if len(levels) < depth:
-            return []
+        levels_seen = sorted(levels[side])
         episodes[side] = event.seq
-        shown = ", ".join(dec(p) for p in levels)
+        shown = ", ".join(dec(p) for p in levels_seen)
         return [
             self.finding(
                 event=event,
@@ -99,13 +117,13 @@ class LayeringDetector(Detector):
                 evidence=[o[1] for o in stack],
                 detail=(
                     f"agent {event.agent_id} has {len(stack)} resting {side} orders "
-                    f"on {event.market} at {len(levels)} price levels ({shown}); "
+                    f"on {event.market} at {len(levels_seen)} price levels ({shown}); "
                     f"layering depth {depth}"
                 ),
                 facts={
                     "side": side,
                     "orders": len(stack),
-                    "levels": [dec(p) for p in levels],
+                    "levels": [dec(p) for p in levels_seen],
                     "depth": depth,
                 },
             )

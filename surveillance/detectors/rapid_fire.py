@@ -30,14 +30,14 @@ class RapidFireDetector(Detector):
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         limit = self.config.max_orders_per_minute or 0
-        recent: list[list[Any]] = state.get("recent", [])
+        recent: list[list[Any]] = state.setdefault("recent", [])
         start = 0
         floor = event.ts - MINUTE_US
         while start < len(recent) and recent[start][0] <= floor:
             start += 1
-        recent = recent[start:]
+        if start:
+            del recent[:start]  # in place: the minute slides on
         recent.append([event.ts, event.seq, event.market])
-        state["recent"] = recent
         if len(recent) <= limit:
             return []
         episode = state.get("episode")

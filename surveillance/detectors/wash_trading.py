@@ -30,8 +30,14 @@ class WashTradingDetector(Detector):
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         threshold = self.config.wash_trade_threshold_us
-        fills: list[list[Any]] = [f for f in state.get("fills", []) if f[0] >= event.ts - threshold]
-        opposite = [f for f in fills if f[2] != event.side]
+        fills: list[list[Any]] = state.setdefault("fills", [])
+        start, floor = 0, event.ts - threshold
+        while start < len(fills) and fills[start][0] < floor:  # oldest first
+            start += 1
+        if start:
+            del fills[:start]
+        side = event.side
+        opposite = [f for f in fills if f[2] != side] if fills else []
         fills.append(
             [
                 event.ts,
@@ -43,7 +49,6 @@ class WashTradingDetector(Detector):
                 event.order_seq,
             ]
         )
-        state["fills"] = fills
         if not opposite:
             return []
         episode = state.get("episode")
