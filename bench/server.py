@@ -165,9 +165,24 @@ class BenchServer:
         import psycopg
 
         name = self.config.db_name
-        self._log(f"bench: dropping and creating database {name}")
         with psycopg.connect(f"{self.config.pg_url.rstrip('/')}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # Another benchmark run may be using it right now (several people
+            # share this machine): wait for it a little, never kill it.
+            deadline = time.monotonic() + 15
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchone()
+                if not row or row[0] == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"database {name} is in use by {row[0]} connection(s), probably another "
+                        "benchmark run: wait for it, or pass --db-name compliance_bench_<something>"
+                    )
+                time.sleep(1)
+            self._log(f"bench: dropping and creating database {name}")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
 
     def manage(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
