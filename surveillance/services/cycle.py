@@ -186,22 +186,35 @@ _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 
 
 def _source_and_data(body: str, seq: int, event_type: str, ts: int) -> tuple[Any, str]:
-    """The record's `source` (parsed) and the text of its `data`, without
-    parsing the whole record: in its canonical (RFC 8785) text the top-level
-    keys are sorted, so `data` is followed by exactly this tail and `source`
-    is the last member. For a submission the data text is returned from its
-    top-level "decision" value on (the first such key: the members before it
-    are hashes and integers). Falls back to a full parse if the text is not
-    in that shape."""
+    """The record's envelope (`source.envelope`: its event_type and payload,
+    parsed) and the text of its `data`, without parsing the whole record. In
+    the canonical (RFC 8785) text the members are sorted: `data` is followed by
+    exactly this tail, `source` is the last member, and in the envelope
+    `event_type` follows two ids that cannot hold a quote, `payload` comes
+    last. For a submission the data text is returned from its top-level
+    "decision" value on (the first such key: the members before it are
+    hashes and integers). Falls back to a full parse if the text is not in
+    that shape. Returns (None, "") for a record without a source."""
     tail = f',"event_type":"{event_type}","recorded_at_us":{ts},"seq":{seq},"source":'
     at = body.find(tail)
     if at < 0 or not body.startswith('{"actor":'):
         record = loads(body)
+        if record["source"] is None:
+            return None, ""
         data = json.dumps(record["data"], separators=(",", ":"), sort_keys=True)
-        return record["source"], _data_view(data, event_type)
+        envelope = record["source"]["envelope"]
+        return {"event_type": envelope["event_type"], "payload": envelope["payload"]}, _data_view(
+            data, event_type
+        )
+    start = at + len(tail)
+    if body.startswith("null", start):
+        return None, ""
+    kind_at = body.find('"event_type":"', start) + 14
+    payload_at = body.find(',"payload":', kind_at) + 11
+    payload, _ = _scan(body, payload_at)
     data_at = body.find(',"data":', 0, at)
-    source, _ = _scan(body, at + len(tail))
-    return source, _data_view(body[data_at + 8 : at], event_type)
+    envelope = {"event_type": body[kind_at : body.find('"', kind_at)], "payload": payload}
+    return envelope, _data_view(body[data_at + 8 : at], event_type)
 
 
 def _data_view(data: str, event_type: str) -> str:
@@ -227,10 +240,9 @@ def events_from_records(
     for seq, event_type, agent_id, ts, body in rows:
         if agent_id is None or body is None or agent_id not in owners:
             continue
-        source, data = _source_and_data(body, seq, event_type, ts)
-        if source is None:
+        envelope, data = _source_and_data(body, seq, event_type, ts)
+        if envelope is None:
             continue
-        envelope = source["envelope"]
         payload = envelope["payload"]
         agent_pk, owner = owners[agent_id]
         if event_type == "ORDER_SUBMITTED" or (
@@ -313,32 +325,36 @@ def events_from_records(
 
 def run_detectors(detectors: list[Detector], events: list[TradeEvent]) -> list[Finding]:
     """Feed the events to every detector, loading and saving the state of the
-    partitions they touch; the findings in (seq, detector) order."""
-    plans: list[list[tuple[str, TradeEvent]]] = [[] for _ in detectors]
-    routes: dict[str, list[tuple[Any, Any]]] = {}
+    partitions they touch; the findings in (seq, detector) order. Partitions
+    are independent, so each one's events are fed together, in seq order."""
+    plans: list[dict[str, list[TradeEvent]]] = [{} for _ in detectors]
+    routes: dict[str, list[tuple[Any, dict[str, list[TradeEvent]]]]] = {}
     for detector, plan in zip(detectors, plans, strict=True):
         for kind in detector.kinds:
-            routes.setdefault(kind, []).append((detector.partition, plan.append))
+            routes.setdefault(kind, []).append((detector.partition, plan))
     for event in events:  # one pass: each event goes to the detectors of its kind
-        for partition, add in routes.get(event.kind, ()):
+        for partition, plan in routes.get(event.kind, ()):
             key = partition(event)
             if key is not None:
-                add((key, event))
+                batch = plan.get(key)
+                if batch is None:
+                    plan[key] = [event]
+                else:
+                    batch.append(event)
     findings: list[tuple[int, int, Finding]] = []
     for rank, (detector, plan) in enumerate(zip(detectors, plans, strict=True)):
         if not plan:
             continue
-        keys = {key for key, _ in plan}
-        rows = _load_states(detector.name, keys)
-        states = {key: detector.load_state(rows[key][1] if key in rows else {}) for key in keys}
-        last: dict[str, TradeEvent] = {}
+        rows = _load_states(detector.name, set(plan))
+        states: dict[str, Any] = {}
         feed = detector.feed
-        for key, event in plan:
-            found = feed(states[key], event)
-            if found:
-                findings.extend((f.seq, rank, f) for f in found)
-            last[key] = event
-        _save_states(detector, rows, states, last)
+        for key, batch in plan.items():
+            state = states[key] = detector.load_state(rows[key][1] if key in rows else {})
+            for event in batch:
+                found = feed(state, event)
+                if found:
+                    findings.extend((f.seq, rank, f) for f in found)
+        _save_states(detector, rows, states, {key: batch[-1] for key, batch in plan.items()})
     findings.sort(key=lambda item: (item[0], item[1]))
     return [f for _, _, f in findings]
 

@@ -820,3 +820,40 @@ def test_concurrent_cycles_store_each_alert_once(
     assert errors == []
     assert alert_cases() == Counter(day.planted)
     assert Record.objects.filter(event_type="SURVEILLANCE_ALERT").count() == len(day.planted)
+
+
+def test_records_are_read_exactly_as_a_full_parse_would(day: Day) -> None:
+    import json
+
+    from surveillance.services.cycle import _source_and_data
+
+    day.bot("sly", "carol")
+    handle = day.bots["sly"]
+    order_id, _ = day.submit("sly", "ADA-USD", "buy", "2", "100.10")
+    day.amend("sly", order_id, "100.20")
+    day.submit("sly", "ADA-USD", "buy", "999999", "100")  # held for approval
+    # an event id holding quotes and the very keys the reader looks for
+    tricky = handle.signer.item(
+        "ORDER_CANCELED",
+        {"order_id": order_id, "reason": '","payload":{"x":1},"event_type":"FAKE'},
+        event_id='q","event_type":"ORDER_SUBMITTED',
+        occurred_at_us=day.clock.now,
+    )
+    ingest_events(handle.agent, [tricky])
+    rows = list(
+        Record.objects.filter(event_type__in=cycle_module.TRADING_TYPES).values_list(
+            "seq", "event_type", "recorded_at_us", "body"
+        )
+    )
+    assert len(rows) == 4
+    for seq, event_type, ts, body in rows:
+        record = json.loads(body)
+        envelope, data = _source_and_data(body, seq, event_type, ts)
+        assert envelope == {
+            "event_type": record["source"]["envelope"]["event_type"],
+            "payload": record["source"]["envelope"]["payload"],
+        }
+        if event_type == "ORDER_SUBMITTED":
+            assert data.startswith(json.dumps(record["data"]["decision"]))
+        else:
+            assert json.loads(data) == record["data"]
