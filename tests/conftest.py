@@ -3,6 +3,7 @@ API clients, and the append-only triggers kept in place for every test."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,11 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
         return
+    if os.environ.get("COMPLIANCE_REQUIRE_POSTGRES"):
+        raise pytest.UsageError(
+            "COMPLIANCE_REQUIRE_POSTGRES is set (CI) but DATABASE_URL is not PostgreSQL: "
+            "nothing may be skipped for want of it"
+        )
     skip = pytest.mark.skip(
         reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)"
     )
