@@ -9,5 +9,10 @@ class AuditConfig(AppConfig):
         from accounts.models import Role
         from accounts.roles import grant
 
+        from .models_webhooks import notify_checkpoint
+        from .services.checkpoints import register_checkpoint_hook
+
+        register_checkpoint_hook(notify_checkpoint)
+
         grant(Role.VIEWER, ["audit.view_record", "audit.view_checkpoint", "audit.view_eventtype"])
         grant(Role.COMPLIANCE_OFFICER, ["audit.add_eventtype"])

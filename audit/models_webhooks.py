@@ -125,18 +125,8 @@ class WebhookAttempt(models.Model):
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
 
 
-def _notify_checkpoint(checkpoint: object) -> None:
+def notify_checkpoint(checkpoint: object) -> None:
+    """Checkpoint hook (registered in AuditConfig.ready): push each new checkpoint."""
     from .webhooks.services import checkpoint_notify
 
     checkpoint_notify(checkpoint)
-
-
-def _register_checkpoint_hook() -> None:
-    # Registered here because this module is loaded with the app's models,
-    # before any checkpoint can be written; the hook itself imports lazily.
-    from .services.checkpoints import register_checkpoint_hook
-
-    register_checkpoint_hook(_notify_checkpoint)
-
-
-_register_checkpoint_hook()

@@ -2,6 +2,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
+# Celery's autodiscovery imports only `<app>.tasks`: this registers the webhook
+# delivery tasks with every worker.
+from .webhooks.tasks import webhook_deliver_task, webhook_sweep_task
+
+__all__ = ["webhook_deliver_task", "webhook_sweep_task"]
+
 from .services.log import Actor
 from .services.verify import verify_and_record
 

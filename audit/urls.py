@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from .apis.agents import AgentKeyRevokeApi, AgentKeysApi, AgentListCreateApi, AgentStatusApi
 from .apis.events import EventDetailApi, EventsApi
@@ -40,4 +40,5 @@ urlpatterns = [
     path("log/checkpoints/latest/", CheckpointLatestApi.as_view(), name="checkpoint-latest"),
     path("log/proofs/inclusion/", InclusionProofApi.as_view(), name="proof-inclusion"),
     path("log/proofs/consistency/", ConsistencyProofApi.as_view(), name="proof-consistency"),
+    path("", include("audit.webhooks.urls")),
 ]

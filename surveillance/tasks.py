@@ -7,13 +7,9 @@ from typing import Any
 
 from celery import shared_task
 
-# Celery's autodiscovery only imports `<app>.tasks`; importing the webhook
-# tasks here registers them with every worker (until audit/tasks.py does).
-from audit.webhooks.tasks import webhook_deliver_task, webhook_sweep_task
-
 from .services.cycle import surveillance_cycle
 
-__all__ = ["surveillance_cycle_task", "webhook_deliver_task", "webhook_sweep_task"]
+__all__ = ["surveillance_cycle_task"]
 
 
 @shared_task(name="surveillance.tasks.surveillance_cycle_task")

@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from .apis import AgentRiskLimitsApi, ConfigApi, KillSwitchApi, OrderDetailApi, OrdersApi
 from .apis_alerts import (
@@ -28,7 +28,4 @@ urlpatterns = [
     path("alerts/<int:alert_id>/escalate/", AlertEscalateApi.as_view(), name="alert-escalate"),
     path("alerts/<int:alert_id>/resolve/", AlertResolveApi.as_view(), name="alert-resolve"),
     path("surveillance/run/", SurveillanceRunApi.as_view(), name="surveillance-run"),
-    # The webhook API belongs to audit (audit/webhooks/urls.py); it is mounted
-    # here only until audit/urls.py includes it.
-    path("", include("audit.webhooks.urls")),
 ]
