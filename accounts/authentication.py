@@ -54,7 +54,7 @@ class BearerAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
         digest = hash_secret(secret)
         if secret.startswith(API_KEY_PREFIX):
-            agent = Agent.objects.filter(api_key_hash=digest).select_related("owner").first()
+            agent = Agent.objects.filter(api_key_hash=digest).first()
             if agent is None:
                 raise exceptions.AuthenticationFailed("Invalid API key.")
             return AgentPrincipal(agent), agent

@@ -7,9 +7,9 @@ differs from JCS in three places, and each one sends the value to the reference
 implementation instead:
 
 * floats: JCS uses the ECMAScript number format. We refuse floats at ingest;
-  a float found by a walk of the value (a few microseconds) goes to rfc8785.
-* integers beyond +/-(2**53 - 1): rfc8785 raises; a 17-digit run (or a
-  16-digit one starting with 9) in the output falls back so that it still does.
+  a float found by a walk of the value (about a microsecond) goes to rfc8785.
+* integers beyond +/-(2**53 - 1): rfc8785 raises; the same walk finds them
+  and falls back so that it still does.
 * key order: JCS sorts by UTF-16 code units, Python by code points. They only
   disagree when a non-BMP character meets one in U+E000..U+FFFF, so any output
   holding a character >= U+E000 (or a lone surrogate) falls back.
@@ -30,7 +30,8 @@ _encoder = json.JSONEncoder(
     allow_nan=False,
     check_circular=False,
 )
-_BIG_INTEGER = re.compile("[0-9]{17}|9[0-9]{15}")
+MAX_SAFE_INTEGER = 2**53 - 1
+_encode_string = json.encoder.encode_basestring  # what _encoder uses for a str
 _HIGH_CHARACTER = re.compile("[\ud800-\udfff\ue000-\U0010ffff]")
 
 
@@ -40,15 +41,17 @@ class CanonicalizationError(ValueError):
 
 def canonicalize(value: Any) -> bytes:
     """Return JCS(value) as UTF-8 bytes."""
+    if type(value) is str:
+        # Ids, signatures, event types: one C call, no walk.
+        text = _encode_string(value)
+        if text.isascii() or not _HIGH_CHARACTER.search(text):
+            return text.encode("utf-8")
+        return reference(value)
     try:
         text = _encoder.encode(value)
     except (TypeError, ValueError) as exc:
         raise CanonicalizationError(str(exc)) from exc
-    if (
-        _BIG_INTEGER.search(text)
-        or (not text.isascii() and _HIGH_CHARACTER.search(text))
-        or _has_float(value)
-    ):
+    if (not text.isascii() and _HIGH_CHARACTER.search(text)) or _needs_reference(value):
         return reference(value)
     return text.encode("utf-8")
 
@@ -61,14 +64,29 @@ def reference(value: Any) -> bytes:
         raise CanonicalizationError(str(exc)) from exc
 
 
-def _has_float(value: Any) -> bool:
+def _needs_reference(value: Any) -> bool:
+    """One walk: a float anywhere, or an integer beyond +/-(2**53 - 1). Exact
+    type checks first: parsed JSON holds only dict, list, str, int, bool, None."""
     stack = [value]
+    pop, push = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, float):
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            push(item.values())
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return True
+        elif kind is list or kind is tuple:
+            push(item)
+        elif isinstance(item, float):
             return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, dict):
+            push(item.values())
+        elif isinstance(item, list | tuple):
+            push(item)
+        elif isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+            return True
     return False

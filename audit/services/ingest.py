@@ -23,7 +23,7 @@ from accounts.models import Agent, AgentKey
 from compliance_client.jcs import CanonicalizationError, canonicalize
 
 from ..event_types import Channel
-from ..models import Record
+from ..models import Log, Record
 from ..validation import ResolvedType, resolve, schema_errors
 from .log import DEFAULT_LOG, Actor, PendingRecord, append, now_us
 
@@ -137,30 +137,28 @@ class ItemResult:
         }
 
 
-def _contains_float(value: Any) -> bool:
+def _number_problem(value: Any) -> str | None:
+    """One walk over a parsed item: "float" if a JSON float is anywhere in it,
+    else "integer" if an integer lies beyond +/-(2**53 - 1), else None. (The
+    shape check has already made every envelope field but the payload a
+    string or a safe integer, so the whole item can be walked.)"""
     stack = [value]
+    pop, push = stack.pop, stack.extend
+    big = False
     while stack:
-        item = stack.pop()
-        if isinstance(item, FloatToken | float):
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def _out_of_range_int(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SAFE_INT:
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            push(item.values())
+        elif kind is list:
+            push(item)
+        elif kind is int:
+            big = big or not -MAX_SAFE_INT <= item <= MAX_SAFE_INT
+        elif kind is FloatToken or isinstance(item, float):
+            return "float"
+    return "integer" if big else None
 
 
 def _shape_problem(item: Any) -> str | None:
@@ -223,12 +221,13 @@ def check_items(
         if problem is not None:
             fail("invalid_envelope", problem)
             continue
-        if _contains_float(item):
+        number_problem = _number_problem(item)
+        if number_problem == "float":
             fail(
                 "float_not_allowed", "JSON floats are not allowed; send decimal numbers as strings"
             )
             continue
-        if _out_of_range_int(item["payload"]):
+        if number_problem == "integer":
             fail(
                 "schema_violation",
                 "integers must lie within +/-(2**53 - 1); send larger numbers as strings",
@@ -299,29 +298,54 @@ def check_items(
     return checked
 
 
+# Table names are constants of the models, not input.
+_EXISTING_SQL = (
+    f"SELECT r.event_id, r.seq, r.envelope_hash, r.leaf_hash FROM {Record._meta.db_table} r"  # noqa: S608
+    f" JOIN {Log._meta.db_table} l ON l.id = r.log_id"
+    " WHERE l.name = %s AND r.agent_id = %s AND r.event_id = ANY(%s)"
+)
+
+
+def _existing(
+    agent_id: str, event_ids: list[str], log_name: str
+) -> dict[str, tuple[int, Any, Any]]:
+    """(seq, envelope_hash, leaf_hash) of the records these event_ids already have.
+    On PostgreSQL one array parameter (= ANY) instead of an IN list of up to 500:
+    the ORM's IN list costs about 1 ms of CPU per 100 ids to build and bind."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        rows = Record.objects.filter(
+            log__name=log_name, agent_id=agent_id, event_id__in=event_ids
+        ).values_list("event_id", "seq", "envelope_hash", "leaf_hash")
+        return {str(event_id): (seq, eh, lh) for event_id, seq, eh, lh in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(_EXISTING_SQL, [log_name, agent_id, event_ids])
+        return {event_id: (seq, eh, lh) for event_id, seq, eh, lh in cursor.fetchall()}
+
+
 def split_duplicates(
-    agent: Agent, checked: Sequence[CheckedItem], *, log_name: str = DEFAULT_LOG
+    agent: Agent,
+    checked: Sequence[CheckedItem],
+    *,
+    log_name: str = DEFAULT_LOG,
+    lookup: bool = True,
 ) -> tuple[list[CheckedItem], dict[int, ItemResult]]:
     """Separate new items from resends. A resend of the same envelope answers with
-    the original seq; the same event_id with other content is an EventIdConflict."""
-    existing = {
-        r.event_id: r
-        for r in Record.objects.filter(
-            log__name=log_name,
-            agent_id=agent.agent_id,
-            event_id__in=[c.event_id for c in checked],
-        ).only("seq", "event_id", "envelope_hash", "leaf_hash")
-    }
+    the original seq; the same event_id with other content is an EventIdConflict.
+    Without `lookup` only repeats inside the batch are found (the stored ones
+    then surface as an IntegrityError from the unique index)."""
+    existing = _existing(agent.agent_id, [c.event_id for c in checked], log_name) if lookup else {}
     fresh: list[CheckedItem] = []
     duplicates: dict[int, ItemResult] = {}
     seen_in_batch: dict[str, CheckedItem] = {}
     for item in checked:
         old = existing.get(item.event_id)
         if old is not None:
-            if bytes(old.envelope_hash or b"") != item.envelope_hash:
+            seq, envelope_hash, leaf_hash = old
+            if bytes(envelope_hash or b"") != item.envelope_hash:
                 raise EventIdConflict(item.index, item.event_id)
             duplicates[item.index] = ItemResult(
-                item.event_id, old.seq, bytes(old.leaf_hash).hex(), "duplicate"
+                item.event_id, seq, bytes(leaf_hash).hex(), "duplicate"
             )
             continue
         first = seen_in_batch.get(item.event_id)
@@ -352,20 +376,24 @@ def ingest_events(
 
     Raises BatchRejected (400) or EventIdConflict (409); nothing is stored then."""
     checked = check_items(agent, items)
-    for attempt in range(2):
+    # First without looking for stored event_ids: almost every batch is new, and
+    # the unique index on (log, agent_id, event_id) refuses a resend anyway. On
+    # that refusal (a resend, or a concurrent request that stored one of these
+    # event_ids first) the batch is rolled back and retried with the lookup.
+    for attempt in range(3):
         try:
-            return _append_batch(agent, checked, log_name)
+            return _append_batch(agent, checked, log_name, lookup=attempt > 0)
         except IntegrityError:
-            # A concurrent request stored one of these event_ids between our
-            # duplicate check and our insert: run the check again, now it sees it.
-            if attempt == 1:
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _append_batch(agent: Agent, checked: Sequence[CheckedItem], log_name: str) -> list[ItemResult]:
+def _append_batch(
+    agent: Agent, checked: Sequence[CheckedItem], log_name: str, *, lookup: bool
+) -> list[ItemResult]:
     with transaction.atomic():
-        fresh, results = split_duplicates(agent, checked, log_name=log_name)
+        fresh, results = split_duplicates(agent, checked, log_name=log_name, lookup=lookup)
         records = append([c.pending(agent.agent_id) for c in fresh], log_name=log_name)
         created = list(zip(fresh, records, strict=True))
         for hook in _projection_hooks:

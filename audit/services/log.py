@@ -12,6 +12,7 @@ are computed per record; a batch takes the lock once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ class PendingRecord:
     _actor_json: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._actor_json = canonicalize({"type": self.actor.type, "id": self.actor.id})
+        self._actor_json = _actor_json(self.actor.type, self.actor.id)
 
     def body(self, seq: int, recorded_at_us: int) -> bytes:
         # JCS of an object is its members in sorted key order, each in its own
@@ -88,6 +89,11 @@ class PendingRecord:
                 b"}",
             )
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _actor_json(actor_type: str, actor_id: str) -> bytes:
+    return canonicalize({"type": actor_type, "id": actor_id})
 
 
 def now_us() -> int:
@@ -124,6 +130,38 @@ def lock_head(log_name: str = DEFAULT_LOG) -> Log:
         Log.objects.get_or_create(name=log_name)
         head = Log.objects.select_for_update().get(name=log_name)
     return head
+
+
+_RECORD_COLUMNS = (
+    "log_id", "seq", "recorded_at_us", "event_type", "actor_type", "actor_id", "agent_id",
+    "event_id", "envelope_hash", "body", "leaf_hash", "chain_hash", "purged",
+)  # fmt: skip
+
+
+def _insert_records(rows: list[Record]) -> None:
+    """Store the rows. On PostgreSQL through COPY: this runs under the head
+    lock, and COPY costs a fifth of the ORM's multi-row INSERT (no SQL text of
+    1,300 parameters to build, quote and parse). The rows get no pk back;
+    nothing refers to a record by pk (log_id + seq is its identity)."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        Record.objects.bulk_create(rows)
+        return
+    columns = ", ".join(_RECORD_COLUMNS)
+    sql = f"COPY {Record._meta.db_table} ({columns}) FROM STDIN"
+    # wrap_database_errors: a duplicate event_id must still raise django's
+    # IntegrityError, which ingest retries on.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(sql) as copy,
+    ):
+        for r in rows:
+            copy.write_row(
+                (r.log_id, r.seq, r.recorded_at_us, r.event_type, r.actor_type, r.actor_id,
+                 r.agent_id, r.event_id, r.envelope_hash, r.body, r.leaf_hash, r.chain_hash,
+                 False)
+            )  # fmt: skip
 
 
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Record]:
@@ -167,7 +205,7 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
             if level % TILE_LEVELS == 0
         )
         seq += 1
-    Record.objects.bulk_create(rows)
+    _insert_records(rows)
     if nodes:
         MerkleNode.objects.bulk_create(nodes)
     Log.objects.filter(pk=head.pk).update(
