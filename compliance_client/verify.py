@@ -252,9 +252,13 @@ class _KeyRing:
 _worker_ring: _KeyRing | None = None  # set in each pool process by _init_worker
 
 
-def _init_worker(agent_keys: _KeyTable, check_signatures: bool) -> None:
-    global _worker_ring
+def _init_worker(agent_keys: _KeyTable, check_signatures: bool, chunk: int) -> None:
+    global _worker_ring, CHUNK
     _worker_ring = _KeyRing(agent_keys, check_signatures)
+    # The parent's chunk size, not this module's default: a spawned worker
+    # re-imports the module, and a chunk it did not cut must not be judged
+    # against another size (that misplaced every checkpoint root).
+    CHUNK = chunk
 
 
 def _process_chunk_in_worker(task: tuple[int, bytes, tuple[int, ...]]) -> _ChunkResult:
@@ -535,7 +539,7 @@ def _run_pool(
     context = multiprocessing.get_context(_start_method())
     pending: deque[tuple[int, Future[_ChunkResult]]] = deque()
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=init_args
+        workers, mp_context=context, initializer=_init_worker, initargs=(*init_args, CHUNK)
     ) as pool:
         try:
             start = 0
