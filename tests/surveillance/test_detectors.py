@@ -749,10 +749,7 @@ def test_cycle_cost_follows_the_new_records_not_the_window(people: Any) -> None:
     assert DetectorState.objects.count() <= 3 * 20 * 10 + 1
 
 
-@pytest.mark.skipif(
-    not os.environ.get("COMPLIANCE_BENCH_RECORDS"),
-    reason="benchmark: set COMPLIANCE_BENCH_RECORDS=100000 (and -s to see the figures)",
-)
+@pytest.mark.bench
 def test_bench_cycle_throughput(people: Any) -> None:
     """Records/s through one cycle over a log of N records, then the cost of a
     cycle over 1,000 new records as the window grows (flat is the point)."""
