@@ -28,10 +28,10 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
 
     if not os.environ.get("COMPLIANCE_BENCH_RECORDS"):
         # Measurements run from `make bench` (bench/surveillance.py), never in the suite.
-        kept = [item for item in items if "bench" not in item.keywords]
-        if len(kept) != len(items):
-            config.hook.pytest_deselected(items=[i for i in items if "bench" in i.keywords])
-            items[:] = kept
+        measured = [item for item in items if item.get_closest_marker("bench")]
+        if measured:
+            config.hook.pytest_deselected(items=measured)
+            items[:] = [item for item in items if not item.get_closest_marker("bench")]
 
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
