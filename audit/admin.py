@@ -12,6 +12,8 @@ from .models import Checkpoint, EventType, Record
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence and projections are shown, never edited: changes go through services."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from accounts.roles import has_role
+from audit.admin import ReadOnlyAdmin
 
 from .models import AgentRiskLimit, ComplianceConfigVersion, KillSwitch, Order
 from .services.config import limits_current
@@ -23,17 +24,6 @@ from .services.kill_switch import (
     kill_switch_activate,
     kill_switch_deactivate,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ActivateForm(forms.Form):
