@@ -8,13 +8,11 @@ change goes through the services, which record it in the log."""
 
 from __future__ import annotations
 
-import posixpath
 from datetime import UTC, datetime, time
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -24,8 +22,7 @@ from django.utils.html import format_html
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
 from .regulators import REGULATORS
-from .selectors import legal_hold_list_for_user, report_get_for_user, report_list_for_user
-from .services.render import CONTENT_TYPES
+from .selectors import legal_hold_list_for_user, report_list_for_user
 from .services.reports import ReportError, report_request
 from .services.retention import (
     MAX_REASON_CHARS,
@@ -192,17 +189,9 @@ class ReportAdmin(ReadOnly):
         )
 
     def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
-        report = report_get_for_user(user=request.user, report_id=pk)
-        if report is None or report.status != Report.Status.DONE:
-            raise Http404
-        response = FileResponse(
-            default_storage.open(report.file, "rb"),
-            as_attachment=True,
-            filename=posixpath.basename(report.file),
-            content_type=CONTENT_TYPES[report.format],
-        )
-        response["X-Report-SHA256"] = report.sha256
-        return response
+        from .apis import report_file_response
+
+        return report_file_response(user=request.user, report_id=pk)
 
 
 class PlaceHoldForm(forms.Form):

@@ -188,18 +188,24 @@ class ReportDownloadApi(APIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, report_id: int) -> FileResponse:
-        report = report_get_for_user(user=request.user, report_id=report_id)
-        if report is None or report.status != Report.Status.DONE:
-            raise Http404
-        response = FileResponse(
-            default_storage.open(report.file, "rb"),
-            as_attachment=True,
-            filename=posixpath.basename(report.file),
-            content_type=CONTENT_TYPES[report.format],
-        )
-        response["X-Report-SHA256"] = report.sha256
-        response["X-Report-Seq"] = str(report.seq)
-        return response
+        return report_file_response(user=request.user, report_id=report_id)
+
+
+def report_file_response(*, user: Any, report_id: int) -> FileResponse:
+    """The finished report the user may see, streamed, with its SHA-256 and the
+    seq of its REPORT_GENERATED record in headers (API and admin alike)."""
+    report = report_get_for_user(user=user, report_id=report_id)
+    if report is None or report.status != Report.Status.DONE:
+        raise Http404
+    response = FileResponse(
+        default_storage.open(report.file, "rb"),
+        as_attachment=True,
+        filename=posixpath.basename(report.file),
+        content_type=CONTENT_TYPES[report.format],
+    )
+    response["X-Report-SHA256"] = report.sha256
+    response["X-Report-Seq"] = str(report.seq)
+    return response
 
 
 class RetentionManifestApi(APIView):
