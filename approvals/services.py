@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.exceptions import ServiceError
 
 from .models import ApprovalRequest, Notification
 from .registry import Resolver, get_resolver
@@ -59,17 +60,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Status = ApprovalRequest.Status
 
 
-class ApprovalError(Exception):
-    """A refused approval operation. `code` is machine-readable; `http_status`
-    is what the API answers (the services themselves know nothing of HTTP
-    beyond this hint)."""
-
-    http_status = 400
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class ApprovalError(ServiceError):
+    """A refused approval operation (the services know nothing of HTTP beyond
+    the `http_status` hint)."""
 
 
 class ApprovalInvalid(ApprovalError):

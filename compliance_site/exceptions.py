@@ -12,6 +12,18 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class ServiceError(Exception):
+    """A refused operation raised by a service. `code` is machine-readable;
+    `http_status` is the API's answer (subclasses set it)."""
+
+    http_status = 400
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."

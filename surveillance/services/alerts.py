@@ -30,6 +30,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.services import Actor, append, pending_server_event, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.exceptions import ServiceError
 
 from ..detectors import Finding
 from ..models import Alert
@@ -40,15 +41,8 @@ CYCLE_ACTOR = Actor.system("surveillance")
 Status = Alert.Status
 
 
-class AlertError(Exception):
+class AlertError(ServiceError):
     """A refused alert action; `http_status` is the API's answer."""
-
-    http_status = 400
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 class AlertInvalid(AlertError):
