@@ -32,7 +32,9 @@ class Record(models.Model):
     the API filters on. Triggers refuse UPDATE and DELETE; the only permitted
     change is the retention purge (body cleared, purged set, nothing else)."""
 
-    log = models.ForeignKey(Log, on_delete=models.PROTECT, related_name="records")
+    # No index of its own: UNIQUE(log, seq) leads with log_id (one index less
+    # to maintain on every append).
+    log = models.ForeignKey(Log, on_delete=models.PROTECT, related_name="records", db_index=False)
     seq = models.BigIntegerField()
     recorded_at_us = models.BigIntegerField()
     event_type = models.CharField(max_length=64)
@@ -89,7 +91,7 @@ class MerkleNode(models.Model):
     tlog-tiles style); anything in between is computed from at most 256 stored
     hashes, so a proof costs O(log n) range reads at any log size."""
 
-    log = models.ForeignKey(Log, on_delete=models.PROTECT)
+    log = models.ForeignKey(Log, on_delete=models.PROTECT, db_index=False)  # unique below
     level = models.PositiveSmallIntegerField()
     index = models.BigIntegerField()
     hash = models.BinaryField(max_length=32)

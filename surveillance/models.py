@@ -146,7 +146,8 @@ class Order(models.Model):
 
 
 class Fill(models.Model):
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="fills")
+    # fill_unique leads with agent_id: no separate index on agent.
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="fills", db_index=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, null=True, related_name="fills")
     order_ref = models.CharField(max_length=128)
     fill_id = models.CharField(max_length=128)
