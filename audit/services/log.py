@@ -23,6 +23,7 @@ from django.db import transaction
 
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
+from compliance_site.db import copy_rows
 
 from ..models import Log, MerkleNode, Record
 from ..validation import resolve, schema_errors
@@ -138,32 +139,6 @@ _RECORD_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_records(rows: list[Record]) -> None:
-    """Store the rows. On PostgreSQL through COPY: this runs under the head
-    lock, and COPY costs a fifth of the ORM's multi-row INSERT (no SQL text of
-    1,300 parameters to build, quote and parse). The rows get no pk back;
-    nothing refers to a record by pk (log_id + seq is its identity)."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        Record.objects.bulk_create(rows)
-        return
-    columns = ", ".join(_RECORD_COLUMNS)
-    sql = f"COPY {Record._meta.db_table} ({columns}) FROM STDIN"
-    # wrap_database_errors: a duplicate event_id must still raise django's
-    # IntegrityError, which ingest retries on.
-    with (
-        connection.wrap_database_errors,
-        connection.cursor() as cursor,
-        cursor.cursor.copy(sql) as copy,
-    ):
-        for r in rows:
-            copy.write_row(
-                (r.log_id, r.seq, r.recorded_at_us, r.event_type, r.actor_type, r.actor_id,
-                 r.agent_id, r.event_id, r.envelope_hash, r.body, r.leaf_hash, r.chain_hash,
-                 False)
-            )  # fmt: skip
-
-
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Record]:
     """Append records under the log head lock. Caller owns the transaction."""
     if not transaction.get_connection().in_atomic_block:
@@ -205,7 +180,17 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
             if level % TILE_LEVELS == 0
         )
         seq += 1
-    _insert_records(rows)
+    # Through COPY on PostgreSQL: this runs under the head lock. The rows get
+    # no pk back; nothing refers to a record by pk (log_id + seq is its identity).
+    copy_rows(
+        Record,
+        _RECORD_COLUMNS,
+        (
+            (r.log_id, r.seq, r.recorded_at_us, r.event_type, r.actor_type, r.actor_id,
+             r.agent_id, r.event_id, r.envelope_hash, r.body, r.leaf_hash, r.chain_hash, False)
+            for r in rows
+        ),
+    )  # fmt: skip
     if nodes:
         MerkleNode.objects.bulk_create(nodes)
     Log.objects.filter(pk=head.pk).update(

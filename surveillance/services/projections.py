@@ -12,9 +12,16 @@ from typing import Any
 from accounts.models import Agent, User
 from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
+from compliance_site.db import insert_new
 
 from ..models import Fill, Order
 from . import risk
+
+_FILL_COLUMNS = (
+    "agent_id", "order_id", "order_ref", "fill_id", "market", "side", "quantity", "price",
+    "seq", "recorded_at_us",
+)  # fmt: skip
+_FILL_KEY = ("order_ref", "fill_id")
 
 
 @dataclass
@@ -44,20 +51,22 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         .filter(agent=agent, order_id__in=order_ids)
         .order_by("pk")
     }
-    fill_keys = {(p["order_id"], p["fill_id"]) for t, p, _ in relevant if t == "ORDER_FILLED"}
-    seen: set[tuple[str, str]] = set()
-    if fill_keys:
-        seen = {
-            key
-            for key in Fill.objects.filter(
-                agent=agent,
-                order_ref__in={k[0] for k in fill_keys},
-                fill_id__in={k[1] for k in fill_keys},
-            ).values_list("order_ref", "fill_id")
-            if key in fill_keys
-        }
+    # Store each fill once (a resent fill under a new event_id keeps its record
+    # but moves nothing): one statement inserts the new ones and names them.
+    fill_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for event_type, payload, record in relevant:
+        key = (payload.get("order_id"), payload.get("fill_id"))
+        if event_type != "ORDER_FILLED" or key in fill_rows:
+            continue
+        order = orders.get(key[0])
+        fill_rows[key] = (
+            agent.pk, order.pk if order else None, key[0], key[1],
+            order.market if order else "", order.side if order else "",
+            Decimal(payload["quantity"]), Decimal(payload["price"]),
+            record.seq, record.recorded_at_us,
+        )  # fmt: skip
+    new_keys = insert_new(Fill, _FILL_COLUMNS, list(fill_rows.values()), returning=_FILL_KEY)
     deltas: dict[str, _MarketDelta] = defaultdict(_MarketDelta)
-    new_fills: list[Fill] = []
     changed: dict[str, Order] = {}
 
     def flush(market: str) -> None:
@@ -95,24 +104,10 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
                 changed[order.order_id] = order
             continue
         key = (payload["order_id"], payload["fill_id"])
-        if key in seen:
+        if key not in new_keys:
             continue  # same fill, new event_id: the record stays, the position moves once
-        seen.add(key)
+        new_keys.discard(key)
         quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
-        new_fills.append(
-            Fill(
-                agent=agent,
-                order=order,
-                order_ref=key[0],
-                fill_id=key[1],
-                market=order.market if order else "",
-                side=order.side if order else "",
-                quantity=quantity,
-                price=price,
-                seq=record.seq,
-                recorded_at_us=record.recorded_at_us,
-            )
-        )
         if order is None:
             continue  # a fill for an order the gate never saw: kept as evidence for surveillance
         resting = min(quantity, order.remaining) if order.status in Order.RESTING else Decimal(0)
@@ -132,8 +127,6 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
             )
         order.updated_at_us = record.recorded_at_us
         changed[order.order_id] = order
-    if new_fills:
-        Fill.objects.bulk_create(new_fills)
     for market in sorted(deltas):
         flush(market)
     if changed:
