@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from .models import Agent, ApiToken
+from .roles import annotate_role, remember_role
 from .services import API_KEY_PREFIX, TOKEN_PREFIX, hash_secret
 
 
@@ -54,16 +55,21 @@ class BearerAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
         digest = hash_secret(secret)
         if secret.startswith(API_KEY_PREFIX):
-            agent = Agent.objects.filter(api_key_hash=digest).first()
+            agent = Agent.objects.authenticated(digest)
             if agent is None:
                 raise exceptions.AuthenticationFailed("Invalid API key.")
             return AgentPrincipal(agent), agent
         if secret.startswith(TOKEN_PREFIX):
-            token = ApiToken.objects.filter(key_hash=digest).select_related("user").first()
+            token = (
+                annotate_role(ApiToken.objects.filter(key_hash=digest), "user_id")
+                .select_related("user")
+                .first()
+            )
             if token is None or not token.user.is_active:
                 raise exceptions.AuthenticationFailed("Invalid token.")
             if token.expires_at <= timezone.now():
                 raise exceptions.AuthenticationFailed("Token expired.", code="token_expired")
+            remember_role(token.user, token.held_role)
             return token.user, token
         raise exceptions.AuthenticationFailed("Invalid token.")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -54,6 +56,21 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
+class AgentManager(models.Manager["Agent"]):
+    def authenticated(self, api_key_hash: str) -> Agent | None:
+        """The agent holding this API key, its key registry read in the same
+        query (every signed request needs both)."""
+        keys = list(
+            AgentKey.objects.select_related("agent").filter(agent__api_key_hash=api_key_hash)
+        )
+        agent = keys[0].agent if keys else self.filter(api_key_hash=api_key_hash).first()
+        if agent is not None:
+            for key in keys:
+                key.agent = agent
+            agent._keys_by_id = {k.key_id: k for k in keys}
+        return agent
+
+
 class Agent(models.Model):
     """A trading bot. It authenticates with an API key (stored hashed) and signs
     what it reports with Ed25519 keys from its registry. Agents are never
@@ -74,11 +91,22 @@ class Agent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
 
+    objects = AgentManager()
+    _keys_by_id: dict[str, AgentKey]  # set by AgentManager.authenticated, not a field
+
     class Meta:
         permissions = [("act_for_agent", "Act (orders, cancels) for this agent")]
 
     def __str__(self) -> str:
         return self.agent_id
+
+    def keys_by_id(self, key_ids: Iterable[str]) -> dict[str, AgentKey]:
+        """These keys of the agent's registry (revoked ones included), by key_id:
+        from the authentication's read when it made this instance."""
+        loaded: dict[str, AgentKey] | None = self.__dict__.get("_keys_by_id")
+        if loaded is not None:
+            return loaded
+        return {k.key_id: k for k in AgentKey.objects.filter(agent=self, key_id__in=list(key_ids))}
 
 
 class AgentKey(models.Model):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import Case, OuterRef, QuerySet, Subquery, Value, When
+
 from .models import ROLE_ORDER, Role
 
 _FIRST_GRANTED: dict[str, set[str]] = {role: set() for role in ROLE_ORDER}
@@ -63,6 +65,26 @@ def permissions_for(role: str) -> set[str]:
 
 def role_rank(role: str) -> int:
     return ROLE_ORDER.index(role)
+
+
+def annotate_role(queryset: QuerySet[Any], user_field: str) -> QuerySet[Any]:
+    """`queryset` with `held_role`: the highest role of the user at `user_field`,
+    read in the same query (authentication saves a round trip per request)."""
+    from django.contrib.auth.models import Group
+
+    rank = Case(*(When(name=r, then=Value(i)) for i, r in enumerate(ROLE_ORDER)), default=-1)
+    top = (
+        Group.objects.filter(user=OuterRef(user_field), name__in=ROLE_ORDER)
+        .annotate(rank=rank)
+        .order_by("-rank")
+        .values("name")[:1]
+    )
+    return queryset.annotate(held_role=Subquery(top))
+
+
+def remember_role(user: Any, held_role: str | None) -> None:
+    """Seed user_role()'s per-request cache from annotate_role's `held_role`."""
+    user._role_cache = held_role or ""
 
 
 def user_role(user: Any) -> str | None:

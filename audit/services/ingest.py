@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
 
-from accounts.models import Agent, AgentKey
+from accounts.models import Agent
 from compliance_client.jcs import CanonicalizationError, canonicalize
 
 from ..event_types import Channel
@@ -204,12 +204,7 @@ def check_items(
     errors: list[ItemError] = []
     checked: list[CheckedItem] = []
     key_ids = {item.get("key_id") for item in items if isinstance(item, dict)}
-    keys = {
-        k.key_id: k
-        for k in AgentKey.objects.filter(
-            agent=agent, key_id__in=[k for k in key_ids if isinstance(k, str)]
-        )
-    }
+    keys = agent.keys_by_id(k for k in key_ids if isinstance(k, str))
     public_keys: dict[str, Ed25519PublicKey] = {}
 
     for index, item in enumerate(items):

@@ -97,7 +97,7 @@ def fetcher(log: Log, extra: list[merkle.Node] | None = None) -> merkle.NodeFetc
 
 
 def _log(log_name: str) -> Log:
-    return Log.objects.get(name=log_name)
+    return Log.objects.only("id", "size").get(name=log_name)
 
 
 def root_at(*, tree_size: int, log_name: str = DEFAULT_LOG) -> bytes:

@@ -75,3 +75,32 @@ def test_create_user_rejects_duplicates(monkeypatch, people):
     with pytest.raises(CommandError):
         call_command("create_user", "alice", role="admin", noinput=True)
     assert user_role(User.objects.get(username="alice")) == "compliance_officer"
+
+
+def test_token_authentication_reads_the_highest_role_and_never_a_stale_one(client_for, people):
+    """The role comes from the same query as the token; a role change counts
+    from the next request on."""
+    from django.contrib.auth.models import Group
+
+    carol = people["carol"]  # viewer
+    client = client_for("carol")
+    assert client.post("/api/v1/log/verify/").status_code == 403
+    carol.groups.add(Group.objects.get(name="compliance_officer"))  # holds both now
+    assert client.post("/api/v1/log/verify/").status_code == 200
+    carol.groups.clear()
+    assert client.get("/api/v1/events/").status_code == 403
+    assert ApiToken.objects.filter(user=carol).exists()  # the token itself still stands
+
+
+def test_api_key_authentication_loads_the_key_registry_with_the_agent(
+    bot, django_assert_num_queries
+):
+    from accounts.models import Agent, AgentKey
+    from accounts.services import hash_secret
+
+    with django_assert_num_queries(1):
+        agent = Agent.objects.authenticated(hash_secret(bot.api_key))
+        assert agent is not None
+        keys = agent.keys_by_id([bot.signer.key_id])
+    assert keys == {k.key_id: k for k in AgentKey.objects.filter(agent=bot.agent)}
+    assert Agent.objects.authenticated(hash_secret("cbk_not-a-key")) is None
