@@ -3,6 +3,7 @@
 from .log import (
     DEFAULT_LOG,
     Actor,
+    Appended,
     AuditError,
     PendingRecord,
     append,
@@ -15,6 +16,7 @@ from .log import (
 __all__ = [
     "DEFAULT_LOG",
     "Actor",
+    "Appended",
     "AuditError",
     "PendingRecord",
     "append",

@@ -25,7 +25,7 @@ from compliance_client.jcs import CanonicalizationError, canonicalize
 from ..event_types import Channel
 from ..models import Log, Record
 from ..validation import ResolvedType, resolve, schema_errors
-from .log import DEFAULT_LOG, Actor, PendingRecord, append, now_us
+from .log import DEFAULT_LOG, Actor, Appended, PendingRecord, append, now_us
 
 MAX_BATCH = 500
 ENVELOPE_KEYS = {"agent_id", "event_id", "event_type", "occurred_at_us", "payload"}
@@ -353,7 +353,7 @@ def split_duplicates(
     return fresh, duplicates
 
 
-ProjectionHook = Callable[[Agent, list[tuple[CheckedItem, Record]]], None]
+ProjectionHook = Callable[[Agent, list[tuple[CheckedItem, Appended]]], None]
 _projection_hooks: list[ProjectionHook] = []
 
 

@@ -17,7 +17,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -52,6 +52,17 @@ class Actor:
     @classmethod
     def agent(cls, agent_id: str) -> Actor:
         return cls("agent", agent_id)
+
+
+class Appended(NamedTuple):
+    """A record just appended: its place in the log and its hashes (the row
+    itself is in the database; read it back as a Record when needed)."""
+
+    seq: int
+    recorded_at_us: int
+    event_type: str
+    leaf_hash: bytes
+    chain_hash: bytes
 
 
 @dataclass
@@ -114,7 +125,7 @@ def pending_server_event(event_type: str, *, actor: Actor, data: dict[str, Any])
 
 def record_event(
     event_type: str, *, actor: Actor, data: dict[str, Any], log_name: str = DEFAULT_LOG
-) -> Record:
+) -> Appended:
     """Append one server event inside the caller's transaction and return its record.
 
     Must be called inside `transaction.atomic`; if the caller's transaction rolls
@@ -139,7 +150,7 @@ _RECORD_COLUMNS = (
 )  # fmt: skip
 
 
-def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Record]:
+def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Appended]:
     """Append records under the log head lock. Caller owns the transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise AuditError("audit records must be appended inside the caller's transaction")
@@ -150,47 +161,31 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
     seq = head.size
     prev = bytes(head.chain_hash)
     frontier = [bytes.fromhex(h) for h in head.frontier]
-    rows: list[Record] = []
+    rows: list[tuple[Any, ...]] = []
+    appended: list[Appended] = []
     nodes: list[MerkleNode] = []
     sha256 = hashlib.sha256
+    log_id = head.pk
     for item in pending:
         body = item.body(seq, recorded_at_us)
         leaf = sha256(b"\x00" + body).digest()
         prev = sha256(prev + leaf).digest()
         rows.append(
-            Record(
-                log_id=head.pk,
-                seq=seq,
-                recorded_at_us=recorded_at_us,
-                event_type=item.event_type,
-                actor_type=item.actor.type,
-                actor_id=item.actor.id,
-                agent_id=item.agent_id,
-                event_id=item.event_id,
-                envelope_hash=item.envelope_hash,
-                body=body.decode("utf-8"),
-                leaf_hash=leaf,
-                chain_hash=prev,
-            )
-        )
+            (log_id, seq, recorded_at_us, item.event_type, item.actor.type, item.actor.id,
+             item.agent_id, item.event_id, item.envelope_hash, body.decode("utf-8"), leaf, prev,
+             False)
+        )  # fmt: skip
+        appended.append(Appended(seq, recorded_at_us, item.event_type, leaf, prev))
         frontier, completed = merkle.frontier_append(frontier, seq, leaf)
         nodes.extend(
-            MerkleNode(log_id=head.pk, level=level, index=index, hash=h)
+            MerkleNode(log_id=log_id, level=level, index=index, hash=h)
             for level, index, h in completed
             if level % TILE_LEVELS == 0
         )
         seq += 1
     # Through COPY on PostgreSQL: this runs under the head lock. The rows get
     # no pk back; nothing refers to a record by pk (log_id + seq is its identity).
-    copy_rows(
-        Record,
-        _RECORD_COLUMNS,
-        (
-            (r.log_id, r.seq, r.recorded_at_us, r.event_type, r.actor_type, r.actor_id,
-             r.agent_id, r.event_id, r.envelope_hash, r.body, r.leaf_hash, r.chain_hash, False)
-            for r in rows
-        ),
-    )  # fmt: skip
+    copy_rows(Record, _RECORD_COLUMNS, rows)
     if nodes:
         MerkleNode.objects.bulk_create(nodes)
     Log.objects.filter(pk=head.pk).update(
@@ -199,4 +194,4 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
         frontier=[h.hex() for h in frontier],
         last_recorded_at_us=recorded_at_us,
     )
-    return rows
+    return appended

@@ -669,7 +669,7 @@ class SyntheticLog:
                     records = append(chunk)
                 for record, pending in zip(records, chunk, strict=True):
                     if pending.event_type == "ORDER_SUBMITTED":
-                        p = json_loads(record.body)["source"]["envelope"]["payload"]
+                        p = json_loads(pending.source_json)["envelope"]["payload"]
                         orders.append(
                             Order(
                                 agent_id=self.pks[pending.agent_id or ""],
