@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from .models import Agent, ApiToken
-from .roles import annotate_role, remember_role
+from .models import Agent, ApiToken, User
+from .roles import remember_role, role_subquery_sql
 from .services import API_KEY_PREFIX, TOKEN_PREFIX, hash_secret
 
 
@@ -40,6 +41,32 @@ class AgentPrincipal:
         return self.get_username()
 
 
+def _token_sql() -> str:
+    role_sql, _ = role_subquery_sql("u.id")
+    return (
+        f"SELECT u.*, t.id AS token_id, t.expires_at > %s AS token_live,"  # noqa: S608
+        f" {role_sql} AS held_role"
+        f" FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
+        " WHERE t.key_hash = %s"
+    )
+
+
+def _token_user(digest: str) -> tuple[User, ApiToken]:
+    """The token's user, whether the token is still live and the user's highest
+    role, in one plain query (the ORM's query building cost more than the query
+    on every authenticated request)."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    _, role_params = role_subquery_sql("u.id")
+    user = next(iter(User.objects.raw(_token_sql(), [now, *role_params, digest])), None)
+    if user is None or not user.is_active:
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    extra = user.__dict__  # the query's extra columns
+    if not extra["token_live"]:
+        raise exceptions.AuthenticationFailed("Token expired.", code="token_expired")
+    remember_role(user, extra["held_role"])
+    return user, ApiToken(pk=extra["token_id"], user=user)
+
+
 class BearerAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
@@ -60,17 +87,7 @@ class BearerAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed("Invalid API key.")
             return AgentPrincipal(agent), agent
         if secret.startswith(TOKEN_PREFIX):
-            token = (
-                annotate_role(ApiToken.objects.filter(key_hash=digest), "user_id")
-                .select_related("user")
-                .first()
-            )
-            if token is None or not token.user.is_active:
-                raise exceptions.AuthenticationFailed("Invalid token.")
-            if token.expires_at <= timezone.now():
-                raise exceptions.AuthenticationFailed("Token expired.", code="token_expired")
-            remember_role(token.user, token.held_role)
-            return token.user, token
+            return _token_user(digest)
         raise exceptions.AuthenticationFailed("Invalid token.")
 
     def authenticate_header(self, request: Any) -> str:

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Case, OuterRef, QuerySet, Subquery, Value, When
-
-from .models import ROLE_ORDER, Role
+from .models import ROLE_ORDER, Role, User
 
 _FIRST_GRANTED: dict[str, set[str]] = {role: set() for role in ROLE_ORDER}
 
@@ -67,23 +65,26 @@ def role_rank(role: str) -> int:
     return ROLE_ORDER.index(role)
 
 
-def annotate_role(queryset: QuerySet[Any], user_field: str) -> QuerySet[Any]:
-    """`queryset` with `held_role`: the highest role of the user at `user_field`,
-    read in the same query (authentication saves a round trip per request)."""
+def role_subquery_sql(user_id_sql: str) -> tuple[str, list[str]]:
+    """SQL (and its parameters) for the highest role held by the user whose id
+    is the SQL expression `user_id_sql`: authentication reads it in the same
+    query as the token, a round trip less per request."""
     from django.contrib.auth.models import Group
 
-    rank = Case(*(When(name=r, then=Value(i)) for i, r in enumerate(ROLE_ORDER)), default=-1)
-    top = (
-        Group.objects.filter(user=OuterRef(user_field), name__in=ROLE_ORDER)
-        .annotate(rank=rank)
-        .order_by("-rank")
-        .values("name")[:1]
+    through = User.groups.through._meta.db_table
+    rank = " ".join(f"WHEN %s THEN {i}" for i in range(len(ROLE_ORDER)))
+    names = ", ".join(["%s"] * len(ROLE_ORDER))
+    sql = (
+        f"(SELECT g.name FROM {Group._meta.db_table} g"  # noqa: S608 - constants only
+        f" JOIN {through} ug ON ug.group_id = g.id"
+        f" WHERE ug.user_id = {user_id_sql} AND g.name IN ({names})"
+        f" ORDER BY CASE g.name {rank} END DESC LIMIT 1)"
     )
-    return queryset.annotate(held_role=Subquery(top))
+    return sql, [*ROLE_ORDER, *ROLE_ORDER]
 
 
 def remember_role(user: Any, held_role: str | None) -> None:
-    """Seed user_role()'s per-request cache from annotate_role's `held_role`."""
+    """Seed user_role()'s per-request cache from role_subquery_sql's result."""
     user._role_cache = held_role or ""
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import transaction
+from django.utils import timezone
 
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
@@ -133,15 +135,60 @@ def record_event(
     return append([pending_server_event(event_type, actor=actor, data=data)], log_name=log_name)[0]
 
 
-def lock_head(log_name: str = DEFAULT_LOG) -> Log:
+@dataclass
+class Head:
+    """The log head as read under its lock."""
+
+    pk: int
+    size: int
+    chain_hash: bytes
+    frontier: list[str]
+    last_recorded_at_us: int
+
+
+_HEAD_SQL = (
+    f"SELECT id, size, chain_hash, frontier, last_recorded_at_us FROM {Log._meta.db_table}"  # noqa: S608
+    " WHERE name = %s"
+)
+_HEAD_UPDATE_SQL = (
+    f"UPDATE {Log._meta.db_table} SET size = %s, chain_hash = %s, frontier = %s,"  # noqa: S608
+    " last_recorded_at_us = %s, updated_at = %s WHERE id = %s"
+)
+
+
+def lock_head(log_name: str = DEFAULT_LOG) -> Head:
     """Lock the head row (FOR UPDATE on PostgreSQL; SQLite already holds the
     database write lock from BEGIN IMMEDIATE). The default log is made by a
-    migration; any other log is created on its first append."""
-    head = Log.objects.select_for_update().filter(name=log_name).first()
-    if head is None:
+    migration; any other log is created on its first append. Plain SQL here and
+    in the head update: every append runs both, under the lock."""
+    connection = transaction.get_connection()
+    sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [log_name])
+        row = cursor.fetchone()
+    if row is None:
         Log.objects.get_or_create(name=log_name)
-        head = Log.objects.select_for_update().get(name=log_name)
-    return head
+        return lock_head(log_name)
+    pk, size, chain_hash, frontier, last_recorded_at_us = row
+    if isinstance(frontier, str):  # jsonb and SQLite text both arrive as text
+        frontier = json.loads(frontier)
+    return Head(pk, size, bytes(chain_hash), frontier, last_recorded_at_us)
+
+
+def _update_head(head: Head, size: int, chain_hash: bytes, frontier: list[bytes], at: int) -> None:
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HEAD_UPDATE_SQL,
+            [
+                size,
+                chain_hash,
+                json.dumps([h.hex() for h in frontier]),
+                at,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                head.pk,
+            ],
+        )
 
 
 _RECORD_COLUMNS = (
@@ -188,10 +235,5 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
     copy_rows(Record, _RECORD_COLUMNS, rows)
     if nodes:
         MerkleNode.objects.bulk_create(nodes)
-    Log.objects.filter(pk=head.pk).update(
-        size=seq,
-        chain_hash=prev,
-        frontier=[h.hex() for h in frontier],
-        last_recorded_at_us=recorded_at_us,
-    )
+    _update_head(head, seq, prev, frontier, recorded_at_us)
     return appended

@@ -59,13 +59,13 @@ def records_purge(
         return PurgeResult(0, None, None, None)
     head = lock_head(log_name)  # purges and appends of this log serialize
     todo = list(
-        Record.objects.filter(log=head, seq__in=wanted, purged=False)
+        Record.objects.filter(log_id=head.pk, seq__in=wanted, purged=False)
         .order_by("seq")
         .values_list("seq", flat=True)
     )
     if not todo:
         return PurgeResult(0, None, None, None)
-    count = Record.objects.filter(log=head, seq__in=todo, purged=False).update(
+    count = Record.objects.filter(log_id=head.pk, seq__in=todo, purged=False).update(
         body=None, purged=True
     )
     if count != len(todo):

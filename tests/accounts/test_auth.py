@@ -104,3 +104,12 @@ def test_api_key_authentication_loads_the_key_registry_with_the_agent(
         keys = agent.keys_by_id([bot.signer.key_id])
     assert keys == {k.key_id: k for k in AgentKey.objects.filter(agent=bot.agent)}
     assert Agent.objects.authenticated(hash_secret("cbk_not-a-key")) is None
+
+
+def test_token_of_a_deactivated_user_is_refused(client_for, people):
+    client = client_for("alice")
+    assert client.get("/api/v1/events/").status_code == 200
+    User.objects.filter(pk=people["alice"].pk).update(is_active=False)
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
