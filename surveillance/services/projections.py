@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
+
 from accounts.models import Agent, User
 from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
@@ -32,6 +34,21 @@ class _MarketDelta:
     price: Decimal | None = None
 
 
+def _lock_orders(agent: Agent, order_ids: set[str]) -> dict[str, Order]:
+    """The agent's orders with these ids, locked, by order_id. Plain SQL: every
+    ingest batch runs it under the log head lock."""
+    if not order_ids:
+        return {}
+    connection = transaction.get_connection()
+    ids = sorted(order_ids)
+    sql = (
+        f"SELECT * FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
+        f" AND order_id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
+        + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    )
+    return {o.order_id: o for o in Order.objects.raw(sql, [agent.pk, *ids])}
+
+
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
     """audit.services.ingest projection hook: update orders, fills and positions.
 
@@ -45,12 +62,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
     if not relevant:
         return
     order_ids = {p["order_id"] for t, p, _ in relevant if t != "POSITION_CHANGED"}
-    orders = {
-        o.order_id: o
-        for o in Order.objects.select_for_update()
-        .filter(agent=agent, order_id__in=order_ids)
-        .order_by("pk")
-    }
+    orders = _lock_orders(agent, order_ids)
     # Store each fill once (a resent fill under a new event_id keeps its record
     # but moves nothing): one statement inserts the new ones and names them.
     fill_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
