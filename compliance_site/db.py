@@ -8,6 +8,7 @@ SQLite (development) through plain statements.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -55,23 +56,27 @@ def insert_new(
     if not rows:
         return set()
     connection = transaction.get_connection()
-    table, cols, ret = model._meta.db_table, ", ".join(columns), ", ".join(returning)
+    sql = _insert_new_sql(model, tuple(columns), tuple(returning), connection.vendor)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in _fields(model, columns))
-            cursor.execute(
-                f"INSERT INTO {table} ({cols}) SELECT * FROM unnest({casts})"  # noqa: S608
-                f" ON CONFLICT DO NOTHING RETURNING {ret}",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
+            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             return {tuple(r) for r in cursor.fetchall()}
         inserted: set[tuple[Any, ...]] = set()
-        placeholders = ", ".join(["%s"] * len(columns))
         for row in rows:
-            cursor.execute(
-                f"INSERT INTO {table} ({cols}) VALUES ({placeholders})"  # noqa: S608
-                f" ON CONFLICT DO NOTHING RETURNING {ret}",
-                list(row),
-            )
+            cursor.execute(sql, list(row))
             inserted.update(tuple(r) for r in cursor.fetchall())
         return inserted
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_new_sql(
+    model: type[models.Model], columns: tuple[str, ...], returning: tuple[str, ...], vendor: str
+) -> str:
+    table, cols, ret = model._meta.db_table, ", ".join(columns), ", ".join(returning)
+    if vendor == "postgresql":
+        connection = transaction.get_connection()
+        casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in _fields(model, columns))
+        source = f"SELECT * FROM unnest({casts})"  # noqa: S608 - model metadata only
+    else:  # one row per statement
+        source = f"VALUES ({', '.join(['%s'] * len(columns))})"
+    return f"INSERT INTO {table} ({cols}) {source} ON CONFLICT DO NOTHING RETURNING {ret}"
