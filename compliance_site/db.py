@@ -9,6 +9,7 @@ SQLite (development) through plain statements.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -59,7 +60,7 @@ def insert_new(
     sql = _insert_new_sql(model, tuple(columns), tuple(returning), connection.vendor)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            cursor.execute(sql, [json.dumps(rows, default=str)])
             return {tuple(r) for r in cursor.fetchall()}
         inserted: set[tuple[Any, ...]] = set()
         for row in rows:
@@ -74,9 +75,13 @@ def _insert_new_sql(
 ) -> str:
     table, cols, ret = model._meta.db_table, ", ".join(columns), ", ".join(returning)
     if vendor == "postgresql":
+        # The rows travel as one JSON array of arrays: one text parameter that
+        # PostgreSQL unpacks, instead of an array literal per column built in Python.
         connection = transaction.get_connection()
-        casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in _fields(model, columns))
-        source = f"SELECT * FROM unnest({casts})"  # noqa: S608 - model metadata only
+        picks = ", ".join(
+            f"(r->>{i})::{f.db_type(connection)}" for i, f in enumerate(_fields(model, columns))
+        )
+        source = f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS r"  # noqa: S608 - model metadata only
     else:  # one row per statement
         source = f"VALUES ({', '.join(['%s'] * len(columns))})"
     return f"INSERT INTO {table} ({cols}) {source} ON CONFLICT DO NOTHING RETURNING {ret}"

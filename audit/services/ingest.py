@@ -256,7 +256,7 @@ def check_items(
             continue
         envelope = {k: item[k] for k in ENVELOPE_KEYS}
         try:
-            envelope_json = canonicalize(envelope)
+            envelope_json = canonicalize(envelope, numbers_checked=True)
         except CanonicalizationError as exc:
             fail("invalid_envelope", f"cannot canonicalize envelope: {exc}")
             continue
