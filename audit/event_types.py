@@ -199,6 +199,24 @@ _SPECS: list[EventTypeSpec] = [
         Channel.SERVER,
         {1: obj({"agent_id": ID, "key_id": ID}, closed=False)},
     ),
+    # Where notices leave the firm is itself evidence: registering, enabling and
+    # (automatic) disabling of a webhook receiver.
+    EventTypeSpec(
+        "WEBHOOK_CHANGED",
+        Channel.SERVER,
+        {
+            1: obj(
+                {
+                    "endpoint_id": INT,
+                    "action": {"enum": ["registered", "enabled", "disabled"]},
+                    "url": {"type": "string"},
+                    "event_types": {"type": "array", "items": {"type": "string"}},
+                    "reason": {"type": "string"},
+                },
+                closed=False,
+            )
+        },
+    ),
 ]
 
 CORE_TYPES: dict[str, EventTypeSpec] = {spec.name: spec for spec in _SPECS}

@@ -45,6 +45,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 
 from ..models_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from ..services.log import Actor, record_event
 from . import ssrf
 
 logger = logging.getLogger(__name__)
@@ -174,12 +175,28 @@ def webhook_endpoint_create(
         ssrf.check_url(url)
     except ssrf.UnsafeURL as exc:
         raise WebhookInvalid("unsafe_url", exc.detail) from exc
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         url=url,
         event_types=types,
         secret=new_secret(),
         description=description,
         created_by=acting_user,
+    )
+    _record_change(endpoint, "registered", Actor.for_user(acting_user))
+    return endpoint
+
+
+def _record_change(endpoint: WebhookEndpoint, action: str, actor: Actor, reason: str = "") -> None:
+    record_event(
+        "WEBHOOK_CHANGED",
+        actor=actor,
+        data={
+            "endpoint_id": endpoint.pk,
+            "action": action,
+            "url": endpoint.url,
+            "event_types": list(endpoint.event_types),
+            "reason": reason,
+        },
     )
 
 
@@ -354,6 +371,14 @@ def _finish(
     now = timezone.now()
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token, status=Status.SENDING)
     endpoint = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+
+    def disable(reason: str, **still: Any) -> None:
+        with transaction.atomic():
+            if endpoint.filter(is_active=True, **still).update(
+                is_active=False, disabled_at=now, disabled_reason=reason
+            ):
+                _record_change(endpoint.get(), "disabled", Actor.system("webhooks"), reason)
+
     if outcome == "delivered":
         mine.update(
             status=Status.DELIVERED,
@@ -371,9 +396,7 @@ def _finish(
             last_error="410 Gone",
             claimed_until=None,
         )
-        endpoint.filter(is_active=True).update(
-            is_active=False, disabled_at=now, disabled_reason="the receiver answered 410 Gone"
-        )
+        disable("the receiver answered 410 Gone")
         return
     mine.update(
         status=Status.PENDING,
@@ -384,14 +407,10 @@ def _finish(
     )
     endpoint.update(consecutive_failures=F("consecutive_failures") + 1)
     endpoint.filter(failing_since__isnull=True).update(failing_since=now)
-    endpoint.filter(
-        is_active=True,
+    disable(
+        f"failed {disable_after_failures()}+ times in a row; last: {error[:100]}",
         consecutive_failures__gte=disable_after_failures(),
         failing_since__lte=now - timedelta(seconds=disable_after_secs()),
-    ).update(
-        is_active=False,
-        disabled_at=now,
-        disabled_reason=f"failed {disable_after_failures()}+ times in a row; last: {error[:100]}",
     )
 
 
@@ -423,16 +442,20 @@ def webhook_deliver_due(*, limit: int = SWEEP_LIMIT, now: datetime | None = None
     return webhook_deliver(ids)
 
 
+@transaction.atomic
 def webhook_endpoint_enable(*, endpoint_id: int, acting_user: User) -> WebhookEndpoint:
     """Enable a disabled endpoint again (compliance officers): its pending
     deliveries go out on the next sweep."""
     if not has_role(acting_user, Role.COMPLIANCE_OFFICER):
         raise WebhookForbidden("permission_denied", "Only compliance officers manage webhooks.")
-    WebhookEndpoint.objects.filter(pk=endpoint_id).update(
+    was_disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=False).update(
         is_active=True,
         disabled_at=None,
         disabled_reason="",
         consecutive_failures=0,
         failing_since=None,
     )
-    return WebhookEndpoint.objects.get(pk=endpoint_id)
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    if was_disabled:
+        _record_change(endpoint, "enabled", Actor.for_user(acting_user))
+    return endpoint

@@ -415,6 +415,18 @@ def test_410_disables_the_endpoint_and_keeps_the_rest_for_later(
     webhook_endpoint_enable(endpoint_id=endpoint.pk, acting_user=people["alice"])
     webhook_deliver_due()
     assert len(receiver.requests) == 2
+    # each change of where notices go is in the log, with who made it
+    changes = [
+        (json.loads(r.body)["data"]["action"], json.loads(r.body)["actor"])
+        for r in Record.objects.filter(event_type="WEBHOOK_CHANGED").order_by("seq")
+    ]
+    assert changes == [
+        ("registered", {"type": "user", "id": "alice"}),
+        ("disabled", {"type": "system", "id": "webhooks"}),
+        ("enabled", {"type": "user", "id": "alice"}),
+    ]
+    disabled = json.loads(Record.objects.get(body__contains='"disabled"').body)["data"]
+    assert disabled["url"] == receiver.url and "410" in disabled["reason"]
 
 
 def test_repeated_failures_disable_the_endpoint(
@@ -430,6 +442,10 @@ def test_repeated_failures_disable_the_endpoint(
         time.sleep(0.06)
     endpoint.refresh_from_db()
     assert not endpoint.is_active and "3+ times" in endpoint.disabled_reason
+    assert (
+        Record.objects.filter(event_type="WEBHOOK_CHANGED", body__contains='"disabled"').count()
+        == 1
+    )
     assert len(receiver.requests) == 3
     assert WebhookDelivery.objects.get().status == "pending"  # kept, not dropped
 
