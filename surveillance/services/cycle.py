@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Agent
@@ -169,14 +172,23 @@ def _orders(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[str, st
     by_order: list[tuple[int, str]] = sorted(wanted)
     for start in range(0, len(by_order), _IN_BATCH):
         part = by_order[start : start + _IN_BATCH]
-        agent_pks = {a for a, _ in part}
-        order_ids = {o for _, o in part}
         for agent_pk, order_id, market, side, seq in Order.objects.filter(
-            agent_id__in=agent_pks, order_id__in=order_ids
+            _exact_orders(part)
         ).values_list("agent_id", "order_id", "market", "side", "seq"):
-            if (agent_pk, order_id) in wanted:
-                out[(agent_pk, order_id)] = (market, side, seq)
+            out[(agent_pk, order_id)] = (market, side, seq)
     return out
+
+
+def _exact_orders(keys: list[tuple[int, str]]) -> Q:
+    """`(agent = a AND order_id IN (...)) OR ...`, one term per agent: each
+    term is a probe of the (agent, order_id) unique index. The flat
+    `agent IN (...) AND order_id IN (...)` read every order of those agents
+    (all of the window) and filtered: its cost grew with the window."""
+    by_agent: dict[int, list[str]] = {}
+    for agent_pk, order_id in keys:
+        by_agent.setdefault(agent_pk, []).append(order_id)
+    terms = [Q(agent_id=a, order_id__in=ids) for a, ids in sorted(by_agent.items())]
+    return reduce(operator.or_, terms)
 
 
 loads = json.loads

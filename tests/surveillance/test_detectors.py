@@ -6,7 +6,6 @@ clock simulated so the day's hours pass in seconds."""
 from __future__ import annotations
 
 import heapq
-import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -479,6 +478,71 @@ def test_cycle_killed_halfway_then_rerun_gives_the_same_alerts(
     assert alert_cases() == Counter(day.planted)
 
 
+def test_records_arriving_between_many_cycles_give_the_alerts_of_one_cycle(day: Day) -> None:
+    # given cycles that run every 13 simulated seconds while the day's trading
+    # arrives, so fills, cancels and amendments mostly meet their orders (and
+    # each partition its state) in an earlier cycle
+    processed: list[int] = []
+
+    def cycle() -> None:
+        processed.append(surveillance_cycle().processed)
+
+    span = 25 * (20 + 80) // 2
+    for n in range(span * 6 // 5 // 13):
+        day.at(n * 13, cycle)
+    trading_day(day, orders_per_book=25, gap=(20, 80))
+    cycle()
+    live = alert_rows()
+    assert len([p for p in processed if p]) > 50  # the records came to many cycles
+    # then each planted case has its one alert
+    assert alert_cases() == Counter(day.planted)
+    # and one cycle over the whole log, from no state, finds exactly the same
+    Alert.objects.all().delete()
+    SurveillanceCursor.objects.all().delete()
+    DetectorState.objects.all().delete()
+    surveillance_cycle(chunk_records=1_000_000)
+    assert alert_rows() == live
+
+
+def test_order_lookup_matches_each_agent_with_its_own_order_ids(people: Any) -> None:
+    from accounts.models import Agent
+    from surveillance.models import Order
+
+    # given two agents that both used the order ids o-1 and o-2, in different markets
+    agents = [
+        Agent.objects.create(
+            agent_id=f"twin-{n}", name="twin", api_key_hash=f"t{n:062d}", api_key_prefix="cbk_"
+        )
+        for n in (1, 2)
+    ]
+    seq = 0
+    for agent in agents:
+        for order_id in ("o-1", "o-2"):
+            seq += 1
+            Order.objects.create(
+                agent=agent,
+                order_id=order_id,
+                market=f"{agent.agent_id}/{order_id}",
+                side="buy",
+                order_type="limit",
+                quantity=1,
+                price=1,
+                status="open",
+                decision="accepted",
+                config_hash="c",
+                seq=seq,
+                created_at_us=seq,
+                updated_at_us=seq,
+            )
+    # when the cycle looks up o-1 of the first and o-2 of the second
+    found = cycle_module._orders({(agents[0].pk, "o-1"), (agents[1].pk, "o-2")})
+    # then it gets exactly those two orders, each from its own agent
+    assert found == {
+        (agents[0].pk, "o-1"): ("twin-1/o-1", "buy", 1),
+        (agents[1].pk, "o-2"): ("twin-2/o-2", "buy", 4),
+    }
+
+
 def test_run_surveillance_command_and_disabled_config(
     day: Day, set_config: Any, capsys: Any
 ) -> None:
@@ -565,213 +629,6 @@ def test_layering_counts_distinct_price_levels_within_the_window() -> None:
     [again] = detector.feed(state, _event(8, "submit", "sell", "103", "p3", late))
     assert again.evidence == [6, 7, 8]
     assert again.fingerprint != finding.fingerprint
-
-
-# --- cost per cycle: new records, not the window ------------------------------------------
-
-
-class SyntheticLog:
-    """Writes gate-shaped and ingest-shaped records straight to the log (no
-    signature checks: the detectors never look at them), with the Order rows
-    the gate would have written, so a large window is quick to build. Ordinary
-    trading only: each agent works one side per market, one order per market
-    every 10 s, filled or cancelled 10 s later."""
-
-    def __init__(self, agents: int = 20, markets: int = 10):
-        from accounts.models import Agent
-
-        self.agents = [
-            Agent.objects.create(
-                agent_id=f"syn-{i}",
-                name=f"syn {i}",
-                api_key_hash=f"h{i:062d}",
-                api_key_prefix="cbk_",
-            )
-            for i in range(agents)
-        ]
-        self.pks = {a.agent_id: a.pk for a in self.agents}
-        self.markets = [f"M{j}-USD" for j in range(markets)]
-        self.k = 0
-        self.pending: list[tuple[int, int, str, Any, dict[str, Any], dict[str, Any]]] = []
-        self.clock_us = time.time_ns() // 1000 + 7200 * SECOND
-
-    def _order(self, k: int) -> tuple[Any, str, str]:
-        agent = self.agents[k % len(self.agents)]
-        market = self.markets[(k // len(self.agents)) % len(self.markets)]
-        side = "buy" if (k % len(self.agents) + (k // len(self.agents))) % 2 else "sell"
-        return agent, market, side
-
-    def grow(self, records: int) -> None:
-        """Append about `records` records (half submissions, half fills or cancels)."""
-        from audit.services import Actor, PendingRecord, append
-        from compliance_client.jcs import canonicalize
-        from surveillance.models import Order
-
-        step = 50_000  # one order every 50 ms firm-wide
-        events: list[tuple[int, int, str, Any, dict[str, Any], dict[str, Any]]] = []
-        start = self.clock_us
-        for i in range(records // 2):
-            k = self.k
-            self.k += 1
-            agent, market, side = self._order(k)
-            t = start + i * step
-            order_id = f"s{k}"
-            payload = {
-                "order_id": order_id,
-                "market": market,
-                "side": side,
-                "quantity": "1",
-                "price": "100",
-                "order_type": "limit",
-            }
-            events.append((t, 2 * k, "ORDER_SUBMITTED", agent, payload, {"decision": "accepted"}))
-            if k % 2:
-                fill = {"order_id": order_id, "fill_id": "f1", "quantity": "1", "price": "100"}
-                events.append((t + 10 * SECOND, 2 * k + 1, "ORDER_FILLED", agent, fill, {}))
-            else:
-                cancel = {"order_id": order_id, "reason": "strategy"}
-                events.append((t + 10 * SECOND, 2 * k + 1, "ORDER_CANCELED", agent, cancel, {}))
-        events.sort(key=lambda e: (e[0], e[1]))
-        self.clock_us = events[-1][0] + 20 * SECOND  # the next growth starts after this one
-        orders = []
-        batch: list[PendingRecord] = []
-        times: list[int] = []
-        for t, _, event_type, agent, payload, data in events:
-            envelope = {
-                "agent_id": agent.agent_id,
-                "event_id": f"e-{event_type}-{payload['order_id']}",
-                "event_type": event_type,
-                "occurred_at_us": t,
-                "payload": payload,
-            }
-            source = {"envelope": envelope, "key_id": "k", "signature": "s"}
-            batch.append(
-                PendingRecord(
-                    event_type=event_type,
-                    actor=Actor.agent(agent.agent_id),
-                    data_json=canonicalize(data),
-                    source_json=canonicalize(source),
-                    agent_id=agent.agent_id,
-                    event_id=envelope["event_id"],
-                )
-            )
-            times.append(t)
-        # One append per second of the day: a batch shares its recorded_at_us.
-        groups: list[tuple[int, list[PendingRecord]]] = []
-        for t, pending in zip(times, batch, strict=True):
-            second = t - t % SECOND
-            if not groups or groups[-1][0] != second:
-                groups.append((second, []))
-            groups[-1][1].append(pending)
-        with transaction_atomic():
-            for second, chunk in groups:
-                with _clock_at(second):
-                    records = append(chunk)
-                for record, pending in zip(records, chunk, strict=True):
-                    if pending.event_type == "ORDER_SUBMITTED":
-                        p = json_loads(pending.source_json)["envelope"]["payload"]
-                        orders.append(
-                            Order(
-                                agent_id=self.pks[pending.agent_id or ""],
-                                order_id=p["order_id"],
-                                market=p["market"],
-                                side=p["side"],
-                                order_type="limit",
-                                quantity=1,
-                                price=100,
-                                status="open",
-                                decision="accepted",
-                                config_hash="c",
-                                seq=record.seq,
-                                created_at_us=record.recorded_at_us,
-                                updated_at_us=record.recorded_at_us,
-                            )
-                        )
-            Order.objects.bulk_create(orders, batch_size=2000)
-
-
-def transaction_atomic() -> Any:
-    from django.db import transaction
-
-    return transaction.atomic()
-
-
-def json_loads(text: str) -> Any:
-    import json
-
-    return json.loads(text)
-
-
-class _clock_at:
-    """Pin the log's clock while one batch is appended."""
-
-    def __init__(self, at_us: int):
-        self.at_us = at_us
-
-    def __enter__(self) -> None:
-        import audit.services.log as log
-
-        self.saved = log.now_us
-        log.now_us = lambda: self.at_us
-
-    def __exit__(self, *exc: object) -> None:
-        import audit.services.log as log
-
-        log.now_us = self.saved  # type: ignore[assignment]
-
-
-def _cycle_cost(log: SyntheticLog, new_records: int) -> tuple[int, float]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    log.grow(new_records)
-    started = time.perf_counter()
-    with CaptureQueriesContext(connection) as queries:
-        result = surveillance_cycle()
-    assert result.processed >= new_records
-    assert result.alerts == [], [a.detail for a in Alert.objects.all()[:3]]
-    return len(queries), time.perf_counter() - started
-
-
-def test_cycle_cost_follows_the_new_records_not_the_window(people: Any) -> None:
-    # given a log whose window already holds 2,000 records, all processed
-    log = SyntheticLog()
-    small_window = _cycle_cost(log, 2_000)
-    # when 1,000 more arrive, and later, with 10,000 in the window, 1,000 more
-    after_small = _cycle_cost(log, 1_000)
-    _cycle_cost(log, 7_000)
-    after_large = _cycle_cost(log, 1_000)
-    # then the cycle over the 1,000 new records costs the same number of
-    # queries whatever the window holds, and no more than reading them needs
-    assert after_large[0] == after_small[0], (small_window, after_small, after_large)
-    assert after_large[0] < 40
-    # detector state stays bounded by the partitions (agents x markets), not the records
-    assert DetectorState.objects.count() <= 3 * 20 * 10 + 1
-
-
-@pytest.mark.bench
-def test_bench_cycle_throughput(people: Any) -> None:
-    """Records/s through one cycle over a log of N records, then the cost of a
-    cycle over 1,000 new records as the window grows (flat is the point)."""
-    total = int(os.environ["COMPLIANCE_BENCH_RECORDS"])
-    log = SyntheticLog()
-    log.grow(total)
-    started, cpu = time.perf_counter(), time.process_time()
-    result = surveillance_cycle(max_records=total + 1)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(
-        f"\ncycle over {result.processed:,} records: {elapsed:.2f}s wall, {cpu:.2f}s CPU; "
-        f"{result.processed / elapsed:,.0f} records/s wall, "
-        f"{result.processed / cpu:,.0f} per CPU second"
-    )
-    window = total
-    for step in range(3):
-        queries, secs = _cycle_cost(log, 1_000)
-        print(f"window {window:>9,} records: +1,000 new -> {queries} queries, {secs * 1000:.0f} ms")
-        if step < 2:
-            log.grow(window)
-            surveillance_cycle(max_records=window + 1)
-            window *= 2
 
 
 def test_beat_task_runs_one_cycle(day: Day) -> None:
