@@ -15,6 +15,7 @@ from audit.services import Actor, now_us, record_event
 
 from ..models import Fill, Order
 from . import risk
+from .counters import counts_add_cancels
 
 
 @dataclass
@@ -59,6 +60,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
     deltas: dict[str, _MarketDelta] = defaultdict(_MarketDelta)
     new_fills: list[Fill] = []
     changed: dict[str, Order] = {}
+    canceled: list[Order] = []
 
     def flush(market: str) -> None:
         delta = deltas.pop(market, None)
@@ -93,6 +95,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
                 order.status = Order.Status.CANCELED
                 order.updated_at_us = record.recorded_at_us
                 changed[order.order_id] = order
+                canceled.append(order)
             continue
         key = (payload["order_id"], payload["fill_id"])
         if key in seen:
@@ -140,6 +143,8 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         Order.objects.bulk_update(
             list(changed.values()), ["filled_quantity", "status", "updated_at_us"]
         )
+    # The gate's cancel-ratio check reads these counters, not the orders.
+    counts_add_cancels(canceled)
 
 
 class OrderApprovalResolver(BaseResolver):
