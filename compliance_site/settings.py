@@ -180,6 +180,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "surveillance.tasks.surveillance_cycle_task",
         "schedule": timedelta(seconds=env.int("COMPLIANCE_SURVEILLANCE_INTERVAL_SECS", default=5)),
     },
+    "order-counts-prune": {
+        "task": "surveillance.tasks.order_counts_prune_task",
+        "schedule": timedelta(hours=1),
+    },
     "webhook-sweep": {
         "task": "audit.webhooks.tasks.webhook_sweep_task",
         "schedule": timedelta(seconds=5),

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from audit.services import lock_head
 
 from ..models import AgentOrderCount, Order
-from .risk import lock_firm
+from .risk import Batch, lock_firm
 
 SECOND_US = 1_000_000
 WIDTHS_S = AgentOrderCount.WIDTHS_S
@@ -54,7 +54,7 @@ def bucket_ranges(since_us: int) -> tuple[int, list[tuple[int, int, int | None]]
     return edges[0], ranges
 
 
-def _upsert(rows: Iterable[tuple[int, int, int, int, int, int]]) -> None:
+def _upsert(rows: Iterable[tuple[int, int, int, int, int, int]], batch: Batch) -> None:
     """Add (agent_id, width_s, start_us, orders, live, cancels) to the buckets,
     creating the missing ones, in one statement (PostgreSQL and SQLite)."""
     rows = list(rows)
@@ -62,19 +62,21 @@ def _upsert(rows: Iterable[tuple[int, int, int, int, int, int]]) -> None:
         return
     table = AgentOrderCount._meta.db_table
     values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    sql = (
+    batch.add(
         f"INSERT INTO {table} (agent_id, width_s, start_us, orders, live, cancels)"  # noqa: S608
         f" VALUES {values} ON CONFLICT (agent_id, width_s, start_us) DO UPDATE SET"
         f" orders = {table}.orders + excluded.orders, live = {table}.live + excluded.live,"
-        f" cancels = {table}.cancels + excluded.cancels"
+        f" cancels = {table}.cancels + excluded.cancels",
+        [v for row in rows for v in row],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [v for row in rows for v in row])
 
 
-def counts_add_order(agent_pk: int, created_at_us: int, *, live: bool) -> None:
-    """The gate stored an order: count it (inside the gate's transaction)."""
-    _upsert((agent_pk, w, start, 1, int(live), 0) for w, start in bucket_starts(created_at_us))
+def counts_add_order(agent_pk: int, created_at_us: int, *, live: bool, batch: Batch) -> None:
+    """The gate stored an order: count it (joins the gate's batch of writes)."""
+    _upsert(
+        ((agent_pk, w, start, 1, int(live), 0) for w, start in bucket_starts(created_at_us)),
+        batch,
+    )
 
 
 def counts_add_cancels(canceled: Iterable[Order]) -> None:
@@ -84,31 +86,9 @@ def counts_add_cancels(canceled: Iterable[Order]) -> None:
     for order in canceled:
         for w, start in bucket_starts(order.created_at_us):
             per_bucket[(order.agent_id, w, start)] += 1
-    _upsert((a, w, s, 0, 0, n) for (a, w, s), n in sorted(per_bucket.items()))
-
-
-def counts_since(agent_pk: int, since_us: int) -> dict[str, int]:
-    """The agent's counts of orders created at or after since_us, from the
-    buckets and the orders of the first partial second (for tests and checks;
-    the gate reads the same in its one snapshot query)."""
-    edge_end, ranges = bucket_ranges(since_us)
-    edge = Order.objects.filter(
-        agent_id=agent_pk, created_at_us__gte=since_us, created_at_us__lt=edge_end
-    )
-    out = {
-        "orders": edge.count(),
-        "live": edge.exclude(decision="rejected").count(),
-        "cancels": edge.exclude(decision="rejected").filter(status=Order.Status.CANCELED).count(),
-    }
-    for width, first, end in ranges:
-        rows = AgentOrderCount.objects.filter(agent_id=agent_pk, width_s=width, start_us__gte=first)
-        if end is not None:
-            rows = rows.filter(start_us__lt=end)
-        for orders, live, cancels in rows.values_list("orders", "live", "cancels"):
-            out["orders"] += orders
-            out["live"] += live
-            out["cancels"] += cancels
-    return out
+    batch = Batch()
+    _upsert(((a, w, s, 0, 0, n) for (a, w, s), n in sorted(per_bucket.items())), batch)
+    batch.run()
 
 
 def _rebuild_sql(width_s: int) -> str:

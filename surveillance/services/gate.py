@@ -23,7 +23,6 @@ from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_i
 
 from ..checks import (
     REGULATORY_REASONS,
-    AgentLimits,
     Intent,
     Reason,
     decision_of,
@@ -91,17 +90,6 @@ def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, s
     )
 
 
-def agent_limits_of(limit_row: AgentRiskLimit | None) -> AgentLimits:
-    if limit_row is None:
-        return AgentLimits()
-    return AgentLimits(
-        max_position=limit_row.max_position,
-        max_order_notional=limit_row.max_order_notional,
-        max_daily_notional=limit_row.max_daily_notional,
-        max_orders_per_minute=limit_row.max_orders_per_minute,
-    )
-
-
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:
     checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
     if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
@@ -152,27 +140,33 @@ def order_submit(*, agent: Agent, item: Any) -> GateResult:
     """Decide on a signed order intent (or amendment). Raises BatchRejected (400),
     OrderConflict (409) or OrderNotFound (404); nothing is stored then."""
     checked = _check_intent(agent, item)
+    amendment = checked.envelope["event_type"] == "ORDER_AMENDED"
     for attempt in range(2):
         try:
-            replay = _replay(agent, checked)
-            if replay is not None:
-                return replay
-            if checked.envelope["event_type"] == "ORDER_AMENDED":
+            # A new order is tried without looking for its event_id or order_id
+            # first: almost every order is new, and the unique constraints on
+            # records and orders refuse a taken one, rolling everything back.
+            # The second attempt then answers with the replay or the 409.
+            # (An amendment looks first: its original answer must win over a
+            # refusal because the order has moved on since.)
+            if amendment or attempt > 0:
+                replay = _replay(agent, checked)
+                if replay is not None:
+                    return replay
+            if amendment:
                 return _amend(agent, checked)
             if attempt > 0:
                 _refuse_taken_order_id(agent, checked)
             return _submit(agent, checked)
         except IntegrityError:
-            # The event_id or the order_id is taken (by an earlier request or a
-            # concurrent one): the second attempt answers with a replay or a 409.
+            # The event_id or the order_id is taken, by an earlier request or a
+            # concurrent one.
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
 
 
 def _refuse_taken_order_id(agent: Agent, checked: CheckedItem) -> None:
-    """Only after the unique constraint refused the order: new order_ids, the
-    usual case, cost no lookup."""
     order_id = checked.envelope["payload"]["order_id"]
     if Order.objects.filter(agent=agent, order_id=order_id).exists():
         raise OrderConflict(
@@ -230,19 +224,17 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         Decimal(payload["quantity"]),
         Decimal(payload["price"]),
     )
-    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     # Everything above ran without a lock; from here to commit, the firm lock.
     firm = risk.lock_firm()
     lim = limits_in_force(firm)
     now = now_us()
-    snap = snapshot_for(
+    snap, limit_row = snapshot_for(
         agent,
         intent,
         lim,
         firm=firm,
         now=now,
         window_secs=lim.raw.get("surveillance_window_secs", 3600),
-        agent_limits=agent_limits_of(limit_row),
     )
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
@@ -278,7 +270,9 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     records = append(pending)
     order.seq = records[0].seq
     order.save()  # a taken order_id fails here: IntegrityError, see order_submit
-    counts_add_order(agent.pk, now, live=decision != "rejected")
+    # The counters and the exposure change in one round trip (risk.Batch).
+    writes = risk.Batch()
+    counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
     approval = None
     if decision == "held":
         request = approval_open(
@@ -311,7 +305,9 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
             intent.price,
             today=_today(),
             notional=intent.notional,
+            batch=writes,
         )
+    writes.run()
     return GateResult(
         decision=decision,
         order=order,
@@ -330,7 +326,6 @@ def _approval_dict(request: Any) -> dict[str, Any]:
 @transaction.atomic
 def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     payload = checked.envelope["payload"]
-    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     firm = risk.lock_firm()
     lim = limits_in_force(firm)
     lock_head()  # fills and cancels of this order wait until the amendment is decided
@@ -350,14 +345,13 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     now = now_us()
     remaining = quantity - order.filled_quantity
     intent = Intent(agent.agent_id, order.market, order.side, remaining, price)
-    snap = snapshot_for(
+    snap, limit_row = snapshot_for(
         agent,
         intent,
         lim,
         firm=firm,
         now=now,
         window_secs=lim.raw.get("surveillance_window_secs", 3600),
-        agent_limits=agent_limits_of(limit_row),
         exclude=order,
     )
     reasons = evaluate(intent, snap, lim, amendment=True)

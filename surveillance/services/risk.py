@@ -6,9 +6,11 @@ rows -> FirmExposure. The gate takes the firm lock first; the ingest path and
 the approval resolvers only take rows after the log head, so no cycle can form.
 
 Every change to a MarketRisk row goes through `_market_change`, which locks
-the row, so the change of its valued exposure (worst reachable position times
-mark price) is exact and is added to FirmExposure.gross in the same
-transaction: the gross is always the sum over the markets."""
+the row and moves FirmExposure.gross by the change of the market's valued
+exposure (worst reachable position times mark price), in the same
+transaction: the gross is always the sum over the markets, exactly (numeric
+arithmetic in PostgreSQL). The statements of one change travel together
+(`Batch`): this runs under the log head, and for the gate under the firm lock."""
 
 from __future__ import annotations
 
@@ -17,15 +19,61 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, F, Value, When
+from django.db import connection
+from django.db.models import F
 
 from accounts.models import Agent
 
-from ..checks import Exposure
 from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
 
 # Exact products and sums of 30-digit decimals (the default context keeps 28 digits).
 _EXACT = decimal.Context(prec=100)
+
+# Table names are constants of the models, never input; every value is a parameter.
+_M = MarketRisk._meta.db_table
+_X = FirmExposure._meta.db_table
+_AM = AgentMarketRisk._meta.db_table
+_F = FirmRisk._meta.db_table
+# A market's part of the gross exposure, as SQL over its row.
+_VALUED = (
+    "(CASE WHEN ABS(position + open_buy) >= ABS(position - open_sell)"
+    " THEN ABS(position + open_buy) ELSE ABS(position - open_sell) END)"
+    " * COALESCE(mark_price, 0)"
+)
+
+
+class Batch:
+    """Statements sent in one round trip on PostgreSQL (client-side binding
+    sends them as one query string; each still sees the ones before it), and
+    one by one elsewhere. An error in any aborts the transaction as usual."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, list[Any]]] = []
+
+    def add(self, sql: str, params: list[Any] | None = None) -> None:
+        self.statements.append((sql, params or []))
+
+    def run(self) -> None:
+        if not self.statements:
+            return
+        together = connection.vendor == "postgresql" and not connection.settings_dict.get(
+            "OPTIONS", {}
+        ).get("server_side_binding")
+        with connection.cursor() as cursor:
+            if together:
+                cursor.execute(
+                    "; ".join(sql for sql, _ in self.statements),
+                    [p for _, params in self.statements for p in params],
+                )
+            else:
+                for sql, params in self.statements:
+                    cursor.execute(sql, params)
+        self.statements.clear()
+
+
+def date_param(day: date) -> Any:
+    """SQLite keeps dates as ISO text (what Django writes there)."""
+    return day if connection.vendor == "postgresql" else day.isoformat()
 
 
 def lock_firm() -> FirmRisk:
@@ -52,7 +100,10 @@ def _side_field(side: str) -> str:
 
 def valued_exposure(row: MarketRisk) -> Decimal:
     """A market's part of the gross exposure: its worst reachable position at its mark."""
-    worst = Exposure(row.position, row.open_buy, row.open_sell).worst()
+    worst = max(
+        abs(_EXACT.add(row.position, row.open_buy)),
+        abs(_EXACT.subtract(row.position, row.open_sell)),
+    )
     return _EXACT.multiply(worst, row.mark_price or Decimal(0))
 
 
@@ -64,16 +115,8 @@ def gross_exposure_recompute() -> Decimal:
     return total
 
 
-def _gross_add(delta: Decimal) -> None:
-    if not FirmExposure.objects.filter(name="firm").update(gross=F("gross") + delta):
-        # First change in a fresh database: start from the markets as they now are
-        # (this change included).
-        FirmExposure.objects.get_or_create(
-            name="firm", defaults={"gross": gross_exposure_recompute()}
-        )
-
-
 def _market_change(
+    batch: Batch,
     market: str,
     *,
     position: Decimal = Decimal(0),
@@ -82,25 +125,36 @@ def _market_change(
     last_price: Decimal | None = None,
     order_price: Decimal | None = None,
 ) -> None:
-    """Change one market's row and the firm's gross exposure with it. A traded
-    or reported `last_price` becomes the mark; an `order_price` only marks a
-    market that has not traded yet."""
-    row = MarketRisk.objects.select_for_update().filter(market=market).first()
-    if row is None:
-        market_row(market)
-        row = MarketRisk.objects.select_for_update().get(market=market)
-    before = valued_exposure(row)
-    row.position = _EXACT.add(row.position, position)
-    row.open_buy = _EXACT.add(row.open_buy, open_buy)
-    row.open_sell = _EXACT.add(row.open_sell, open_sell)
+    """Add to `batch` the change of one market's row and of the firm's gross
+    exposure with it. A traded or reported `last_price` becomes the mark; an
+    `order_price` only marks a market that has not traded yet."""
+    batch.add(
+        f"INSERT INTO {_M} (market, position, open_buy, open_sell) VALUES (%s, 0, 0, 0)"  # noqa: S608
+        " ON CONFLICT (market) DO NOTHING",
+        [market],
+    )
+    if connection.features.has_select_for_update:
+        # The market's value read before the change must be the one changed.
+        batch.add(f"SELECT id FROM {_M} WHERE market = %s FOR UPDATE", [market])  # noqa: S608
+    # The gross row is missing only in a fresh (or flushed) database: start it
+    # from the markets as they are before this change.
+    batch.add(
+        f"INSERT INTO {_X} (name, gross) SELECT 'firm', (SELECT COALESCE(SUM({_VALUED}), 0)"  # noqa: S608
+        f" FROM {_M}) WHERE NOT EXISTS (SELECT 1 FROM {_X} WHERE name = 'firm')"
+        " ON CONFLICT (name) DO NOTHING"
+    )
+    value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
+    batch.add(f"UPDATE {_X} SET gross = gross - {value} WHERE name = 'firm'", [market])  # noqa: S608
+    sets = ["position = position + %s", "open_buy = open_buy + %s", "open_sell = open_sell + %s"]
+    params: list[Any] = [position, open_buy, open_sell]
     if last_price is not None:
-        row.last_price = row.mark_price = last_price
+        sets += ["last_price = %s", "mark_price = %s"]
+        params += [last_price, last_price]
     elif order_price is not None:
-        row.mark_price = row.last_price if row.last_price is not None else order_price
-    row.save(update_fields=["position", "open_buy", "open_sell", "last_price", "mark_price"])
-    delta = _EXACT.subtract(valued_exposure(row), before)
-    if delta:
-        _gross_add(delta)
+        sets.append("mark_price = COALESCE(last_price, %s)")
+        params.append(order_price)
+    batch.add(f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s", [*params, market])  # noqa: S608
+    batch.add(f"UPDATE {_X} SET gross = gross + {value} WHERE name = 'firm'", [market])  # noqa: S608
 
 
 def reserve(
@@ -113,26 +167,35 @@ def reserve(
     *,
     today: date,
     notional: Decimal,
+    batch: Batch | None = None,
 ) -> None:
     """An order now rests (or waits for approval): count it in the exposure and
-    the day's volume. Until the market trades, its exposure
-    is valued at the latest order price."""
+    the day's volume. Until the market trades, its exposure is valued at the
+    latest order price. With `batch`, the statements join it (the caller runs
+    it); without, they run now."""
+    run, batch = batch is None, batch or Batch()
     field = _side_field(side)
-    _market_change(market, **{field: quantity}, order_price=price)
-    agent_changes = {
-        field: F(field) + quantity,
-        "day_notional": Case(
-            When(day=today, then=F("day_notional") + notional), default=Value(notional)
-        ),
-        "day": Value(today),
-    }
-    if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
-        agent_market_row(agent, market)
-        AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
+    _market_change(batch, market, **{field: quantity}, order_price=price)
+    buy, sell = (quantity, Decimal(0)) if side == "buy" else (Decimal(0), quantity)
+    batch.add(
+        f"INSERT INTO {_AM} (agent_id, market, position, open_buy, open_sell, day, day_notional)"  # noqa: S608
+        " VALUES (%s, %s, 0, %s, %s, %s, %s) ON CONFLICT (agent_id, market) DO UPDATE SET"
+        f" open_buy = {_AM}.open_buy + excluded.open_buy,"
+        f" open_sell = {_AM}.open_sell + excluded.open_sell,"
+        f" day_notional = CASE WHEN {_AM}.day = excluded.day"
+        f" THEN {_AM}.day_notional + excluded.day_notional ELSE excluded.day_notional END,"
+        " day = excluded.day",
+        [agent.pk, market, buy, sell, date_param(today), notional],
+    )
     if firm.day != today:
         firm.day, firm.day_notional = today, Decimal(0)
     firm.day_notional += notional
-    firm.save(update_fields=["day", "day_notional"])
+    batch.add(
+        f"UPDATE {_F} SET day = %s, day_notional = %s WHERE id = %s",  # noqa: S608
+        [date_param(today), firm.day_notional, firm.pk],
+    )
+    if run:
+        batch.run()
 
 
 def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
@@ -140,7 +203,9 @@ def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
     if quantity <= 0:
         return
     field = _side_field(side)
-    _market_change(market, **{field: -quantity})
+    batch = Batch()
+    _market_change(batch, market, **{field: -quantity})
+    batch.run()
     AgentMarketRisk.objects.filter(agent=agent, market=market).update(
         **{field: F(field) - quantity}
     )
@@ -157,9 +222,11 @@ def apply_delta(
 ) -> None:
     """Add a batch's net effect on one market, firm-wide and for the agent:
     a few statements however many fills the batch held."""
+    batch = Batch()
     _market_change(
-        market, position=position, open_buy=open_buy, open_sell=open_sell, last_price=price
+        batch, market, position=position, open_buy=open_buy, open_sell=open_sell, last_price=price
     )
+    batch.run()
     agent_changes: dict[str, Any] = {
         "position": F("position") + position,
         "open_buy": F("open_buy") + open_buy,
@@ -176,5 +243,7 @@ def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -
     if row is None:
         agent_market_row(agent, market)
         row = AgentMarketRisk.objects.select_for_update().get(agent=agent, market=market)
-    _market_change(market, position=quantity - row.position, last_price=price)
+    batch = Batch()
+    _market_change(batch, market, position=quantity - row.position, last_price=price)
+    batch.run()
     AgentMarketRisk.objects.filter(pk=row.pk).update(position=quantity)

@@ -28,6 +28,7 @@ from ..config import Limits
 from ..models import (
     AgentMarketRisk,
     AgentOrderCount,
+    AgentRiskLimit,
     FirmExposure,
     FirmRisk,
     KillSwitch,
@@ -62,6 +63,8 @@ _CANCELED = "CASE WHEN decision <> 'rejected' AND status = 'canceled' THEN 1 ELS
 SNAPSHOT_SQL = (
     "SELECT m.position, m.open_buy, m.open_sell, m.mark_price, m.last_price,"  # noqa: S608
     " am.position, am.open_buy, am.open_sell,"
+    " lim.id, lim.max_position, lim.max_order_notional, lim.max_daily_notional,"
+    " lim.max_orders_per_minute,"
     f" (SELECT SUM(day_notional) FROM {AgentMarketRisk._meta.db_table}"
     "   WHERE agent_id = %(agent)s AND day = %(today)s),"
     f" (SELECT gross FROM {FirmExposure._meta.db_table} WHERE name = 'firm'),"
@@ -85,6 +88,7 @@ SNAPSHOT_SQL = (
     f" LEFT JOIN {MarketRisk._meta.db_table} m ON m.market = %(market)s"
     f" LEFT JOIN {AgentMarketRisk._meta.db_table} am"
     "   ON am.agent_id = %(agent)s AND am.market = %(market)s"
+    f" LEFT JOIN {AgentRiskLimit._meta.db_table} lim ON lim.agent_id = %(agent)s"
     # Live orders and their cancels in the surveillance window (the cancel ratio).
     " CROSS JOIN (SELECT SUM(live) AS live, SUM(cancels) AS cancels FROM ("
     f"   SELECT SUM({_LIVE}) AS live, SUM({_CANCELED}) AS cancels FROM {_O}"
@@ -125,11 +129,12 @@ def snapshot_for(
     firm: FirmRisk,
     now: int,
     window_secs: int,
-    agent_limits: AgentLimits,
     exclude: Order | None = None,
-) -> RiskSnapshot:
-    """Everything the checks need, read while the caller holds the firm lock.
-    `exclude`: the order an amendment replaces (no duplicate check then)."""
+) -> tuple[RiskSnapshot, AgentRiskLimit | None]:
+    """Everything the checks need, read while the caller holds the firm lock,
+    and the agent's risk limits row (None: no limits; read under the lock as
+    agent_limits_set takes it). `exclude`: the order an amendment replaces (no
+    duplicate check then)."""
     today = _today()
     dup = exclude is None and lim.duplicate_window_us > 0
     params: dict[str, Any] = {
@@ -149,8 +154,19 @@ def snapshot_for(
     with connection.cursor() as cursor:
         cursor.execute(SNAPSHOT_SQL, params)
         row = cursor.fetchone()
-    (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, agent_day, gross, switches,
-     last_minute, live, cancels, duplicate) = row  # fmt: skip
+    (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, limit_pk, *limits, agent_day,
+     gross, switches, last_minute, live, cancels, duplicate) = row  # fmt: skip
+    limit_row = None
+    if limit_pk is not None:
+        max_position, max_order_notional, max_daily_notional, max_orders_per_minute = limits
+        limit_row = AgentRiskLimit(
+            pk=limit_pk,
+            agent=agent,
+            max_position=_dec(max_position),
+            max_order_notional=_dec(max_order_notional),
+            max_daily_notional=_dec(max_daily_notional),
+            max_orders_per_minute=max_orders_per_minute,
+        )
     market = Exposure(_zero(m_pos), _zero(m_buy), _zero(m_sell))
     agent_market = Exposure(_zero(a_pos), _zero(a_buy), _zero(a_sell))
     if exclude is not None and exclude.status in Order.RESTING:
@@ -171,7 +187,7 @@ def snapshot_for(
         )
         if mask & bit
     }
-    return RiskSnapshot(
+    snapshot = RiskSnapshot(
         kill_switches=kill_switches,
         reference_price=_dec(last),
         market=market,
@@ -184,5 +200,17 @@ def snapshot_for(
         agent_cancels_in_window=int(cancels or 0),
         agent_market=agent_market,
         agent_day_notional=_zero(agent_day),
-        agent_limits=agent_limits,
+        agent_limits=agent_limits_of(limit_row),
+    )
+    return snapshot, limit_row
+
+
+def agent_limits_of(limit_row: AgentRiskLimit | None) -> AgentLimits:
+    if limit_row is None:
+        return AgentLimits()
+    return AgentLimits(
+        max_position=limit_row.max_position,
+        max_order_notional=limit_row.max_order_notional,
+        max_daily_notional=limit_row.max_daily_notional,
+        max_orders_per_minute=limit_row.max_orders_per_minute,
     )
