@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "--history", type=int, default=20000, help="orders of the last hour stored first"
     )
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sql-only", action="store_true", help="print one request's SQL, stop")
     args = parser.parse_args(argv)
 
     from .core import process_cpu_seconds
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     Order(
                         agent=agent, order_id=f"hist-{n}", market=f"M-{n % 20}", side="buy",
-                        order_type="limit", quantity=1, price=100, status="canceled",
+                        order_type="limit", quantity=1, price=100, status="filled",
                         decision="accepted", config_hash="", seq=-1,
                         created_at_us=now - 3_000_000_000 + n * step, updated_at_us=now,
                     )
@@ -143,26 +144,63 @@ def main(argv: list[str] | None = None) -> int:
 
             call_command("shell", "-c", _REBUILD_SCRIPT)
         through_wsgi(_intents(bench_agent, "warm", 20))
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            through_wsgi(_intents(bench_agent, "one", 21)[-1:])
+        print(f"\n=== the {len(captured)} SQL statements of one request ===")
+        for query in captured.captured_queries:
+            print(f"  {query['sql'][:150]}")
+        if args.sql_only:
+            return 0
         plain = through_wsgi(_intents(bench_agent, "plain", args.orders))
         print(f"unprofiled: {plain / args.orders * 1000:.2f} ms/request in one process")
 
         timer = PhaseTimer()
-        timer.wrap(BearerAuthentication, "authenticate", "auth (API key lookup)")
-        timer.wrap(gate_mod, "_check_intent", "check_items (JCS, Ed25519, schema, key)")
-        timer.wrap(gate_mod, "_replay", "replay lookup (event_id)")
-        timer.wrap(gate_mod, "_submit", "_submit (transaction, commit excluded)")
-        timer.wrap(gate_mod, "limits_current", "  limits_current")
-        timer.wrap(risk_mod, "lock_firm", "  lock_firm (wait + lock)")
-        timer.wrap(gate_mod, "snapshot_for", "  snapshot_for (reads under the lock)")
-        timer.wrap(gate_mod, "append", "  log.append (head lock, hashes, COPY)")
-        timer.wrap(risk_mod, "reserve", "  risk.reserve")
-        timer.wrap(BaseDatabaseWrapper, "commit", "COMMIT")
+        phases = [
+            (BearerAuthentication, "authenticate", "auth (API key lookup)"),
+            (gate_mod, "_check_intent", "check_items (JCS, Ed25519, schema, key)"),
+            (gate_mod, "_replay", "replay lookup (event_id)"),
+            (gate_mod, "_submit", "_submit (transaction, commit excluded)"),
+            (gate_mod, "limits_current", "  limits_current"),
+            (gate_mod, "limits_in_force", "  limits_in_force"),
+            (risk_mod, "lock_firm", "  lock_firm (wait + lock)"),
+            (gate_mod, "snapshot_for", "  snapshot_for (reads under the lock)"),
+            (gate_mod, "append", "  log.append (head lock, hashes, COPY)"),
+            (risk_mod, "reserve", "  risk.reserve"),
+            (gate_mod, "counts_add_order", "  counts_add_order"),
+            (BaseDatabaseWrapper, "commit", "COMMIT"),
+        ]
+        for owner, attr, label in phases:
+            if hasattr(owner, attr):  # phases differ between versions of the gate
+                timer.wrap(owner, attr, label)
+        # How long the firm lock is held: from lock_firm's return to the end of COMMIT.
+        held: dict[str, float] = {}
+        lock_firm, commit = risk_mod.lock_firm, BaseDatabaseWrapper.commit
+
+        def lock_firm_timed() -> Any:
+            firm = lock_firm()
+            held["since"] = time.perf_counter()
+            return firm
+
+        def commit_timed(self: Any) -> Any:
+            try:
+                return commit(self)
+            finally:
+                since = held.pop("since", None)
+                if since is not None:
+                    timer.add("firm lock held (to end of COMMIT)", time.perf_counter() - since)
+
+        risk_mod.lock_firm = lock_firm_timed  # type: ignore[assignment]
+        BaseDatabaseWrapper.commit = commit_timed  # type: ignore[method-assign]
         pg_pid = connection.cursor().connection.info.backend_pid
         pg0, cpu0 = process_cpu_seconds(pg_pid), time.thread_time()
         with connection.execute_wrapper(timer.sql):
             total = through_wsgi(_intents(bench_agent, "phases", args.orders))
         total_cpu, pg_cpu = time.thread_time() - cpu0, process_cpu_seconds(pg_pid) - pg0
         timer.restore()
+        risk_mod.lock_firm = lock_firm  # type: ignore[assignment]
+        BaseDatabaseWrapper.commit = commit  # type: ignore[method-assign]
         print(f"\n=== phases ({args.orders} orders), unprofiled, one process ===")
         timer.print(total, total_cpu, pg_cpu, args.orders, args.orders)
 
