@@ -1,9 +1,12 @@
 """The pre-trade gate: POST /api/v1/orders/ (CONTRACT section 7).
 
 Before any lock: the signed intent is checked exactly as a reported event is
-(signature, key, schema). Then, under the firm risk lock: the snapshot is read,
-the pure checks run (surveillance.checks), and the decision, its records and
-the projections commit together. Every decision carries the config hash."""
+(signature, key, schema). Then, under the firm risk lock, which every order
+in the firm waits for: the config in force (named on the locked row), the
+snapshot in one statement (surveillance.services.snapshot, a cost that does
+not grow with history), the pure checks (surveillance.checks), the records,
+the order, and the counters and exposure in one batch; then commit. Every
+decision carries the config hash."""
 
 from __future__ import annotations
 
