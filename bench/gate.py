@@ -76,7 +76,10 @@ print(json.dumps({"median_us": statistics.median(per_call), "min_us": min(per_ca
 """
 
 
-def _intents(agent: BenchAgent, tag: str, count: int) -> list[bytes]:
+def _intents(agent: BenchAgent, tag: str, count: int, base: int = 100) -> list[bytes]:
+    """Distinct prices within a run, and `base` apart between runs: a run that
+    starts within the duplicate window (1 s) of the previous one must not
+    repeat its orders (they would be rejected as duplicates, a cheaper path)."""
     signer = agent.signer()
     bodies = []
     for n in range(count):
@@ -85,16 +88,16 @@ def _intents(agent: BenchAgent, tag: str, count: int) -> list[bytes]:
             "market": f"M-{n % MARKETS}",
             "side": "buy" if n % 2 else "sell",
             "quantity": "1",
-            "price": f"100.{n:05d}",
+            "price": f"{base}.{n:05d}",
             "order_type": "limit",
         }
         bodies.append(json.dumps(signer.item("ORDER_SUBMITTED", payload)).encode())
     return bodies
 
 
-def _client(arg: tuple[BenchAgent, str, int, float], ready: Any) -> dict[str, Any]:
-    agent, tag, count, rate = arg
-    bodies = _intents(agent, tag, count)
+def _client(arg: tuple[BenchAgent, str, int, float, int], ready: Any) -> dict[str, Any]:
+    agent, tag, count, rate, base = arg
+    bodies = _intents(agent, tag, count, base)
     client = agent.client()
     ready()
     latencies: list[float] = []
@@ -140,13 +143,19 @@ def run(ctx: Context) -> Result:
     background = wait_for_quiet()
     if background >= 0.25:
         print(f"  warning: other processes keep {background:.2f} cores busy; figures will be low")
-    run_processes(_client, [(a, f"warm-{i}", 20, RATE_PER_CLIENT) for i, a in enumerate(agents)])
+    run_processes(
+        _client, [(a, f"warm-{i}", 20, RATE_PER_CLIENT, 100) for i, a in enumerate(agents)]
+    )
 
     runs = []
     for n in range(ctx.runs):
+        before: dict[str, float] = {}
         results = run_processes(
-            _client, [(a, f"r{n}-{i}", count, RATE_PER_CLIENT) for i, a in enumerate(agents)]
+            _client,
+            [(a, f"r{n}-{i}", count, RATE_PER_CLIENT, 101 + n) for i, a in enumerate(agents)],
+            on_start=lambda before=before: before.update(server.cpu_snapshot()),
         )
+        after = server.cpu_snapshot()
         errors = [e for r in results for e in r["errors"]]
         if errors:
             raise RuntimeError(f"{len(errors)} gate request(s) failed, first: {errors[0]}")
@@ -165,6 +174,13 @@ def run(ctx: Context) -> Result:
                 "max_ms": round(max(latencies) * 1000, 2),
                 "p99_from_schedule_ms": round(percentile(from_schedule, 99) * 1000, 2),
                 "decisions": decisions,
+                # Where the CPU went, per order: the server's processes, the
+                # PostgreSQL backends, and the whole machine (clients and
+                # anything else running included).
+                "cpu_ms_per_order": {
+                    k: round((after[k] - before[k]) / len(latencies) * 1000, 2)
+                    for k in ("gunicorn", "postgres", "machine_busy")
+                },
             }
         )
         print(f"  gate run {n + 1}: {runs[-1]}")
