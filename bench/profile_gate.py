@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sql-only", action="store_true", help="print one request's SQL, stop")
+    parser.add_argument(
+        "--cpu", action="store_true", help="cProfile on CPU time (robust to a busy machine)"
+    )
     args = parser.parse_args(argv)
 
     from .core import process_cpu_seconds
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             through_wsgi(_intents(bench_agent, "one", 21)[-1:])
         print(f"\n=== the {len(captured)} SQL statements of one request ===")
         for query in captured.captured_queries:
-            print(f"  {query['sql'][:150]}")
+            print(f"  {(query['sql'] or '(a prepared statement)')[:150]}")
         if args.sql_only:
             return 0
         plain = through_wsgi(_intents(bench_agent, "plain", args.orders))
@@ -204,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== phases ({args.orders} orders), unprofiled, one process ===")
         timer.print(total, total_cpu, pg_cpu, args.orders, args.orders)
 
-        profile = cProfile.Profile()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements")
+            print(f"prepared statements on this connection (generic, custom plans): "
+                  f"{cursor.fetchall()}")  # fmt: skip
+        profile = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
         bodies = _intents(bench_agent, "prof", args.orders)
         profile.enable()
         seconds = through_wsgi(bodies)

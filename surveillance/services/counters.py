@@ -24,7 +24,8 @@ from django.db import connection, transaction
 from audit.services import lock_head
 
 from ..models import AgentOrderCount, Order
-from .risk import Batch, lock_firm
+from .risk import lock_firm
+from .sql import Batch
 
 SECOND_US = 1_000_000
 WIDTHS_S = AgentOrderCount.WIDTHS_S

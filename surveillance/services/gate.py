@@ -37,6 +37,7 @@ from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
 from .counters import counts_add_order
 from .snapshot import snapshot_for
+from .sql import Batch
 
 
 class OrderConflict(Exception):
@@ -273,8 +274,8 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     records = append(pending)
     order.seq = records[0].seq
     order.save()  # a taken order_id fails here: IntegrityError, see order_submit
-    # The counters and the exposure change in one round trip (risk.Batch).
-    writes = risk.Batch()
+    # The counters and the exposure change in one round trip (sql.Batch).
+    writes = Batch()
     counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
     approval = None
     if decision == "held":

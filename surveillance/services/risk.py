@@ -10,7 +10,7 @@ the row and moves FirmExposure.gross by the change of the market's valued
 exposure (worst reachable position times mark price), in the same
 transaction: the gross is always the sum over the markets, exactly (numeric
 arithmetic in PostgreSQL). The statements of one change travel together
-(`Batch`): this runs under the log head, and for the gate under the firm lock."""
+(sql.Batch): this runs under the log head, and for the gate under the firm lock."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from django.db.models import F
 from accounts.models import Agent
 
 from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
+from .sql import Batch, date_param, prepared_cursor
 
 # Exact products and sums of 30-digit decimals (the default context keeps 28 digits).
 _EXACT = decimal.Context(prec=100)
@@ -42,41 +43,19 @@ _VALUED = (
 )
 
 
-class Batch:
-    """Statements sent in one round trip on PostgreSQL (client-side binding
-    sends them as one query string; each still sees the ones before it), and
-    one by one elsewhere. An error in any aborts the transaction as usual."""
-
-    def __init__(self) -> None:
-        self.statements: list[tuple[str, list[Any]]] = []
-
-    def add(self, sql: str, params: list[Any] | None = None) -> None:
-        self.statements.append((sql, params or []))
-
-    def run(self) -> None:
-        if not self.statements:
-            return
-        together = connection.vendor == "postgresql" and not connection.settings_dict.get(
-            "OPTIONS", {}
-        ).get("server_side_binding")
-        with connection.cursor() as cursor:
-            if together:
-                cursor.execute(
-                    "; ".join(sql for sql, _ in self.statements),
-                    [p for _, params in self.statements for p in params],
-                )
-            else:
-                for sql, params in self.statements:
-                    cursor.execute(sql, params)
-        self.statements.clear()
-
-
-def date_param(day: date) -> Any:
-    """SQLite keeps dates as ISO text (what Django writes there)."""
-    return day if connection.vendor == "postgresql" else day.isoformat()
+_FIRM_FIELDS = ["id", "name", "day", "day_notional", "config_version", "config_hash"]
+_LOCK_FIRM_SQL = f"SELECT {', '.join(_FIRM_FIELDS)} FROM {_F} WHERE name = %s FOR UPDATE"  # noqa: S608
 
 
 def lock_firm() -> FirmRisk:
+    """Lock the firm row (until commit) and return it. Every gate decision starts
+    here, so on PostgreSQL it is a prepared statement, not an ORM query."""
+    if connection.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(_LOCK_FIRM_SQL, ["firm"])
+            row = cursor.fetchone()
+        if row is not None:
+            return FirmRisk.from_db(connection.alias, _FIRM_FIELDS, row)
     firm = FirmRisk.objects.select_for_update().filter(name="firm").first()
     if firm is None:
         FirmRisk.objects.get_or_create(name="firm")
