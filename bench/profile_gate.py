@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu", action="store_true", help="cProfile on CPU time (robust to a busy machine)"
     )
+    parser.add_argument("--out", help="also write the cProfile stats to this file")
     args = parser.parse_args(argv)
 
     from .core import process_cpu_seconds
@@ -216,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         profile.enable()
         seconds = through_wsgi(bodies)
         profile.disable()
+        if args.out:
+            profile.dump_stats(args.out)
         print(f"\n=== cProfile: {seconds / args.orders * 1000:.2f} ms/request (profiled) ===")
         for order in ("tottime", "cumulative"):
             stream = io.StringIO()

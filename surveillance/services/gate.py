@@ -37,7 +37,7 @@ from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
 from .counters import counts_add_order
 from .snapshot import snapshot_for
-from .sql import Batch
+from .sql import Batch, insert_sql, mark_inserted
 
 
 class OrderConflict(Exception):
@@ -273,10 +273,24 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     records = append(pending)
     order.seq = records[0].seq
-    order.save()  # a taken order_id fails here: IntegrityError, see order_submit
-    # The counters and the exposure change in one round trip (sql.Batch).
+    # The order, its counters and the exposure it reserves go in one round trip
+    # (sql.Batch). A taken order_id fails here: IntegrityError, see order_submit.
     writes = Batch()
+    inserted = writes.add(*insert_sql(order), fetch=True)
     counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
+    if decision in {"accepted", "held"}:
+        risk.reserve(
+            firm,
+            agent,
+            intent.market,
+            intent.side,
+            intent.quantity,
+            intent.price,
+            today=_today(),
+            notional=intent.notional,
+            batch=writes,
+        )
+    mark_inserted(order, writes.run()[inserted])
     approval = None
     if decision == "held":
         request = approval_open(
@@ -299,19 +313,6 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         approval = _approval_dict(request)
         order.approval_id = request.pk
         order.save(update_fields=["approval_id"])
-    if decision in {"accepted", "held"}:
-        risk.reserve(
-            firm,
-            agent,
-            intent.market,
-            intent.side,
-            intent.quantity,
-            intent.price,
-            today=_today(),
-            notional=intent.notional,
-            batch=writes,
-        )
-    writes.run()
     return GateResult(
         decision=decision,
         order=order,

@@ -13,11 +13,15 @@ query log see the statements."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import date
 from typing import Any, cast
 
 import psycopg
 from django.db import connection
+from django.db.models import Model
+from django.db.models.sql import InsertQuery
 
 
 class _PreparingCursor(psycopg.Cursor[Any]):
@@ -58,25 +62,60 @@ class Batch:
     by one. An error in any aborts the transaction as usual."""
 
     def __init__(self) -> None:
-        self.statements: list[tuple[str, list[Any]]] = []
+        self.statements: list[tuple[str, Sequence[Any], bool]] = []
 
-    def add(self, sql: str, params: list[Any] | None = None) -> None:
-        self.statements.append((sql, params or []))
+    def add(self, sql: str, params: Sequence[Any] | None = None, *, fetch: bool = False) -> int:
+        """Queue a statement; with `fetch`, run() returns its first row under
+        the index returned here."""
+        self.statements.append((sql, params or [], fetch))
+        return len(self.statements) - 1
 
-    def run(self) -> None:
-        if not self.statements:
-            return
+    def run(self) -> dict[int, Any]:
+        rows: dict[int, Any] = {}
         raw = _raw_connection()
-        with prepared_cursor() as cursor:
-            if raw is None:
-                for sql, params in self.statements:
+        if raw is None:
+            with prepared_cursor() as cursor:
+                for index, (sql, params, fetch) in enumerate(self.statements):
                     cursor.execute(sql, params)
-            else:
+                    if fetch:
+                        rows[index] = cursor.fetchone()
+        else:
+            # A statement whose row is wanted gets its own cursor: a cursor
+            # keeps the result of its last statement, available after the sync.
+            fetching: list[tuple[int, Any]] = []
+            with ExitStack() as cursors:
+                shared = cursors.enter_context(prepared_cursor())
                 # Errors surface when the pipeline syncs, on leaving the block.
                 with connection.wrap_database_errors, raw.pipeline():
-                    for sql, params in self.statements:
+                    for index, (sql, params, fetch) in enumerate(self.statements):
+                        cursor = cursors.enter_context(prepared_cursor()) if fetch else shared
                         cursor.execute(sql, params)
+                        if fetch:
+                            fetching.append((index, cursor))
+                for index, cursor in fetching:
+                    rows[index] = cursor.fetchone()
         self.statements.clear()
+        return rows
+
+
+def insert_sql(obj: Model) -> tuple[str, Sequence[Any]]:
+    """Django's own INSERT ... RETURNING pk for one new model instance, to send
+    in a Batch (then `mark_inserted` with the row)."""
+    opts = obj._meta
+    fields = [f for f in opts.local_concrete_fields if not f.primary_key]
+    query = InsertQuery(obj.__class__)
+    query.insert_values(fields, [obj])
+    compiler = query.get_compiler(using=connection.alias)
+    compiler.returning_fields = [opts.pk]
+    [(sql, params)] = compiler.as_sql()
+    return sql, params
+
+
+def mark_inserted(obj: Model, row: Sequence[Any]) -> None:
+    """What Model.save() does after its INSERT: the pk, and the state of a stored row."""
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
 
 
 def date_param(day: date) -> Any:
