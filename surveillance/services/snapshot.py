@@ -7,7 +7,9 @@ agent's row in that market and its day's notional, the firm's gross exposure
 counts (AgentOrderCount buckets plus under a second of orders, see
 surveillance.services.counters) and the duplicate-order probe (index
 order_shape). Plain SQL that PostgreSQL and SQLite both run: the ORM would
-spend longer building these eleven subqueries than the database runs them.
+spend longer building these subqueries than the database runs them; on
+PostgreSQL a prepared statement (sql.prepared_cursor), as planning it cost
+about four times executing it.
 
 It must run as its own statement after the lock is taken: a statement sees
 the data committed when it started, so one that waited for the lock would
@@ -40,7 +42,6 @@ from .risk import gross_exposure_recompute
 from .sql import prepared_cursor
 
 MINUTE_US = 60_000_000
-
 
 _O = Order._meta.db_table
 _C = AgentOrderCount._meta.db_table
@@ -153,7 +154,7 @@ def snapshot_for(
         **_window_params("r", now - MINUTE_US),
         **_window_params("w", now - window_secs * 1_000_000),
     }
-    with prepared_cursor() as cursor:  # planning it cost four times running it
+    with prepared_cursor() as cursor:
         cursor.execute(SNAPSHOT_SQL, params)
         row = cursor.fetchone()
     (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, limit_pk, *limits, agent_day,
