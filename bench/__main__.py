@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: bench/run.py or python bench/__m
 from bench.core import Context, Result, render_table, write_result
 from bench.server import BenchServer, ServerConfig
 
-_NOT_BENCHMARKS = {"core", "server", "run", "profile_ingest", "__main__"}
+_NOT_BENCHMARKS = {"core", "server", "run", "profile_ingest", "profile_gate", "__main__"}
 
 
 def discover() -> dict[str, ModuleType]:

@@ -91,6 +91,11 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
         "DATABASE_CONN_HEALTH_CHECKS", default=False
     )
+    # Django's own cursors bind parameters client-side and never prepare. A
+    # threshold no query reaches lets only the statements that ask for it
+    # (prepare=True: the gate's snapshot under the firm lock, planned once per
+    # connection instead of at every order) keep a prepared plan.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 1_000_000_000)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -179,6 +184,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "surveillance-cycle": {
         "task": "surveillance.tasks.surveillance_cycle_task",
         "schedule": timedelta(seconds=env.int("COMPLIANCE_SURVEILLANCE_INTERVAL_SECS", default=5)),
+    },
+    "order-counts-prune": {
+        "task": "surveillance.tasks.order_counts_prune_task",
+        "schedule": timedelta(hours=1),
     },
     "webhook-sweep": {
         "task": "audit.webhooks.tasks.webhook_sweep_task",

@@ -50,11 +50,17 @@ class AgentRiskLimit(models.Model):
 
 class FirmRisk(models.Model):
     """The firm-wide risk row. The gate locks it for every decision, so two orders
-    that each fit but together breach a cap can never both pass."""
+    that each fit but together breach a cap can never both pass.
+
+    It also names the config version in force (set with the firm lock held by
+    whoever creates a version), so the gate learns from the row it locks
+    whether its parsed copy of the config is current, without another query."""
 
     name = models.CharField(max_length=32, unique=True, default="firm")
     day = models.DateField(null=True)
     day_notional = quantity_field(default=Decimal(0))
+    config_version = models.PositiveIntegerField(null=True)
+    config_hash = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name
@@ -72,6 +78,23 @@ class MarketRisk(models.Model):
 
     def __str__(self) -> str:
         return self.market
+
+
+class FirmExposure(models.Model):
+    """Gross exposure of the firm: the sum over MarketRisk of each market's worst
+    reachable position times its mark price, kept as each market row changes
+    (surveillance.services.risk), so the gate reads one row instead of every
+    market. Exact: products of two 12-place decimals need 24 places.
+
+    Not a field of FirmRisk: fills and positions change it from the ingest
+    path, which holds the log head and must never wait for the firm lock (the
+    gate holds the firm lock while it waits for the log head)."""
+
+    name = models.CharField(max_length=32, unique=True, default="firm")
+    gross = models.DecimalField(max_digits=60, decimal_places=24, default=Decimal(0))
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.gross}"
 
 
 class AgentMarketRisk(models.Model):
@@ -135,6 +158,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["agent", "created_at_us"], name="order_agent_time"),
             models.Index(fields=["status"], name="order_status"),
+            # The gate's duplicate-order check: same agent, market and price, recent.
+            models.Index(fields=["agent", "market", "price", "created_at_us"], name="order_shape"),
         ]
 
     def __str__(self) -> str:
@@ -143,6 +168,37 @@ class Order(models.Model):
     @property
     def remaining(self) -> Decimal:
         return self.quantity - self.filled_quantity
+
+
+class AgentOrderCount(models.Model):
+    """How many orders an agent sent in one time bucket, kept by the gate and the
+    cancel projection in the transaction that changes them, so the rate-limit and
+    cancel-ratio checks add up a few dozen buckets instead of scanning orders.
+
+    Each order is counted in three buckets (1 s, 1 min, 1 h wide) by its
+    created_at_us; a cancel is counted in the buckets of the order it cancels.
+    `orders` counts every order (the rate limit counts rejected ones too),
+    `live` those not rejected by the gate, `cancels` the live ones canceled."""
+
+    WIDTHS_S = (1, 60, 3600)
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="+", db_index=False)
+    width_s = models.PositiveIntegerField()
+    start_us = models.BigIntegerField()
+    orders = models.PositiveIntegerField(default=0)
+    live = models.PositiveIntegerField(default=0)
+    cancels = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Leads with agent: the only index the counters need.
+            models.UniqueConstraint(
+                fields=["agent", "width_s", "start_us"], name="agentordercount_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}@{self.start_us}/{self.width_s}s"
 
 
 class Fill(models.Model):

@@ -13,7 +13,7 @@ from audit.services import Actor, record_event
 from compliance_client.jcs import canonicalize
 
 from ..config import DEFAULT_CONFIG, Limits, config_hash
-from ..models import AgentRiskLimit, ComplianceConfigVersion
+from ..models import AgentRiskLimit, ComplianceConfigVersion, FirmRisk
 from .risk import lock_firm
 
 _parsed: dict[int, Limits] = {}
@@ -33,9 +33,12 @@ def _create(
         actor=actor,
         data={"version": version, "hash": digest, "config": config, "previous_hash": previous},
     )
-    return ComplianceConfigVersion.objects.create(
+    row = ComplianceConfigVersion.objects.create(
         version=version, config=config, hash=digest, created_by=user, seq=record.seq
     )
+    # Callers hold the firm lock: the gate learns the version in force from the row it locks.
+    FirmRisk.objects.filter(name="firm").update(config_version=version, config_hash=digest)
+    return row
 
 
 def config_current() -> ComplianceConfigVersion:
@@ -66,6 +69,17 @@ def limits_current() -> Limits:
     limits = Limits.parse(row.version, row.hash, row.config)
     _parsed[row.version] = limits
     return limits
+
+
+def limits_in_force(firm: FirmRisk) -> Limits:
+    """The config for a decision taken under the firm lock. The locked row names
+    the version in force, so the parsed copy is used without a query; the hash
+    tells a version apart from another that reused its number (a rolled-back one)."""
+    if firm.config_version is not None:
+        cached = _parsed.get(firm.config_version)
+        if cached is not None and cached.hash == firm.config_hash:
+            return cached
+    return limits_current()
 
 
 @transaction.atomic

@@ -1,9 +1,12 @@
 """The pre-trade gate: POST /api/v1/orders/ (CONTRACT section 7).
 
 Before any lock: the signed intent is checked exactly as a reported event is
-(signature, key, schema). Then, under the firm risk lock: the snapshot is read,
-the pure checks run (surveillance.checks), and the decision, its records and
-the projections commit together. Every decision carries the config hash."""
+(signature, key, schema). Then, under the firm risk lock, which every order
+in the firm waits for: the config in force (named on the locked row), the
+snapshot in one statement (surveillance.services.snapshot, a cost that does
+not grow with history), the pure checks (surveillance.checks), the records,
+the order, and the counters and exposure in one batch; then commit. Every
+decision carries the config hash."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from accounts.models import Agent
 from approvals.services import approval_open
@@ -23,20 +26,18 @@ from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_i
 
 from ..checks import (
     REGULATORY_REASONS,
-    AgentLimits,
-    Exposure,
     Intent,
     Reason,
-    RiskSnapshot,
     decision_of,
     evaluate,
 )
 from ..config import Limits
-from ..models import AgentMarketRisk, AgentRiskLimit, KillSwitch, MarketRisk, Order
+from ..models import AgentRiskLimit, KillSwitch, Order
 from . import risk
-from .config import agent_limits_dict, limits_current, limits_hash
-
-MINUTE_US = 60_000_000
+from .config import agent_limits_dict, limits_hash, limits_in_force
+from .counters import counts_add_order
+from .snapshot import snapshot_for
+from .sql import Batch, insert_sql, mark_inserted
 
 
 class OrderConflict(Exception):
@@ -93,111 +94,6 @@ def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, s
     )
 
 
-def _market_rows(market: str) -> tuple[Exposure, Decimal, Decimal | None, Decimal]:
-    """(this market's exposure, its valuation price, its last traded price,
-    gross exposure of all markets) in one query."""
-    gross = Decimal(0)
-    mine, price, traded = Exposure(), Decimal(0), None
-    for name, position, buy, sell, mark, last in MarketRisk.objects.values_list(
-        "market", "position", "open_buy", "open_sell", "mark_price", "last_price"
-    ):
-        exposure = Exposure(position, buy, sell)
-        gross += exposure.worst() * (mark or 0)
-        if name == market:
-            mine, price, traded = exposure, mark or Decimal(0), last
-    return mine, price, traded, gross
-
-
-def _agent_counts(
-    agent: Agent, intent: Intent, lim: Limits, *, now: int, window_secs: int, dup: bool
-) -> dict[str, int]:
-    """The agent's order counts for the rate, cancel-ratio and duplicate checks, in one query."""
-    live = ~Q(decision="rejected")
-    window = Q(created_at_us__gte=now - window_secs * 1_000_000) & live
-    counts = {
-        "last_minute": Count("pk", filter=Q(created_at_us__gte=now - MINUTE_US)),
-        "in_window": Count("pk", filter=window),
-        "cancels": Count("pk", filter=window & Q(status=Order.Status.CANCELED)),
-    }
-    if dup and lim.duplicate_window_us:
-        counts["duplicates"] = Count(
-            "pk",
-            filter=live
-            & Q(
-                market=intent.market,
-                side=intent.side,
-                quantity=intent.quantity,
-                price=intent.price,
-                created_at_us__gte=now - lim.duplicate_window_us,
-            ),
-        )
-    since = now - max(window_secs * 1_000_000, MINUTE_US, lim.duplicate_window_us)
-    return Order.objects.filter(agent=agent, created_at_us__gte=since).aggregate(**counts)
-
-
-def agent_limits_of(limit_row: AgentRiskLimit | None) -> AgentLimits:
-    if limit_row is None:
-        return AgentLimits()
-    return AgentLimits(
-        max_position=limit_row.max_position,
-        max_order_notional=limit_row.max_order_notional,
-        max_daily_notional=limit_row.max_daily_notional,
-        max_orders_per_minute=limit_row.max_orders_per_minute,
-    )
-
-
-def snapshot_for(
-    agent: Agent,
-    intent: Intent,
-    lim: Limits,
-    *,
-    firm: Any,
-    now: int,
-    window_secs: int,
-    agent_limits: AgentLimits,
-    exclude: Order | None = None,
-) -> RiskSnapshot:
-    """Everything the checks need, read while the caller holds the firm lock
-    (five small queries)."""
-    market, market_price, traded, gross = _market_rows(intent.market)
-    today = _today()
-    agent_market = Exposure()
-    agent_day = Decimal(0)
-    for market_name, position, buy, sell, day, day_notional in AgentMarketRisk.objects.filter(
-        agent=agent
-    ).values_list("market", "position", "open_buy", "open_sell", "day", "day_notional"):
-        if market_name == intent.market:
-            agent_market = Exposure(position, buy, sell)
-        if day == today:
-            agent_day += day_notional
-    if exclude is not None and exclude.status in Order.RESTING:
-        # An amendment replaces what is left of the order: take it out first.
-        left = exclude.remaining
-        for exp in (market, agent_market):
-            if exclude.side == "buy":
-                exp.open_buy -= left
-            else:
-                exp.open_sell -= left
-    counts = _agent_counts(
-        agent, intent, lim, now=now, window_secs=window_secs, dup=exclude is None
-    )
-    return RiskSnapshot(
-        kill_switches=active_kill_switches(),
-        reference_price=traded,
-        market=market,
-        market_price=market_price,
-        gross_exposure=gross,
-        firm_day_notional=firm.day_notional if firm.day == today else Decimal(0),
-        duplicate=bool(counts.get("duplicates")),
-        agent_orders_last_minute=counts["last_minute"],
-        agent_orders_in_window=counts["in_window"],
-        agent_cancels_in_window=counts["cancels"],
-        agent_market=agent_market,
-        agent_day_notional=agent_day,
-        agent_limits=agent_limits,
-    )
-
-
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:
     checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
     if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
@@ -248,19 +144,38 @@ def order_submit(*, agent: Agent, item: Any) -> GateResult:
     """Decide on a signed order intent (or amendment). Raises BatchRejected (400),
     OrderConflict (409) or OrderNotFound (404); nothing is stored then."""
     checked = _check_intent(agent, item)
+    amendment = checked.envelope["event_type"] == "ORDER_AMENDED"
     for attempt in range(2):
         try:
-            replay = _replay(agent, checked)
-            if replay is not None:
-                return replay
-            if checked.envelope["event_type"] == "ORDER_AMENDED":
+            # A new order is tried without looking for its event_id or order_id
+            # first: almost every order is new, and the unique constraints on
+            # records and orders refuse a taken one, rolling everything back.
+            # The second attempt then answers with the replay or the 409.
+            # (An amendment looks first: its original answer must win over a
+            # refusal because the order has moved on since.)
+            if amendment or attempt > 0:
+                replay = _replay(agent, checked)
+                if replay is not None:
+                    return replay
+            if amendment:
                 return _amend(agent, checked)
+            if attempt > 0:
+                _refuse_taken_order_id(agent, checked)
             return _submit(agent, checked)
         except IntegrityError:
-            # The same event_id or order_id committed concurrently: answer as a replay.
+            # The event_id or the order_id is taken, by an earlier request or a
+            # concurrent one.
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _refuse_taken_order_id(agent: Agent, checked: CheckedItem) -> None:
+    order_id = checked.envelope["payload"]["order_id"]
+    if Order.objects.filter(agent=agent, order_id=order_id).exists():
+        raise OrderConflict(
+            "order_id_conflict", f"order_id {order_id!r} was already used by this agent"
+        )
 
 
 def _decision_data(
@@ -313,23 +228,17 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         Decimal(payload["quantity"]),
         Decimal(payload["price"]),
     )
-    if Order.objects.filter(agent=agent, order_id=payload["order_id"]).exists():
-        raise OrderConflict(
-            "order_id_conflict", f"order_id {payload['order_id']!r} was already used by this agent"
-        )
-    lim = limits_current()
-    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     # Everything above ran without a lock; from here to commit, the firm lock.
     firm = risk.lock_firm()
+    lim = limits_in_force(firm)
     now = now_us()
-    snap = snapshot_for(
+    snap, limit_row = snapshot_for(
         agent,
         intent,
         lim,
         firm=firm,
         now=now,
         window_secs=lim.raw.get("surveillance_window_secs", 3600),
-        agent_limits=agent_limits_of(limit_row),
     )
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
@@ -364,7 +273,24 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     records = append(pending)
     order.seq = records[0].seq
-    order.save()
+    # The order, its counters and the exposure it reserves go in one round trip
+    # (sql.Batch). A taken order_id fails here: IntegrityError, see order_submit.
+    writes = Batch()
+    inserted = writes.add(*insert_sql(order), fetch=True)
+    counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
+    if decision in {"accepted", "held"}:
+        risk.reserve(
+            firm,
+            agent,
+            intent.market,
+            intent.side,
+            intent.quantity,
+            intent.price,
+            today=_today(),
+            notional=intent.notional,
+            batch=writes,
+        )
+    mark_inserted(order, writes.run()[inserted])
     approval = None
     if decision == "held":
         request = approval_open(
@@ -387,17 +313,6 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         approval = _approval_dict(request)
         order.approval_id = request.pk
         order.save(update_fields=["approval_id"])
-    if decision in {"accepted", "held"}:
-        risk.reserve(
-            firm,
-            agent,
-            intent.market,
-            intent.side,
-            intent.quantity,
-            intent.price,
-            today=_today(),
-            notional=intent.notional,
-        )
     return GateResult(
         decision=decision,
         order=order,
@@ -416,9 +331,8 @@ def _approval_dict(request: Any) -> dict[str, Any]:
 @transaction.atomic
 def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     payload = checked.envelope["payload"]
-    lim = limits_current()
-    limit_row = AgentRiskLimit.objects.filter(agent=agent).first()
     firm = risk.lock_firm()
+    lim = limits_in_force(firm)
     lock_head()  # fills and cancels of this order wait until the amendment is decided
     order = (
         Order.objects.select_for_update().filter(agent=agent, order_id=payload["order_id"]).first()
@@ -436,14 +350,13 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     now = now_us()
     remaining = quantity - order.filled_quantity
     intent = Intent(agent.agent_id, order.market, order.side, remaining, price)
-    snap = snapshot_for(
+    snap, limit_row = snapshot_for(
         agent,
         intent,
         lim,
         firm=firm,
         now=now,
         window_secs=lim.raw.get("surveillance_window_secs", 3600),
-        agent_limits=agent_limits_of(limit_row),
         exclude=order,
     )
     reasons = evaluate(intent, snap, lim, amendment=True)

@@ -18,6 +18,7 @@ from compliance_site.db import insert_new
 
 from ..models import Fill, Order
 from . import risk
+from .counters import counts_add_cancels
 
 _FILL_COLUMNS = (
     "agent_id", "order_id", "order_ref", "fill_id", "market", "side", "quantity", "price",
@@ -80,6 +81,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
     new_keys = insert_new(Fill, _FILL_COLUMNS, list(fill_rows.values()), returning=_FILL_KEY)
     deltas: dict[str, _MarketDelta] = defaultdict(_MarketDelta)
     changed: dict[str, Order] = {}
+    canceled: list[Order] = []
 
     def flush(market: str) -> None:
         delta = deltas.pop(market, None)
@@ -114,6 +116,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
                 order.status = Order.Status.CANCELED
                 order.updated_at_us = record.recorded_at_us
                 changed[order.order_id] = order
+                canceled.append(order)
             continue
         key = (payload["order_id"], payload["fill_id"])
         if key not in new_keys:
@@ -145,6 +148,8 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         Order.objects.bulk_update(
             list(changed.values()), ["filled_quantity", "status", "updated_at_us"]
         )
+    # The gate's cancel-ratio check reads these counters, not the orders.
+    counts_add_cancels(canceled)
 
 
 class OrderApprovalResolver(BaseResolver):

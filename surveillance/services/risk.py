@@ -2,24 +2,60 @@
 projections and the kill switch.
 
 Lock order, everywhere: FirmRisk -> approval row -> log head -> order / market
-rows. The gate takes the firm lock first; the ingest path and the approval
-resolvers only take rows after the log head, so no cycle can form."""
+rows -> FirmExposure. The gate takes the firm lock first; the ingest path and
+the approval resolvers only take rows after the log head, so no cycle can form.
+
+Every change to a MarketRisk row goes through `_market_change`, which locks
+the row and moves FirmExposure.gross by the change of the market's valued
+exposure (worst reachable position times mark price), in the same
+transaction: the gross is always the sum over the markets, exactly (numeric
+arithmetic in PostgreSQL). The statements of one change travel together
+(sql.Batch): this runs under the log head, and for the gate under the firm lock."""
 
 from __future__ import annotations
 
+import decimal
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import F
 
 from accounts.models import Agent
 
-from ..models import AgentMarketRisk, FirmRisk, MarketRisk
+from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
+from .sql import Batch, date_param, prepared_cursor
+
+# Exact products and sums of 30-digit decimals (the default context keeps 28 digits).
+_EXACT = decimal.Context(prec=100)
+
+# Table names are constants of the models, never input; every value is a parameter.
+_M = MarketRisk._meta.db_table
+_X = FirmExposure._meta.db_table
+_AM = AgentMarketRisk._meta.db_table
+_F = FirmRisk._meta.db_table
+# A market's part of the gross exposure, as SQL over its row.
+_VALUED = (
+    "(CASE WHEN ABS(position + open_buy) >= ABS(position - open_sell)"
+    " THEN ABS(position + open_buy) ELSE ABS(position - open_sell) END)"
+    " * COALESCE(mark_price, 0)"
+)
+
+
+_FIRM_FIELDS = ["id", "name", "day", "day_notional", "config_version", "config_hash"]
+_LOCK_FIRM_SQL = f"SELECT {', '.join(_FIRM_FIELDS)} FROM {_F} WHERE name = %s FOR UPDATE"  # noqa: S608
 
 
 def lock_firm() -> FirmRisk:
+    """Lock the firm row (until commit) and return it. Every gate decision starts
+    here, so on PostgreSQL it is a prepared statement, not an ORM query."""
+    if connection.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(_LOCK_FIRM_SQL, ["firm"])
+            row = cursor.fetchone()
+        if row is not None:
+            return FirmRisk.from_db(connection.alias, _FIRM_FIELDS, row)
     firm = FirmRisk.objects.select_for_update().filter(name="firm").first()
     if firm is None:
         FirmRisk.objects.get_or_create(name="firm")
@@ -41,6 +77,65 @@ def _side_field(side: str) -> str:
     return "open_buy" if side == "buy" else "open_sell"
 
 
+def valued_exposure(row: MarketRisk) -> Decimal:
+    """A market's part of the gross exposure: its worst reachable position at its mark."""
+    worst = max(
+        abs(_EXACT.add(row.position, row.open_buy)),
+        abs(_EXACT.subtract(row.position, row.open_sell)),
+    )
+    return _EXACT.multiply(worst, row.mark_price or Decimal(0))
+
+
+def gross_exposure_recompute() -> Decimal:
+    """The gross exposure summed over every market (what FirmExposure keeps)."""
+    total = Decimal(0)
+    for row in MarketRisk.objects.all():
+        total = _EXACT.add(total, valued_exposure(row))
+    return total
+
+
+def _market_change(
+    batch: Batch,
+    market: str,
+    *,
+    position: Decimal = Decimal(0),
+    open_buy: Decimal = Decimal(0),
+    open_sell: Decimal = Decimal(0),
+    last_price: Decimal | None = None,
+    order_price: Decimal | None = None,
+) -> None:
+    """Add to `batch` the change of one market's row and of the firm's gross
+    exposure with it. A traded or reported `last_price` becomes the mark; an
+    `order_price` only marks a market that has not traded yet."""
+    batch.add(
+        f"INSERT INTO {_M} (market, position, open_buy, open_sell) VALUES (%s, 0, 0, 0)"  # noqa: S608
+        " ON CONFLICT (market) DO NOTHING",
+        [market],
+    )
+    if connection.features.has_select_for_update:
+        # The market's value read before the change must be the one changed.
+        batch.add(f"SELECT id FROM {_M} WHERE market = %s FOR UPDATE", [market])  # noqa: S608
+    # The gross row is missing only in a fresh (or flushed) database: start it
+    # from the markets as they are before this change.
+    batch.add(
+        f"INSERT INTO {_X} (name, gross) SELECT 'firm', (SELECT COALESCE(SUM({_VALUED}), 0)"  # noqa: S608
+        f" FROM {_M}) WHERE NOT EXISTS (SELECT 1 FROM {_X} WHERE name = 'firm')"
+        " ON CONFLICT (name) DO NOTHING"
+    )
+    value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
+    batch.add(f"UPDATE {_X} SET gross = gross - {value} WHERE name = 'firm'", [market])  # noqa: S608
+    sets = ["position = position + %s", "open_buy = open_buy + %s", "open_sell = open_sell + %s"]
+    params: list[Any] = [position, open_buy, open_sell]
+    if last_price is not None:
+        sets += ["last_price = %s", "mark_price = %s"]
+        params += [last_price, last_price]
+    elif order_price is not None:
+        sets.append("mark_price = COALESCE(last_price, %s)")
+        params.append(order_price)
+    batch.add(f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s", [*params, market])  # noqa: S608
+    batch.add(f"UPDATE {_X} SET gross = gross + {value} WHERE name = 'firm'", [market])  # noqa: S608
+
+
 def reserve(
     firm: FirmRisk,
     agent: Agent,
@@ -51,32 +146,35 @@ def reserve(
     *,
     today: date,
     notional: Decimal,
+    batch: Batch | None = None,
 ) -> None:
     """An order now rests (or waits for approval): count it in the exposure and
-    the day's volume, in three UPDATEs. Until the market trades, its exposure
-    is valued at the latest order price."""
+    the day's volume. Until the market trades, its exposure is valued at the
+    latest order price. With `batch`, the statements join it (the caller runs
+    it); without, they run now."""
+    run, batch = batch is None, batch or Batch()
     field = _side_field(side)
-    firm_changes = {
-        field: F(field) + quantity,
-        "mark_price": Coalesce(F("last_price"), Value(price)),
-    }
-    if not MarketRisk.objects.filter(market=market).update(**firm_changes):
-        market_row(market)
-        MarketRisk.objects.filter(market=market).update(**firm_changes)
-    agent_changes = {
-        field: F(field) + quantity,
-        "day_notional": Case(
-            When(day=today, then=F("day_notional") + notional), default=Value(notional)
-        ),
-        "day": Value(today),
-    }
-    if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
-        agent_market_row(agent, market)
-        AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
+    _market_change(batch, market, **{field: quantity}, order_price=price)
+    buy, sell = (quantity, Decimal(0)) if side == "buy" else (Decimal(0), quantity)
+    batch.add(
+        f"INSERT INTO {_AM} (agent_id, market, position, open_buy, open_sell, day, day_notional)"  # noqa: S608
+        " VALUES (%s, %s, 0, %s, %s, %s, %s) ON CONFLICT (agent_id, market) DO UPDATE SET"
+        f" open_buy = {_AM}.open_buy + excluded.open_buy,"
+        f" open_sell = {_AM}.open_sell + excluded.open_sell,"
+        f" day_notional = CASE WHEN {_AM}.day = excluded.day"
+        f" THEN {_AM}.day_notional + excluded.day_notional ELSE excluded.day_notional END,"
+        " day = excluded.day",
+        [agent.pk, market, buy, sell, date_param(today), notional],
+    )
     if firm.day != today:
         firm.day, firm.day_notional = today, Decimal(0)
     firm.day_notional += notional
-    firm.save(update_fields=["day", "day_notional"])
+    batch.add(
+        f"UPDATE {_F} SET day = %s, day_notional = %s WHERE id = %s",  # noqa: S608
+        [date_param(today), firm.day_notional, firm.pk],
+    )
+    if run:
+        batch.run()
 
 
 def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
@@ -84,7 +182,9 @@ def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
     if quantity <= 0:
         return
     field = _side_field(side)
-    MarketRisk.objects.filter(market=market).update(**{field: F(field) - quantity})
+    batch = Batch()
+    _market_change(batch, market, **{field: -quantity})
+    batch.run()
     AgentMarketRisk.objects.filter(agent=agent, market=market).update(
         **{field: F(field) - quantity}
     )
@@ -100,18 +200,17 @@ def apply_delta(
     price: Decimal | None,
 ) -> None:
     """Add a batch's net effect on one market, firm-wide and for the agent:
-    two UPDATEs however many fills the batch held."""
-    firm_changes: dict[str, Any] = {
+    a few statements however many fills the batch held."""
+    batch = Batch()
+    _market_change(
+        batch, market, position=position, open_buy=open_buy, open_sell=open_sell, last_price=price
+    )
+    batch.run()
+    agent_changes: dict[str, Any] = {
         "position": F("position") + position,
         "open_buy": F("open_buy") + open_buy,
         "open_sell": F("open_sell") + open_sell,
     }
-    if price is not None:
-        firm_changes.update(last_price=price, mark_price=price)
-    if not MarketRisk.objects.filter(market=market).update(**firm_changes):
-        market_row(market)
-        MarketRisk.objects.filter(market=market).update(**firm_changes)
-    agent_changes = {k: v for k, v in firm_changes.items() if k not in {"last_price", "mark_price"}}
     if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
         agent_market_row(agent, market)
         AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
@@ -123,9 +222,7 @@ def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -
     if row is None:
         agent_market_row(agent, market)
         row = AgentMarketRisk.objects.select_for_update().get(agent=agent, market=market)
-    delta = quantity - row.position
-    market_row(market)
-    MarketRisk.objects.filter(market=market).update(
-        position=F("position") + delta, last_price=price, mark_price=price
-    )
+    batch = Batch()
+    _market_change(batch, market, position=quantity - row.position, last_price=price)
+    batch.run()
     AgentMarketRisk.objects.filter(pk=row.pk).update(position=quantity)

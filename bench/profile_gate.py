@@ -1,0 +1,252 @@
+"""python -m bench.profile_gate: where a server process spends its time on
+POST /api/v1/orders/, in one process, on PostgreSQL.
+
+It uses a benchmark database (BENCH_DB_NAME, dropped, recreated, migrated),
+applies the gate benchmark's config, registers an agent, fills the orders
+table with --history orders (the gate used to scan the agent's orders of the
+last hour), then drives pre-signed order intents through Django's WSGI
+handler (what a gunicorn worker calls, minus the socket). It prints every
+phase's wall and CPU time per request, each SQL statement kind, and the
+cProfile top functions.
+
+    BENCH_DB_NAME=compliance_bench_profile python -m bench.profile_gate [--orders 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from typing import Any
+
+from .profile_ingest import PhaseTimer
+
+
+def _environ(path: str, body: bytes, api_key: str) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Bearer {api_key}",
+        "HTTP_HOST": "127.0.0.1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_gate")
+    parser.add_argument("--orders", type=int, default=400)
+    parser.add_argument(
+        "--history", type=int, default=20000, help="orders of the last hour stored first"
+    )
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sql-only", action="store_true", help="print one request's SQL, stop")
+    parser.add_argument(
+        "--cpu", action="store_true", help="cProfile on CPU time (robust to a busy machine)"
+    )
+    parser.add_argument("--out", help="also write the cProfile stats to this file")
+    args = parser.parse_args(argv)
+
+    from .core import process_cpu_seconds
+    from .gate import CONFIG_SCRIPT, _intents
+    from .server import BenchAgent, BenchServer
+
+    server = BenchServer()
+    server.reset_database()
+    server.manage("migrate", "--noinput", timeout=300)
+    server.manage("shell", "-c", CONFIG_SCRIPT)
+    os.environ.update(
+        {
+            k: v
+            for k, v in server.env.items()
+            if k.startswith(("DJANGO_", "DATABASE_", "COMPLIANCE_", "LOG_"))
+        }
+    )
+
+    import django
+
+    django.setup()
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from accounts.authentication import BearerAuthentication
+    from accounts.services import user_create
+    from audit.services import log as log_mod
+    from audit.services.agents import agent_register
+    from compliance_client.signing import Signer
+    from surveillance.services import gate as gate_mod
+    from surveillance.services import risk as risk_mod
+
+    rita = user_create(username="profile-rita", role="risk_manager", password=server.password)
+    signer = Signer.generate("profile-gate")
+    agent, key, api_key = agent_register(
+        agent_id="profile-gate",
+        name="profile-gate",
+        public_key=signer.public_key_b64,
+        owner=None,
+        acting_user=rita,
+    )
+    raw = signer.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    bench_agent = BenchAgent("profile-gate", raw, api_key, key.key_id, server.base_url)
+    handler = WSGIHandler()
+
+    def through_wsgi(bodies: list[bytes]) -> float:
+        start = time.perf_counter()
+        for body in bodies:
+            status: list[str] = []
+
+            def start_response(
+                s: str, h: Any, exc_info: Any = None, status: list[str] = status
+            ) -> None:
+                status.append(s)
+
+            chunks = handler(_environ("/api/v1/orders/", body, api_key), start_response)
+            out = b"".join(chunks)
+            if not status[0].startswith("201"):
+                raise RuntimeError(f"{status[0]} {out[:300]!r}")
+        return time.perf_counter() - start
+
+    try:
+        if args.history:
+            # A busy bot's last hour, inserted directly (the gate's own path would take minutes).
+            from surveillance.models import Order
+
+            now = log_mod.now_us()
+            step = 3_000_000_000 // args.history
+            Order.objects.bulk_create(
+                [
+                    Order(
+                        agent=agent, order_id=f"hist-{n}", market=f"M-{n % 20}", side="buy",
+                        order_type="limit", quantity=1, price=100, status="filled",
+                        decision="accepted", config_hash="", seq=-1,
+                        created_at_us=now - 3_000_000_000 + n * step, updated_at_us=now,
+                    )
+                    for n in range(args.history)
+                ],
+                batch_size=2000,
+            )  # fmt: skip
+            from django.core.management import call_command
+
+            call_command("shell", "-c", _REBUILD_SCRIPT)
+        through_wsgi(_intents(bench_agent, "warm", 20))
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            through_wsgi(_intents(bench_agent, "one", 21)[-1:])
+        print(f"\n=== the {len(captured)} SQL statements of one request ===")
+        for query in captured.captured_queries:
+            print(f"  {(query['sql'] or '(a prepared statement)')[:150]}")
+        if args.sql_only:
+            return 0
+        plain = through_wsgi(_intents(bench_agent, "plain", args.orders))
+        print(f"unprofiled: {plain / args.orders * 1000:.2f} ms/request in one process")
+
+        timer = PhaseTimer()
+        phases = [
+            (BearerAuthentication, "authenticate", "auth (API key lookup)"),
+            (gate_mod, "_check_intent", "check_items (JCS, Ed25519, schema, key)"),
+            (gate_mod, "_replay", "replay lookup (event_id)"),
+            (gate_mod, "_submit", "_submit (transaction, commit excluded)"),
+            (gate_mod, "limits_current", "  limits_current"),
+            (gate_mod, "limits_in_force", "  limits_in_force"),
+            (risk_mod, "lock_firm", "  lock_firm (wait + lock)"),
+            (gate_mod, "snapshot_for", "  snapshot_for (reads under the lock)"),
+            (gate_mod, "append", "  log.append (head lock, hashes, COPY)"),
+            (risk_mod, "reserve", "  risk.reserve"),
+            (gate_mod, "counts_add_order", "  counts_add_order"),
+            (BaseDatabaseWrapper, "commit", "COMMIT"),
+        ]
+        for owner, attr, label in phases:
+            if hasattr(owner, attr):  # phases differ between versions of the gate
+                timer.wrap(owner, attr, label)
+        # How long the firm lock is held: from lock_firm's return to the end of COMMIT.
+        held: dict[str, float] = {}
+        lock_firm, commit = risk_mod.lock_firm, BaseDatabaseWrapper.commit
+
+        def lock_firm_timed() -> Any:
+            firm = lock_firm()
+            held["since"] = time.perf_counter()
+            return firm
+
+        def commit_timed(self: Any) -> Any:
+            try:
+                return commit(self)
+            finally:
+                since = held.pop("since", None)
+                if since is not None:
+                    timer.add("firm lock held (to end of COMMIT)", time.perf_counter() - since)
+
+        risk_mod.lock_firm = lock_firm_timed  # type: ignore[assignment]
+        BaseDatabaseWrapper.commit = commit_timed  # type: ignore[method-assign]
+        pg_pid = connection.cursor().connection.info.backend_pid
+        pg0, cpu0 = process_cpu_seconds(pg_pid), time.thread_time()
+        with connection.execute_wrapper(timer.sql):
+            total = through_wsgi(_intents(bench_agent, "phases", args.orders))
+        total_cpu, pg_cpu = time.thread_time() - cpu0, process_cpu_seconds(pg_pid) - pg0
+        timer.restore()
+        risk_mod.lock_firm = lock_firm  # type: ignore[assignment]
+        BaseDatabaseWrapper.commit = commit  # type: ignore[method-assign]
+        print(f"\n=== phases ({args.orders} orders), unprofiled, one process ===")
+        timer.print(total, total_cpu, pg_cpu, args.orders, args.orders)
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements")
+            print(f"prepared statements on this connection (generic, custom plans): "
+                  f"{cursor.fetchall()}")  # fmt: skip
+        profile = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
+        bodies = _intents(bench_agent, "prof", args.orders)
+        profile.enable()
+        seconds = through_wsgi(bodies)
+        profile.disable()
+        if args.out:
+            profile.dump_stats(args.out)
+        print(f"\n=== cProfile: {seconds / args.orders * 1000:.2f} ms/request (profiled) ===")
+        for order in ("tottime", "cumulative"):
+            stream = io.StringIO()
+            pstats.Stats(profile, stream=stream).strip_dirs().sort_stats(order).print_stats(
+                args.top
+            )
+            text = stream.getvalue()
+            print(text[text.index("   ncalls") :] if "   ncalls" in text else text)
+        print(json.dumps({"ms_per_request": round(plain / args.orders * 1000, 3)}))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        server.stop()
+    return 0
+
+
+# Counters kept incrementally (if this version of the gate has them) are
+# rebuilt after the direct inserts above.
+_REBUILD_SCRIPT = """
+try:
+    from surveillance.services.counters import counters_rebuild
+except ImportError:
+    pass
+else:
+    counters_rebuild()
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

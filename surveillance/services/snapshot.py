@@ -1,0 +1,219 @@
+"""What the gate's checks read while it holds the firm lock: one statement.
+
+Every order in the firm waits for the lock, so what runs under it is kept to
+one round trip whose cost does not grow with history: the market's row, the
+agent's row in that market and its day's notional, the firm's gross exposure
+(FirmExposure), the kill switches that concern this order, the agent's order
+counts (AgentOrderCount buckets plus under a second of orders, see
+surveillance.services.counters) and the duplicate-order probe (index
+order_shape). Plain SQL that PostgreSQL and SQLite both run: the ORM would
+spend longer building these subqueries than the database runs them; on
+PostgreSQL a prepared statement (sql.prepared_cursor), as planning it cost
+about four times executing it.
+
+It must run as its own statement after the lock is taken: a statement sees
+the data committed when it started, so one that waited for the lock would
+miss what the previous holder committed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+from accounts.models import Agent
+
+from ..checks import AgentLimits, Exposure, Intent, RiskSnapshot
+from ..config import Limits
+from ..models import (
+    AgentMarketRisk,
+    AgentOrderCount,
+    AgentRiskLimit,
+    FirmExposure,
+    FirmRisk,
+    KillSwitch,
+    MarketRisk,
+    Order,
+)
+from .counters import bucket_ranges
+from .risk import gross_exposure_recompute
+from .sql import prepared_cursor
+
+MINUTE_US = 60_000_000
+
+_O = Order._meta.db_table
+_C = AgentOrderCount._meta.db_table
+
+
+def _bucket_sums(columns: str, prefix: str) -> str:
+    """UNION ALL branches adding up the buckets that tile [edge, infinity)."""
+    return (
+        f" UNION ALL SELECT {columns} FROM {_C} WHERE agent_id = %(agent)s AND width_s = 1"  # noqa: S608
+        f" AND start_us >= %({prefix}1)s AND start_us < %({prefix}60)s"
+        f" UNION ALL SELECT {columns} FROM {_C} WHERE agent_id = %(agent)s AND width_s = 60"
+        f" AND start_us >= %({prefix}60)s AND start_us < %({prefix}3600)s"
+        f" UNION ALL SELECT {columns} FROM {_C} WHERE agent_id = %(agent)s AND width_s = 3600"
+        f" AND start_us >= %({prefix}3600)s"
+    )
+
+
+_LIVE = "CASE WHEN decision <> 'rejected' THEN 1 ELSE 0 END"
+_CANCELED = "CASE WHEN decision <> 'rejected' AND status = 'canceled' THEN 1 ELSE 0 END"
+
+# Table names are constants of the models, never input; every value is a parameter.
+SNAPSHOT_SQL = (
+    "SELECT m.position, m.open_buy, m.open_sell, m.mark_price, m.last_price,"  # noqa: S608
+    " am.position, am.open_buy, am.open_sell,"
+    " lim.id, lim.max_position, lim.max_order_notional, lim.max_daily_notional,"
+    " lim.max_orders_per_minute,"
+    f" (SELECT SUM(day_notional) FROM {AgentMarketRisk._meta.db_table}"
+    "   WHERE agent_id = %(agent)s AND day = %(today)s),"
+    f" (SELECT gross FROM {FirmExposure._meta.db_table} WHERE name = 'firm'),"
+    # At most one active switch per scope and target: the sum is a bit mask.
+    " (SELECT SUM(CASE WHEN scope = 'global' THEN 1 WHEN scope = 'agent' THEN 2 ELSE 4 END)"
+    f"   FROM {KillSwitch._meta.db_table} WHERE active = %(active)s"
+    "   AND ((scope = 'global' AND target = '') OR (scope = 'agent' AND target = %(agent_id)s)"
+    "   OR (scope = 'market' AND target = %(market)s))),"
+    # Orders in the last minute, every decision (the rate limit).
+    " (SELECT SUM(n) FROM ("
+    f"   SELECT COUNT(*) AS n FROM {_O} WHERE agent_id = %(agent)s"
+    "   AND created_at_us >= %(r_since)s AND created_at_us < %(r1)s"
+    + _bucket_sums("SUM(orders)", "r")
+    + " ) r),"  # noqa: S608
+    " w.live, w.cancels,"
+    " CASE WHEN %(dup)s = 1 AND EXISTS ("
+    f"   SELECT 1 FROM {_O} WHERE agent_id = %(agent)s AND market = %(market)s"
+    "   AND price = %(price)s AND created_at_us >= %(dup_since)s AND side = %(side)s"
+    "   AND quantity = %(quantity)s AND decision <> 'rejected') THEN 1 ELSE 0 END"
+    " FROM (SELECT 1 AS one) base"
+    f" LEFT JOIN {MarketRisk._meta.db_table} m ON m.market = %(market)s"
+    f" LEFT JOIN {AgentMarketRisk._meta.db_table} am"
+    "   ON am.agent_id = %(agent)s AND am.market = %(market)s"
+    f" LEFT JOIN {AgentRiskLimit._meta.db_table} lim ON lim.agent_id = %(agent)s"
+    # Live orders and their cancels in the surveillance window (the cancel ratio).
+    " CROSS JOIN (SELECT SUM(live) AS live, SUM(cancels) AS cancels FROM ("
+    f"   SELECT SUM({_LIVE}) AS live, SUM({_CANCELED}) AS cancels FROM {_O}"
+    "   WHERE agent_id = %(agent)s AND created_at_us >= %(w_since)s AND created_at_us < %(w1)s"
+    + _bucket_sums("SUM(live), SUM(cancels)", "w")
+    + " ) u) w"
+)
+
+
+def _dec(value: Any) -> Decimal | None:
+    """PostgreSQL returns Decimals; SQLite ints or floats (via their repr)."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _zero(value: Any) -> Decimal:
+    return _dec(value) or Decimal(0)
+
+
+def _window_params(prefix: str, since_us: int) -> dict[str, int]:
+    edge, ranges = bucket_ranges(since_us)
+    params = {f"{prefix}_since": since_us, f"{prefix}1": edge}
+    for width, first, _ in ranges:
+        params[f"{prefix}{width}"] = first
+    return params
+
+
+def _today() -> Any:
+    return datetime.now(UTC).date()
+
+
+def snapshot_for(
+    agent: Agent,
+    intent: Intent,
+    lim: Limits,
+    *,
+    firm: FirmRisk,
+    now: int,
+    window_secs: int,
+    exclude: Order | None = None,
+) -> tuple[RiskSnapshot, AgentRiskLimit | None]:
+    """Everything the checks need, read while the caller holds the firm lock,
+    and the agent's risk limits row (None: no limits; read under the lock as
+    agent_limits_set takes it). `exclude`: the order an amendment replaces (no
+    duplicate check then)."""
+    today = _today()
+    dup = exclude is None and lim.duplicate_window_us > 0
+    params: dict[str, Any] = {
+        "agent": agent.pk,
+        "agent_id": agent.agent_id,
+        "market": intent.market,
+        "side": intent.side,
+        "quantity": intent.quantity,
+        "price": intent.price,
+        "today": today if connection.vendor == "postgresql" else today.isoformat(),
+        "active": True,
+        "dup": int(dup),
+        "dup_since": now - lim.duplicate_window_us,
+        **_window_params("r", now - MINUTE_US),
+        **_window_params("w", now - window_secs * 1_000_000),
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(SNAPSHOT_SQL, params)
+        row = cursor.fetchone()
+    (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, limit_pk, *limits, agent_day,
+     gross, switches, last_minute, live, cancels, duplicate) = row  # fmt: skip
+    limit_row = None
+    if limit_pk is not None:
+        max_position, max_order_notional, max_daily_notional, max_orders_per_minute = limits
+        limit_row = AgentRiskLimit(
+            pk=limit_pk,
+            agent=agent,
+            max_position=_dec(max_position),
+            max_order_notional=_dec(max_order_notional),
+            max_daily_notional=_dec(max_daily_notional),
+            max_orders_per_minute=max_orders_per_minute,
+        )
+    market = Exposure(_zero(m_pos), _zero(m_buy), _zero(m_sell))
+    agent_market = Exposure(_zero(a_pos), _zero(a_buy), _zero(a_sell))
+    if exclude is not None and exclude.status in Order.RESTING:
+        # An amendment replaces what is left of the order: take it out first.
+        left = exclude.remaining
+        for exp in (market, agent_market):
+            if exclude.side == "buy":
+                exp.open_buy -= left
+            else:
+                exp.open_sell -= left
+    mask = int(switches or 0)
+    kill_switches = {
+        key
+        for bit, key in (
+            (1, ("global", "")),
+            (2, ("agent", agent.agent_id)),
+            (4, ("market", intent.market)),
+        )
+        if mask & bit
+    }
+    snapshot = RiskSnapshot(
+        kill_switches=kill_switches,
+        reference_price=_dec(last),
+        market=market,
+        market_price=_zero(mark),
+        gross_exposure=_zero(gross) if gross is not None else gross_exposure_recompute(),
+        firm_day_notional=firm.day_notional if firm.day == today else Decimal(0),
+        duplicate=bool(duplicate),
+        agent_orders_last_minute=int(last_minute or 0),
+        agent_orders_in_window=int(live or 0),
+        agent_cancels_in_window=int(cancels or 0),
+        agent_market=agent_market,
+        agent_day_notional=_zero(agent_day),
+        agent_limits=agent_limits_of(limit_row),
+    )
+    return snapshot, limit_row
+
+
+def agent_limits_of(limit_row: AgentRiskLimit | None) -> AgentLimits:
+    if limit_row is None:
+        return AgentLimits()
+    return AgentLimits(
+        max_position=limit_row.max_position,
+        max_order_notional=limit_row.max_order_notional,
+        max_daily_notional=limit_row.max_daily_notional,
+        max_orders_per_minute=limit_row.max_orders_per_minute,
+    )
