@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
-from compliance_site.db import copy_rows
+from compliance_site.db import Batch, copy_rows, prepared_cursor
 
 from ..models import Log, MerkleNode, Record
 from ..validation import resolve, schema_errors
@@ -159,11 +159,11 @@ _HEAD_UPDATE_SQL = (
 def lock_head(log_name: str = DEFAULT_LOG) -> Head:
     """Lock the head row (FOR UPDATE on PostgreSQL; SQLite already holds the
     database write lock from BEGIN IMMEDIATE). The default log is made by a
-    migration; any other log is created on its first append. Plain SQL here and
-    in the head update: every append runs both, under the lock."""
+    migration; any other log is created on its first append. A prepared plain
+    statement: every append runs it, and the gate under its firm lock."""
     connection = transaction.get_connection()
     sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [log_name])
         row = cursor.fetchone()
     if row is None:
@@ -175,26 +175,65 @@ def lock_head(log_name: str = DEFAULT_LOG) -> Head:
     return Head(pk, size, bytes(chain_hash), frontier, last_recorded_at_us)
 
 
-def _update_head(head: Head, size: int, chain_hash: bytes, frontier: list[bytes], at: int) -> None:
-    connection = transaction.get_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _HEAD_UPDATE_SQL,
-            [
-                size,
-                chain_hash,
-                json.dumps([h.hex() for h in frontier]),
-                at,
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                head.pk,
-            ],
-        )
-
-
 _RECORD_COLUMNS = (
     "log_id", "seq", "recorded_at_us", "event_type", "actor_type", "actor_id", "agent_id",
     "event_id", "envelope_hash", "body", "leaf_hash", "chain_hash", "purged",
 )  # fmt: skip
+_NODE_COLUMNS = ("log_id", "level", '"index"', "hash")
+# Up to this many records an append is one pipelined round trip (INSERT, Merkle
+# nodes, head update: what a gate decision or a single event needs); beyond it
+# the records go by COPY, cheaper per row.
+_PIPELINED_ROWS = 16
+
+
+@functools.lru_cache(maxsize=2 * _PIPELINED_ROWS)
+def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
+
+
+def _write(
+    head: Head,
+    rows: list[tuple[Any, ...]],
+    nodes: list[tuple[Any, ...]],
+    size: int,
+    chain_hash: bytes,
+    frontier: list[bytes],
+    at: int,
+) -> None:
+    """Store the records and Merkle nodes and move the head. The rows get no
+    pk back; nothing refers to a record by pk (log_id + seq is its identity)."""
+    connection = transaction.get_connection()
+    writes = Batch()
+    if len(rows) <= _PIPELINED_ROWS:
+        writes.add(
+            _values_sql(Record._meta.db_table, _RECORD_COLUMNS, len(rows)),
+            [value for row in rows for value in row],
+        )
+    else:
+        copy_rows(Record, _RECORD_COLUMNS, rows)
+    if nodes:
+        writes.add(
+            _values_sql(
+                MerkleNode._meta.db_table, ("log_id", "level", '"index"', "hash"), len(nodes)
+            ),
+            [value for node in nodes for value in node],
+        )
+    frontier_json = json.dumps([h.hex() for h in frontier])
+    writes.add(
+        _HEAD_UPDATE_SQL.replace("frontier = %s", "frontier = %s::jsonb")
+        if connection.vendor == "postgresql"
+        else _HEAD_UPDATE_SQL,
+        [
+            size,
+            chain_hash,
+            frontier_json,
+            at,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+            head.pk,
+        ],
+    )
+    writes.run()
 
 
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Appended]:
@@ -210,7 +249,7 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
     frontier = [bytes.fromhex(h) for h in head.frontier]
     rows: list[tuple[Any, ...]] = []
     appended: list[Appended] = []
-    nodes: list[MerkleNode] = []
+    nodes: list[tuple[Any, ...]] = []
     sha256 = hashlib.sha256
     log_id = head.pk
     for item in pending:
@@ -225,15 +264,8 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
         appended.append(Appended(seq, recorded_at_us, item.event_type, leaf, prev))
         frontier, completed = merkle.frontier_append(frontier, seq, leaf)
         nodes.extend(
-            MerkleNode(log_id=log_id, level=level, index=index, hash=h)
-            for level, index, h in completed
-            if level % TILE_LEVELS == 0
+            (log_id, level, index, h) for level, index, h in completed if level % TILE_LEVELS == 0
         )
         seq += 1
-    # Through COPY on PostgreSQL: this runs under the head lock. The rows get
-    # no pk back; nothing refers to a record by pk (log_id + seq is its identity).
-    copy_rows(Record, _RECORD_COLUMNS, rows)
-    if nodes:
-        MerkleNode.objects.bulk_create(nodes)
-    _update_head(head, seq, prev, frontier, recorded_at_us)
+    _write(head, rows, nodes, seq, prev, frontier, recorded_at_us)
     return appended

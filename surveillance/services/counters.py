@@ -22,10 +22,10 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 
 from audit.services import lock_head
+from compliance_site.db import Batch
 
 from ..models import AgentOrderCount, Order
 from .risk import lock_firm
-from .sql import Batch
 
 SECOND_US = 1_000_000
 WIDTHS_S = AgentOrderCount.WIDTHS_S

@@ -23,6 +23,7 @@ from approvals.services import approval_open
 from audit.event_types import Channel
 from audit.services import DEFAULT_LOG, Actor, append, lock_head, now_us, pending_server_event
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
+from compliance_site.db import Batch, insert_sql, mark_inserted
 
 from ..checks import (
     REGULATORY_REASONS,
@@ -37,7 +38,6 @@ from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
 from .counters import counts_add_order
 from .snapshot import snapshot_for
-from .sql import Batch, insert_sql, mark_inserted
 
 
 class OrderConflict(Exception):
@@ -274,7 +274,7 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     records = append(pending)
     order.seq = records[0].seq
     # The order, its counters and the exposure it reserves go in one round trip
-    # (sql.Batch). A taken order_id fails here: IntegrityError, see order_submit.
+    # (compliance_site.db.Batch). A taken order_id fails here: IntegrityError, see order_submit.
     writes = Batch()
     inserted = writes.add(*insert_sql(order), fetch=True)
     counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)

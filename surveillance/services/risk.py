@@ -10,7 +10,7 @@ the row and moves FirmExposure.gross by the change of the market's valued
 exposure (worst reachable position times mark price), in the same
 transaction: the gross is always the sum over the markets, exactly (numeric
 arithmetic in PostgreSQL). The statements of one change travel together
-(sql.Batch): this runs under the log head, and for the gate under the firm lock."""
+(compliance_site.db.Batch): this runs under the log head, and for the gate under the firm lock."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from django.db import connection
 from django.db.models import F
 
 from accounts.models import Agent
+from compliance_site.db import Batch, date_param, prepared_cursor
 
 from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
-from .sql import Batch, date_param, prepared_cursor
 
 # Exact products and sums of 30-digit decimals (the default context keeps 28 digits).
 _EXACT = decimal.Context(prec=100)

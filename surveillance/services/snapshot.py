@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 
 from accounts.models import Agent
+from compliance_site.db import prepared_cursor
 
 from ..checks import AgentLimits, Exposure, Intent, RiskSnapshot
 from ..config import Limits
@@ -39,7 +40,6 @@ from ..models import (
 )
 from .counters import bucket_ranges
 from .risk import gross_exposure_recompute
-from .sql import prepared_cursor
 
 MINUTE_US = 60_000_000
 
