@@ -146,6 +146,7 @@ class Batch:
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, Sequence[Any], bool]] = []
+        self.results: dict[int, Any] = {}  # of the last run()
 
     def add(self, sql: str, params: Sequence[Any] | None = None, *, fetch: bool = False) -> int:
         """Queue a statement; with `fetch`, run() returns its first row under
@@ -178,6 +179,7 @@ class Batch:
                 for index, cursor in fetching:
                     rows[index] = cursor.fetchone()
         self.statements.clear()
+        self.results = rows
         return rows
 
 

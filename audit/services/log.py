@@ -12,11 +12,12 @@ are computed per record; a batch takes the lock once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -162,6 +163,8 @@ def lock_head(log_name: str = DEFAULT_LOG) -> Head:
     migration; any other log is created on its first append. A prepared plain
     statement: every append runs it, and the gate under its firm lock."""
     connection = transaction.get_connection()
+    if connection.__dict__.get("_audit_unsent_append"):
+        raise AuditError("the log head is read inside an append_with block, before it moved")
     sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
     with prepared_cursor() as cursor:
         cursor.execute(sql, [log_name])
@@ -200,11 +203,13 @@ def _write(
     chain_hash: bytes,
     frontier: list[bytes],
     at: int,
+    writes: Batch | None = None,
 ) -> None:
-    """Store the records and Merkle nodes and move the head. The rows get no
-    pk back; nothing refers to a record by pk (log_id + seq is its identity)."""
+    """Store the records and Merkle nodes and move the head: now, or in the
+    caller's `writes` when it sends them. The rows get no pk back; nothing
+    refers to a record by pk (log_id + seq is its identity)."""
     connection = transaction.get_connection()
-    writes = Batch()
+    send, writes = writes is None, writes or Batch()
     if len(rows) <= _PIPELINED_ROWS:
         writes.add(
             _values_sql(Record._meta.db_table, _RECORD_COLUMNS, len(rows)),
@@ -233,12 +238,40 @@ def _write(
             head.pk,
         ],
     )
-    writes.run()
+    if send:
+        writes.run()
 
 
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Appended]:
     """Append records under the log head lock. Caller owns the transaction."""
-    if not transaction.get_connection().in_atomic_block:
+    return _append(pending, log_name, None)
+
+
+@contextlib.contextmanager
+def append_with(
+    pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG
+) -> Iterator[tuple[list[Appended], Batch]]:
+    """Append records and send the caller's own writes with them, in one round
+    trip: inside the block the records have their seqs, and what the caller
+    adds to the batch goes out with the records on leaving it. On an error
+    nothing is sent (and the caller's transaction rolls back). The log cannot
+    be appended to again inside the block: its head moves only on leaving."""
+    connection = transaction.get_connection()
+    writes = Batch()
+    records = _append(pending, log_name, writes)
+    connection.__dict__["_audit_unsent_append"] = True
+    try:
+        yield records, writes
+    finally:
+        connection.__dict__.pop("_audit_unsent_append", None)
+    writes.run()
+
+
+def _append(
+    pending: Sequence[PendingRecord], log_name: str, writes: Batch | None
+) -> list[Appended]:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise AuditError("audit records must be appended inside the caller's transaction")
     if not pending:
         return []
@@ -267,5 +300,5 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
             (log_id, level, index, h) for level, index, h in completed if level % TILE_LEVELS == 0
         )
         seq += 1
-    _write(head, rows, nodes, seq, prev, frontier, recorded_at_us)
+    _write(head, rows, nodes, seq, prev, frontier, recorded_at_us, writes)
     return appended

@@ -21,9 +21,17 @@ from django.db.models import Q
 from accounts.models import Agent
 from approvals.services import approval_open
 from audit.event_types import Channel
-from audit.services import DEFAULT_LOG, Actor, append, lock_head, now_us, pending_server_event
+from audit.services import (
+    DEFAULT_LOG,
+    Actor,
+    append,
+    append_with,
+    lock_head,
+    now_us,
+    pending_server_event,
+)
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
-from compliance_site.db import Batch, insert_sql, mark_inserted
+from compliance_site.db import insert_sql, mark_inserted
 
 from ..checks import (
     REGULATORY_REASONS,
@@ -271,26 +279,25 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     ]
     if decision == "rejected":
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
-    records = append(pending)
-    order.seq = records[0].seq
-    # The order, its counters and the exposure it reserves go in one round trip
-    # (compliance_site.db.Batch). A taken order_id fails here: IntegrityError, see order_submit.
-    writes = Batch()
-    inserted = writes.add(*insert_sql(order), fetch=True)
-    counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
-    if decision in {"accepted", "held"}:
-        risk.reserve(
-            firm,
-            agent,
-            intent.market,
-            intent.side,
-            intent.quantity,
-            intent.price,
-            today=_today(),
-            notional=intent.notional,
-            batch=writes,
-        )
-    mark_inserted(order, writes.run()[inserted])
+    # The records, the order, its counters and the exposure it reserves go in
+    # one round trip. A taken order_id fails there: IntegrityError, see order_submit.
+    with append_with(pending) as (records, writes):
+        order.seq = records[0].seq
+        inserted = writes.add(*insert_sql(order), fetch=True)
+        counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
+        if decision in {"accepted", "held"}:
+            risk.reserve(
+                firm,
+                agent,
+                intent.market,
+                intent.side,
+                intent.quantity,
+                intent.price,
+                today=_today(),
+                notional=intent.notional,
+                batch=writes,
+            )
+    mark_inserted(order, writes.results[inserted])
     approval = None
     if decision == "held":
         request = approval_open(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from typing import Any
 
 import pytest
 import rfc8785
@@ -203,3 +204,52 @@ def test_concurrent_writers_produce_a_contiguous_unforked_chain(make_bot):
     result = verify_log()
     assert result.ok, result.detail
     call_command("verify_audit")
+
+
+def _verified(event_type: str = "AUDIT_VERIFIED") -> Any:
+    from audit.services import pending_server_event
+
+    return pending_server_event(
+        event_type, actor=Actor.system("t"), data={"ok": True, "checked": 0}
+    )
+
+
+def test_append_with_sends_the_records_and_the_callers_writes_together():
+    from audit.services import append_with
+
+    before = Log.objects.get(name="default").size
+    with transaction.atomic(), append_with([_verified(), _verified()]) as (records, writes):
+        assert [r.seq for r in records] == [before, before + 1]
+        # nothing is stored until the block ends
+        assert not Record.objects.filter(seq__gte=before).exists()
+        mine = writes.add(
+            "UPDATE audit_log SET name = name WHERE id = %s RETURNING size",
+            [Log.objects.get(name="default").pk],
+            fetch=True,
+        )
+    assert list(Record.objects.filter(seq__gte=before).values_list("seq", flat=True)) == [
+        before,
+        before + 1,
+    ]
+    assert tuple(writes.results[mine]) == (before + 2,)  # the caller's statement saw the head moved
+    assert verify_log().ok
+
+
+def test_append_with_sends_nothing_on_an_error_and_refuses_a_nested_append():
+    from audit.services import append_with
+
+    before = Log.objects.get(name="default").size
+    with pytest.raises(ZeroDivisionError), transaction.atomic(), append_with([_verified()]):
+        1 / 0  # noqa: B018
+    with (
+        pytest.raises(AuditError, match="append_with"),
+        transaction.atomic(),
+        append_with([_verified()]),
+    ):
+        record_event("AUDIT_VERIFIED", actor=Actor.system("t"), data={"ok": True, "checked": 0})
+    assert Log.objects.get(name="default").size == before
+    assert not Record.objects.filter(seq__gte=before).exists()
+    # and the connection is usable for appends again
+    with transaction.atomic():
+        record_event("AUDIT_VERIFIED", actor=Actor.system("t"), data={"ok": True, "checked": 0})
+    assert Log.objects.get(name="default").size == before + 1
