@@ -51,12 +51,18 @@ def copy_rows(
         )
         return
     sql = f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    # JSON columns take their value as JSON text (the row holds the Python value).
+    json_at = [i for i, f in enumerate(_fields(model, columns)) if isinstance(f, models.JSONField)]
     with (
         connection.wrap_database_errors,
         connection.cursor() as cursor,
         cursor.cursor.copy(sql) as copy,
     ):
         for row in rows:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    row[i] = json.dumps(row[i], separators=(",", ":"))
             copy.write_row(row)
 
 

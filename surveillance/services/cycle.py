@@ -36,6 +36,7 @@ from django.utils import timezone
 from accounts.models import Agent
 from audit.models import Log, Record
 from audit.services import DEFAULT_LOG
+from compliance_site.db import copy_rows
 
 from ..detectors import Detector, DetectorConfig, Finding, TradeEvent, detectors_for
 from ..models import DetectorState, Order, SurveillanceCursor
@@ -383,27 +384,29 @@ def _load_states(detector: str, keys: set[str]) -> dict[str, tuple[int, dict[str
     return out
 
 
+_STATE_COLUMNS = ("detector", "key", "state", "last_seq", "active_until_us")
+
+
 def _save_states(
     detector: Detector,
     rows: dict[str, tuple[int, dict[str, Any]]],
     states: dict[str, Any],
     last: dict[str, TradeEvent],
 ) -> None:
-    """Replace the touched partitions' rows: one DELETE and one bulk INSERT,
+    """Replace the touched partitions' rows: one DELETE and one COPY,
     far cheaper than a per-row UPDATE (or bulk_update's CASE) at hundreds of
     partitions per chunk. Nothing refers to these rows by id."""
     horizon = detector.horizon_us()
-    fresh = [
-        DetectorState(
-            detector=detector.name,
-            key=key,
-            state=detector.dump_state(state),
-            last_seq=last[key].seq,
-            active_until_us=min(last[key].ts + horizon, 2**62),
-        )
-        for key, state in states.items()
-    ]
     stale = [pk for pk, _ in rows.values()]
     for start in range(0, len(stale), _IN_BATCH):
         DetectorState.objects.filter(pk__in=stale[start : start + _IN_BATCH]).delete()
-    DetectorState.objects.bulk_create(fresh, batch_size=_IN_BATCH)
+    # By COPY on PostgreSQL: hundreds of rows per chunk, each with its JSON state.
+    copy_rows(
+        DetectorState,
+        _STATE_COLUMNS,
+        (
+            (detector.name, key, detector.dump_state(state), last[key].seq,
+             min(last[key].ts + horizon, 2**62))
+            for key, state in states.items()
+        ),
+    )  # fmt: skip
