@@ -18,7 +18,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import sys
 import time
@@ -69,20 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from .server import BenchAgent, BenchServer
 
     server = BenchServer()
-    server.reset_database()
-    server.manage("migrate", "--noinput", timeout=300)
+    server.django_here()
     server.manage("shell", "-c", CONFIG_SCRIPT)
-    os.environ.update(
-        {
-            k: v
-            for k, v in server.env.items()
-            if k.startswith(("DJANGO_", "DATABASE_", "COMPLIANCE_", "LOG_"))
-        }
-    )
-
-    import django
-
-    django.setup()
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
     from django.core.handlers.wsgi import WSGIHandler
     from django.db import connection

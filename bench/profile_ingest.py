@@ -16,7 +16,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import sys
 import time
@@ -175,19 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from .server import BenchAgent, BenchServer
 
     server = BenchServer()
-    server.reset_database()
-    server.manage("migrate", "--noinput", timeout=300)
-    os.environ.update(
-        {
-            k: v
-            for k, v in server.env.items()
-            if k.startswith(("DJANGO_", "DATABASE_", "COMPLIANCE_", "LOG_"))
-        }
-    )
-
-    import django
-
-    django.setup()
+    server.django_here()
     from django.core.handlers.wsgi import WSGIHandler
 
     from accounts.models import Agent

@@ -189,6 +189,22 @@ class BenchServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
 
+    def django_here(self) -> None:
+        """A fresh, migrated benchmark database, and Django set up in this
+        process against it (for the in-process profilers)."""
+        self.reset_database()
+        self.manage("migrate", "--noinput", timeout=300)
+        os.environ.update(
+            {
+                k: v
+                for k, v in self.env.items()
+                if k.startswith(("DJANGO_", "DATABASE_", "COMPLIANCE_", "LOG_"))
+            }
+        )
+        import django
+
+        django.setup()
+
     def manage(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
         cmd = [sys.executable, str(REPO / "manage.py"), *args]
         proc = subprocess.run(

@@ -246,7 +246,6 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         lim,
         firm=firm,
         now=now,
-        window_secs=lim.raw.get("surveillance_window_secs", 3600),
     )
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
@@ -363,7 +362,6 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         lim,
         firm=firm,
         now=now,
-        window_secs=lim.raw.get("surveillance_window_secs", 3600),
         exclude=order,
     )
     reasons = evaluate(intent, snap, lim, amendment=True)

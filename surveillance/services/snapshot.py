@@ -131,13 +131,16 @@ def snapshot_for(
     *,
     firm: FirmRisk,
     now: int,
-    window_secs: int,
+    window_secs: int | None = None,
     exclude: Order | None = None,
 ) -> tuple[RiskSnapshot, AgentRiskLimit | None]:
     """Everything the checks need, read while the caller holds the firm lock,
     and the agent's risk limits row (None: no limits; read under the lock as
-    agent_limits_set takes it). `exclude`: the order an amendment replaces (no
-    duplicate check then)."""
+    agent_limits_set takes it). `window_secs`: the cancel-ratio window, the
+    config's surveillance window unless given. `exclude`: the order an
+    amendment replaces (no duplicate check then)."""
+    if window_secs is None:
+        window_secs = int(lim.raw.get("surveillance_window_secs", 3600))
     today = _today()
     dup = exclude is None and lim.duplicate_window_us > 0
     params: dict[str, Any] = {
