@@ -69,10 +69,17 @@ def reference(value: Any) -> bytes:
 
 
 def _needs_reference(value: Any) -> bool:
-    """One walk: a float anywhere, or an integer beyond +/-(2**53 - 1). Exact
-    type checks first: parsed JSON holds only dict, list, str, int, bool, None."""
+    return number_problem(value) is not None
+
+
+def number_problem(value: Any, float_type: type | None = None) -> str | None:
+    """One walk: "float" if a float (or a value of `float_type`: what a JSON
+    parser was told to turn floats into) is anywhere in the value, else
+    "integer" if an integer lies beyond +/-(2**53 - 1), else None. Exact type
+    checks first: parsed JSON holds only dict, list, str, int, bool, None."""
     stack = [value]
     pop, push = stack.pop, stack.extend
+    big = False
     while stack:
         item = pop()
         kind = type(item)
@@ -81,16 +88,15 @@ def _needs_reference(value: Any) -> bool:
         if kind is dict:
             push(item.values())
         elif kind is int:
-            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                return True
+            big = big or not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
         elif kind is list or kind is tuple:
             push(item)
-        elif isinstance(item, float):
-            return True
+        elif kind is float_type or isinstance(item, float):
+            return "float"
         elif isinstance(item, dict):
             push(item.values())
         elif isinstance(item, list | tuple):
             push(item)
-        elif isinstance(item, int) and not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-            return True
-    return False
+        elif isinstance(item, int):
+            big = big or not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER
+    return "integer" if big else None

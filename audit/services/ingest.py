@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
 
 from accounts.models import Agent
-from compliance_client.jcs import CanonicalizationError, canonicalize
+from compliance_client.jcs import CanonicalizationError, canonicalize, number_problem
 
 from ..event_types import Channel
 from ..models import Log, Record
@@ -137,28 +137,11 @@ class ItemResult:
         }
 
 
-def _number_problem(value: Any) -> str | None:
-    """One walk over a parsed item: "float" if a JSON float is anywhere in it,
-    else "integer" if an integer lies beyond +/-(2**53 - 1), else None. (The
-    shape check has already made every envelope field but the payload a
+def _number_problem(item: Any) -> str | None:
+    """ "float" or "integer" (beyond +/-(2**53 - 1)) if the parsed item holds one.
+    (The shape check has already made every envelope field but the payload a
     string or a safe integer, so the whole item can be walked.)"""
-    stack = [value]
-    pop, push = stack.pop, stack.extend
-    big = False
-    while stack:
-        item = pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is dict:
-            push(item.values())
-        elif kind is list:
-            push(item)
-        elif kind is int:
-            big = big or not -MAX_SAFE_INT <= item <= MAX_SAFE_INT
-        elif kind is FloatToken or isinstance(item, float):
-            return "float"
-    return "integer" if big else None
+    return number_problem(item, FloatToken)
 
 
 def _shape_problem(item: Any) -> str | None:
