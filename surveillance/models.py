@@ -131,7 +131,10 @@ class Order(models.Model):
 
     RESTING = (Status.PENDING_APPROVAL, Status.OPEN, Status.PARTIALLY_FILLED)
 
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="orders")
+    # No index of its own: order_unique_agent_order_id and two more lead with agent_id.
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     order_id = models.CharField(max_length=128)
     market = models.CharField(max_length=64)
     side = models.CharField(max_length=4)
