@@ -23,30 +23,7 @@ import sys
 import time
 from typing import Any
 
-from .profile_ingest import PhaseTimer
-
-
-def _environ(path: str, body: bytes, api_key: str) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_AUTHORIZATION": f"Bearer {api_key}",
-        "HTTP_HOST": "127.0.0.1",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+from .profile_ingest import PhaseTimer, wsgi_environ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             ) -> None:
                 status.append(s)
 
-            chunks = handler(_environ("/api/v1/orders/", body, api_key), start_response)
+            chunks = handler(wsgi_environ(body, api_key, "/api/v1/orders/"), start_response)
             out = b"".join(chunks)
             if not status[0].startswith("201"):
                 raise RuntimeError(f"{status[0]} {out[:300]!r}")

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 
-def _environ(body: bytes, api_key: str) -> dict[str, Any]:
+def wsgi_environ(body: bytes, api_key: str, path: str = "/api/v1/events/") -> dict[str, Any]:
+    """A POST of `body` as a bot, the way gunicorn hands it to Django."""
     return {
         "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/api/v1/events/",
+        "PATH_INFO": path,
         "QUERY_STRING": "",
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(body)),
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             ) -> None:
                 status.append(s)
 
-            chunks = handler(_environ(body, api_key), start_response)
+            chunks = handler(wsgi_environ(body, api_key), start_response)
             b"".join(chunks)
             if not status[0].startswith("201"):
                 raise RuntimeError(f"{status[0]}")
