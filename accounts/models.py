@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractUser
-from django.db import connections, models
+from django.db import models
+
+from compliance_site.db import fetch_prepared
 
 
 class Role(models.TextChoices):
@@ -66,16 +69,7 @@ class AgentManager(models.Manager["Agent"]):
         query (every signed request needs both). Plain SQL: on the ingest and
         gate hot path the ORM's query building cost more than the query. The
         instances hold the fields read here; any other field loads on access."""
-        agent_cols = ", ".join(f"a.{c}" for c in _AGENT_AUTH_FIELDS)
-        key_cols = ", ".join(f"k.{c}" for c in _KEY_AUTH_FIELDS)
-        sql = (
-            f"SELECT {agent_cols}, {key_cols} FROM {Agent._meta.db_table} a"  # noqa: S608
-            f" LEFT JOIN {AgentKey._meta.db_table} k ON k.agent_id = a.id"
-            " WHERE a.api_key_hash = %s"
-        )
-        with connections[self.db].cursor() as cursor:
-            cursor.execute(sql, [api_key_hash])
-            rows = cursor.fetchall()
+        rows = fetch_prepared(_authenticated_sql(), [api_key_hash], every_row=True)
         if not rows:
             return None
         width = len(_AGENT_AUTH_FIELDS)
@@ -88,6 +82,17 @@ class AgentManager(models.Manager["Agent"]):
             key.agent = agent
             agent._keys_by_id[key.key_id] = key
         return agent
+
+
+@functools.cache
+def _authenticated_sql() -> str:
+    agent_cols = ", ".join(f"a.{c}" for c in _AGENT_AUTH_FIELDS)
+    key_cols = ", ".join(f"k.{c}" for c in _KEY_AUTH_FIELDS)
+    return (
+        f"SELECT {agent_cols}, {key_cols} FROM {Agent._meta.db_table} a"  # noqa: S608
+        f" LEFT JOIN {AgentKey._meta.db_table} k ON k.agent_id = a.id"
+        " WHERE a.api_key_hash = %s"
+    )
 
 
 class Agent(models.Model):

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import date
 from typing import Any, cast
 
 import psycopg
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Model
 from django.db.models.sql import InsertQuery
 
@@ -123,81 +123,233 @@ class _PreparingCursor(psycopg.Cursor[Any]):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-def _raw_connection() -> Any:
+def _db() -> Any:
+    """The default connection's wrapper itself: each attribute read through the
+    `django.db.connection` proxy costs a context-local lookup, and the hot
+    paths read a dozen per statement."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _raw_connection(db: Any) -> Any:
     """The psycopg connection, if statements may be prepared on it."""
-    if connection.vendor != "postgresql":
+    if db.vendor != "postgresql":
         return None
-    connection.ensure_connection()
-    raw = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = db.connection
     return raw if raw.prepare_threshold is not None else None
+
+
+def _watched(db: Any) -> bool:
+    """Someone sees every statement: the query log (DEBUG, tests counting
+    queries) or an execute wrapper. Then statements go through Django's cursor
+    wrapper; otherwise the hot paths call psycopg directly, with Django's
+    error translation and broken-transaction check around them."""
+    return bool(db.queries_logged or db.execute_wrappers)
+
+
+def _hot_cursors(db: Any, raw: Any, count: int) -> list[_PreparingCursor]:
+    """`count` reusable preparing cursors of this psycopg connection (making a
+    cursor copies the connection's adapters)."""
+    pool = db.__dict__.get("_hot_cursors")
+    if pool is None or pool[0] is not raw:
+        pool = (raw, [])
+        db.__dict__["_hot_cursors"] = pool
+    cursors: list[_PreparingCursor] = pool[1]
+    while len(cursors) < count:
+        cursors.append(_PreparingCursor(raw))
+    return cursors
 
 
 def prepared_cursor() -> Any:
     """A Django cursor whose statements are prepared once per connection on
     PostgreSQL (a plain Django cursor elsewhere)."""
-    raw = _raw_connection()
+    db = _db()
+    raw = _raw_connection(db)
     if raw is None:
-        return connection.cursor()
-    connection.validate_thread_sharing()
+        return db.cursor()
+    db.validate_thread_sharing()
     cursor = cast(Any, _PreparingCursor(raw))
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+    if db.queries_logged:
+        return db.make_debug_cursor(cursor)
+    return db.make_cursor(cursor)
+
+
+def fetch_prepared(
+    sql: str, params: Sequence[Any] | Mapping[str, Any], *, every_row: bool = False
+) -> Any:
+    """Run one prepared statement and return its first row (None if none), or
+    with `every_row` the list of its rows."""
+    db = _db()
+    raw = _raw_connection(db)
+    if raw is None or _watched(db):
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if every_row else cursor.fetchone()
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    cursor = _hot_cursors(db, raw, 1)[0]
+    with db.wrap_database_errors:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if every_row else cursor.fetchone()
+
+
+_Params = Sequence[Any] | Mapping[str, Any]
 
 
 class Batch:
     """Statements sent together: on PostgreSQL prepared and pipelined (one
     round trip, each statement still sees the ones before it), elsewhere one
-    by one. An error in any aborts the transaction as usual."""
+    by one. An error in any aborts the transaction as usual.
+
+    Consecutive statements added as `independent` go to PostgreSQL as one
+    statement (each a data-modifying WITH query of it): every statement costs
+    the client and the server a fixed price, whatever it does. Independent
+    means: an INSERT, UPDATE or DELETE with positional parameters, touching
+    rows no other statement of its run touches, and reading nothing they
+    write (they share one snapshot and do not see each other's changes)."""
 
     def __init__(self) -> None:
-        self.statements: list[tuple[str, Sequence[Any], bool]] = []
+        self.statements: list[tuple[str, _Params, bool, bool]] = []
         self.results: dict[int, Any] = {}  # of the last run()
 
-    def add(self, sql: str, params: Sequence[Any] | None = None, *, fetch: bool = False) -> int:
+    def add(
+        self,
+        sql: str,
+        params: _Params | None = None,
+        *,
+        fetch: bool = False,
+        independent: bool = False,
+    ) -> int:
         """Queue a statement; with `fetch`, run() returns its first row under
         the index returned here."""
-        self.statements.append((sql, params or [], fetch))
+        if independent and (isinstance(params, Mapping) or sql.lstrip()[:4].upper() == "WITH"):
+            raise ValueError("an independent statement has positional parameters and no WITH")
+        self.statements.append((sql, params or [], fetch, independent))
         return len(self.statements) - 1
 
     def run(self) -> dict[int, Any]:
         rows: dict[int, Any] = {}
-        raw = _raw_connection()
+        db = _db()
+        raw = _raw_connection(db)
         if raw is None:
             with prepared_cursor() as cursor:
-                for index, (sql, params, fetch) in enumerate(self.statements):
+                for index, (sql, params, fetch, _) in enumerate(self.statements):
                     cursor.execute(sql, params)
                     if fetch:
                         rows[index] = cursor.fetchone()
         else:
-            # A statement whose row is wanted gets its own cursor: a cursor
-            # keeps the result of its last statement, available after the sync.
-            fetching: list[tuple[int, Any]] = []
-            with ExitStack() as cursors:
-                shared = cursors.enter_context(prepared_cursor())
+            units = self._fused()
+            if _watched(db):
+                self._pipeline_watched(db, raw, units, rows)
+            else:
+                # A statement whose row is wanted gets its own cursor: a cursor
+                # keeps the result of its last statement, available after the sync.
+                db.validate_thread_sharing()
+                db.validate_no_broken_transaction()
+                fetches = sum(1 for unit in units if unit[2] is not None)
+                cursors = _hot_cursors(db, raw, 1 + fetches)
+                fetching: list[tuple[int, Any]] = []
                 # Errors surface when the pipeline syncs, on leaving the block.
-                with connection.wrap_database_errors, raw.pipeline():
-                    for index, (sql, params, fetch) in enumerate(self.statements):
-                        cursor = cursors.enter_context(prepared_cursor()) if fetch else shared
-                        cursor.execute(sql, params)
-                        if fetch:
-                            fetching.append((index, cursor))
-                for index, cursor in fetching:
-                    rows[index] = cursor.fetchone()
+                with db.wrap_database_errors:
+                    with raw.pipeline():
+                        for sql, params, fetch_at in units:
+                            cursor = (
+                                cursors[len(fetching) + 1] if fetch_at is not None else cursors[0]
+                            )
+                            cursor.execute(sql, params)
+                            if fetch_at is not None:
+                                fetching.append((fetch_at, cursor))
+                    for index, cursor in fetching:
+                        rows[index] = cursor.fetchone()
         self.statements.clear()
         self.results = rows
         return rows
 
+    def _fused(self) -> list[tuple[str, _Params, int | None]]:
+        """The statements as sent to PostgreSQL: (sql, params, index of the
+        statement whose row is wanted), each run of independent ones as one."""
+        units: list[tuple[str, _Params, int | None]] = []
+        run: list[tuple[int, str, _Params, bool]] = []
+
+        def flush() -> None:
+            if len(run) == 1:
+                index, sql, params, fetch = run[0]
+                units.append((sql, params, index if fetch else None))
+            elif run:
+                parts = [f"_s{n} AS ({sql})" for n, (_, sql, _, _) in enumerate(run)]
+                wanted = [(n, index) for n, (index, _, _, fetch) in enumerate(run) if fetch]
+                # Statements the caller wrote; only CTE names are added here.
+                tail = f"SELECT * FROM _s{wanted[0][0]}" if wanted else "SELECT 1"  # noqa: S608
+                units.append(
+                    (
+                        f"WITH {', '.join(parts)} {tail}",
+                        [value for _, _, params, _ in run for value in cast(Sequence[Any], params)],
+                        wanted[0][1] if wanted else None,
+                    )
+                )
+            run.clear()
+
+        for index, (sql, params, fetch, independent) in enumerate(self.statements):
+            if not independent:
+                flush()
+                units.append((sql, params, index if fetch else None))
+                continue
+            if fetch and any(f for *_, f in run):
+                flush()  # one wanted row per statement
+            run.append((index, sql, params, fetch))
+        flush()
+        return units
+
+    def _pipeline_watched(
+        self,
+        db: Any,
+        raw: Any,
+        units: list[tuple[str, _Params, int | None]],
+        rows: dict[int, Any],
+    ) -> None:
+        """The pipeline through Django's cursor wrappers (query log, execute wrappers)."""
+        fetching: list[tuple[int, Any]] = []
+        with ExitStack() as cursors:
+            shared = cursors.enter_context(prepared_cursor())
+            with db.wrap_database_errors, raw.pipeline():
+                for sql, params, fetch_at in units:
+                    cursor = (
+                        cursors.enter_context(prepared_cursor()) if fetch_at is not None else shared
+                    )
+                    cursor.execute(sql, params)
+                    if fetch_at is not None:
+                        fetching.append((fetch_at, cursor))
+            for index, cursor in fetching:
+                rows[index] = cursor.fetchone()
+
 
 def insert_sql(obj: Model) -> tuple[str, Sequence[Any]]:
     """Django's own INSERT ... RETURNING pk for one new model instance, to send
-    in a Batch (then `mark_inserted` with the row)."""
-    opts = obj._meta
-    fields = [f for f in opts.local_concrete_fields if not f.primary_key]
+    in a Batch (then `mark_inserted` with the row). The statement is compiled
+    once per model; each call only prepares the values, as the compiler would
+    (`pre_save`, then `get_db_prep_save`)."""
+    db = _db()
+    fields, sql = _insert_statement(type(obj), db.alias, db.vendor)
+    values = [f.pre_save(obj, True) for f in fields]
+    if any(hasattr(v, "resolve_expression") for v in values):  # an expression: compile it
+        return _compile_insert(obj, fields)
+    return sql, [f.get_db_prep_save(v, db) for f, v in zip(fields, values, strict=True)]
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_statement(
+    model: type[Model], alias: str, vendor: str
+) -> tuple[list[models.Field[Any, Any]], str]:
+    fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+    return fields, _compile_insert(model(), fields)[0]
+
+
+def _compile_insert(obj: Model, fields: list[models.Field[Any, Any]]) -> tuple[str, Sequence[Any]]:
     query = InsertQuery(obj.__class__)
     query.insert_values(fields, [obj])
     compiler = query.get_compiler(using=connection.alias)
-    compiler.returning_fields = [opts.pk]
+    compiler.returning_fields = [obj._meta.pk]
     [(sql, params)] = compiler.as_sql()
     return sql, params
 
@@ -206,9 +358,9 @@ def mark_inserted(obj: Model, row: Sequence[Any]) -> None:
     """What Model.save() does after its INSERT: the pk, and the state of a stored row."""
     obj.pk = row[0]
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
 
 
 def date_param(day: date) -> Any:
     """SQLite keeps dates as ISO text (what Django writes there)."""
-    return day if connection.vendor == "postgresql" else day.isoformat()
+    return day if _db().vendor == "postgresql" else day.isoformat()

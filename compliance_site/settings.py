@@ -138,6 +138,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "compliance_site.exceptions.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "compliance_site.negotiation.JSONContentNegotiation",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # drf-spectacular reports, as system checks, every APIView whose response body it

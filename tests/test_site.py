@@ -64,3 +64,27 @@ def test_production_settings_refuse_to_start_without_a_secret():
     )
     assert proc.returncode != 0
     assert "DJANGO_SECRET_KEY" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("accept", "query", "status"),
+    [
+        (None, "", 200),
+        ("*/*", "", 200),
+        ("application/json", "", 200),
+        ("application/json; indent=2", "", 200),
+        ("text/html", "", 406),
+        ("*/*", "?format=xml", 404),
+    ],
+)
+def test_content_negotiation_fast_path_answers_as_drf_would(client_for, accept, query, status):
+    """JSONContentNegotiation skips parsing for the plain cases only: another
+    media type is still 406, a format override is still honoured (404 for an
+    unknown format), and a parameterised JSON type still gets JSON."""
+    client = client_for("carol")  # a viewer
+    headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
+    response = client.get(f"/api/v1/log/public-key/{query}", **headers)
+    assert response.status_code == status
+    if status == 200:
+        assert response["Content-Type"].startswith("application/json")
+        assert "public_key" in response.json() or response.json()
