@@ -83,6 +83,9 @@ class RiskSnapshot:
     agent_market: Exposure = field(default_factory=Exposure)
     agent_day_notional: Decimal = ZERO
     agent_limits: AgentLimits = field(default_factory=AgentLimits)
+    # Bookkeeping, not a check input: the market's risk row and the firm's gross
+    # row are stored (the writes after the decision need not create them).
+    rows_exist: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
-from compliance_site.db import Batch, copy_rows, prepared_cursor
+from compliance_site.db import Batch, copy_rows, fetch_prepared
 
 from ..models import Log, MerkleNode, Record
 from ..validation import resolve, schema_errors
@@ -138,13 +138,15 @@ def record_event(
 
 @dataclass
 class Head:
-    """The log head as read under its lock."""
+    """The log head as read under its lock. `spent` once appended to: the head
+    has moved on, and only a new read under the lock tells where to."""
 
     pk: int
     size: int
     chain_hash: bytes
     frontier: list[str]
     last_recorded_at_us: int
+    spent: bool = False
 
 
 _HEAD_SQL = (
@@ -157,25 +159,33 @@ _HEAD_UPDATE_SQL = (
 )
 
 
-def lock_head(log_name: str = DEFAULT_LOG) -> Head:
-    """Lock the head row (FOR UPDATE on PostgreSQL; SQLite already holds the
-    database write lock from BEGIN IMMEDIATE). The default log is made by a
-    migration; any other log is created on its first append. A prepared plain
-    statement: every append runs it, and the gate under its firm lock."""
+def head_lock_statement(log_name: str = DEFAULT_LOG) -> tuple[str, list[Any]]:
+    """The statement that locks and reads the head (FOR UPDATE on PostgreSQL;
+    SQLite already holds the database write lock from BEGIN IMMEDIATE), for a
+    caller that sends it in a Batch with its own reads (the gate); its row goes
+    to `head_from_row`. Prepared: every append runs it."""
     connection = transaction.get_connection()
     if connection.__dict__.get("_audit_unsent_append"):
         raise AuditError("the log head is read inside an append_with block, before it moved")
     sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [log_name])
-        row = cursor.fetchone()
-    if row is None:
-        Log.objects.get_or_create(name=log_name)
-        return lock_head(log_name)
+    return sql, [log_name]
+
+
+def head_from_row(row: Sequence[Any]) -> Head:
     pk, size, chain_hash, frontier, last_recorded_at_us = row
     if isinstance(frontier, str):  # jsonb and SQLite text both arrive as text
         frontier = json.loads(frontier)
     return Head(pk, size, bytes(chain_hash), frontier, last_recorded_at_us)
+
+
+def lock_head(log_name: str = DEFAULT_LOG) -> Head:
+    """Lock the head row and read it. The default log is made by a migration;
+    any other log is created on its first append."""
+    row = fetch_prepared(*head_lock_statement(log_name))
+    if row is None:
+        Log.objects.get_or_create(name=log_name)
+        return lock_head(log_name)
+    return head_from_row(row)
 
 
 _RECORD_COLUMNS = (
@@ -214,6 +224,7 @@ def _write(
         writes.add(
             _values_sql(Record._meta.db_table, _RECORD_COLUMNS, len(rows)),
             [value for row in rows for value in row],
+            independent=True,
         )
     else:
         copy_rows(Record, _RECORD_COLUMNS, rows)
@@ -223,6 +234,7 @@ def _write(
                 MerkleNode._meta.db_table, ("log_id", "level", '"index"', "hash"), len(nodes)
             ),
             [value for node in nodes for value in node],
+            independent=True,
         )
     frontier_json = json.dumps([h.hex() for h in frontier])
     writes.add(
@@ -237,6 +249,8 @@ def _write(
             connection.ops.adapt_datetimefield_value(timezone.now()),
             head.pk,
         ],
+        # The records, their nodes and the head: three tables, one statement.
+        independent=True,
     )
     if send:
         writes.run()
@@ -244,21 +258,23 @@ def _write(
 
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Appended]:
     """Append records under the log head lock. Caller owns the transaction."""
-    return _append(pending, log_name, None)
+    return _append(pending, log_name, None, None)
 
 
 @contextlib.contextmanager
 def append_with(
-    pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG
+    pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG, head: Head | None = None
 ) -> Iterator[tuple[list[Appended], Batch]]:
     """Append records and send the caller's own writes with them, in one round
     trip: inside the block the records have their seqs, and what the caller
     adds to the batch goes out with the records on leaving it. On an error
     nothing is sent (and the caller's transaction rolls back). The log cannot
-    be appended to again inside the block: its head moves only on leaving."""
+    be appended to again inside the block: its head moves only on leaving.
+    `head`: the head this transaction already locked (`head_lock_statement`),
+    not yet appended to; without it the head is locked here."""
     connection = transaction.get_connection()
     writes = Batch()
-    records = _append(pending, log_name, writes)
+    records = _append(pending, log_name, writes, head)
     connection.__dict__["_audit_unsent_append"] = True
     try:
         yield records, writes
@@ -268,14 +284,18 @@ def append_with(
 
 
 def _append(
-    pending: Sequence[PendingRecord], log_name: str, writes: Batch | None
+    pending: Sequence[PendingRecord], log_name: str, writes: Batch | None, head: Head | None
 ) -> list[Appended]:
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         raise AuditError("audit records must be appended inside the caller's transaction")
     if not pending:
         return []
-    head = lock_head(log_name)
+    if head is None:
+        head = lock_head(log_name)
+    elif head.spent:
+        raise AuditError("this head was appended to already: lock and read it again")
+    head.spent = True
     recorded_at_us = max(now_us(), head.last_recorded_at_us)
     seq = head.size
     prev = bytes(head.chain_hash)

@@ -69,6 +69,7 @@ def _upsert(rows: Iterable[tuple[int, int, int, int, int, int]], batch: Batch) -
         f" orders = {table}.orders + excluded.orders, live = {table}.live + excluded.live,"
         f" cancels = {table}.cancels + excluded.cancels",
         [v for row in rows for v in row],
+        independent=True,
     )
 
 

@@ -1,12 +1,13 @@
 """The pre-trade gate: POST /api/v1/orders/ (CONTRACT section 7).
 
 Before any lock: the signed intent is checked exactly as a reported event is
-(signature, key, schema). Then, under the firm risk lock, which every order
-in the firm waits for: the config in force (named on the locked row), the
-snapshot in one statement (surveillance.services.snapshot, a cost that does
-not grow with history), the pure checks (surveillance.checks), the records,
-the order, and the counters and exposure in one batch; then commit. Every
-decision carries the config hash."""
+(signature, key, schema). Then one round trip takes the firm risk lock,
+which every order in the firm waits for, then the log head, and reads the
+snapshot (surveillance.services.snapshot, a cost that does not grow with
+history). Under both: the config in force (named on the locked row), the
+pure checks (surveillance.checks), then the records, the order, and the
+counters and exposure in one more round trip; then commit. Every decision
+carries the config hash."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from accounts.models import Agent
@@ -26,26 +27,30 @@ from audit.services import (
     Actor,
     append,
     append_with,
+    head_from_row,
+    head_lock_statement,
     lock_head,
     now_us,
     pending_server_event,
 )
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
-from compliance_site.db import insert_sql, mark_inserted
+from audit.services.log import Head
+from compliance_site.db import Batch, insert_sql, mark_inserted
 
 from ..checks import (
     REGULATORY_REASONS,
     Intent,
     Reason,
+    RiskSnapshot,
     decision_of,
     evaluate,
 )
 from ..config import Limits
-from ..models import AgentRiskLimit, KillSwitch, Order
+from ..models import AgentRiskLimit, FirmRisk, KillSwitch, Order
 from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
 from .counters import counts_add_order
-from .snapshot import snapshot_for
+from .snapshot import snapshot_for, snapshot_from_row, snapshot_statement
 
 
 class OrderConflict(Exception):
@@ -226,6 +231,44 @@ def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: 
     ]
 
 
+# The limits of the last decision: the snapshot's statement needs the config's
+# windows before the firm row names the config in force; almost always the same.
+_last_limits: list[Limits] = []
+
+
+def _lock_and_read(
+    agent: Agent, intent: Intent, now: int
+) -> tuple[FirmRisk, Limits, Head, RiskSnapshot, AgentRiskLimit | None]:
+    """Lock the firm row, then the log head (the documented lock order), then
+    read the snapshot: on PostgreSQL one pipelined round trip, each statement
+    starting after the one before, so the snapshot sees what the previous
+    lock holder committed. Under the head lock no fill or cancel moves the
+    exposure between this read and the decision's writes."""
+    guess = _last_limits[0] if _last_limits else None
+    if connection.vendor == "postgresql" and guess is not None:
+        reads = Batch()
+        firm_at = reads.add(*risk.LOCK_FIRM, fetch=True)
+        head_at = reads.add(*head_lock_statement(), fetch=True)
+        snap_at = reads.add(*snapshot_statement(agent, intent, guess, now), fetch=True)
+        rows = reads.run()
+        if rows[firm_at] is not None and rows[head_at] is not None:
+            firm = risk.firm_from_row(rows[firm_at])
+            head = head_from_row(rows[head_at])
+            lim = limits_in_force(firm)
+            if lim is guess:
+                snap, limit_row = snapshot_from_row(rows[snap_at], agent, intent, firm)
+            else:  # the config changed since the last decision: read again, locks held
+                snap, limit_row = snapshot_for(agent, intent, lim, firm=firm, now=now)
+                _last_limits[:] = [lim]
+            return firm, lim, head, snap, limit_row
+    firm = risk.lock_firm()
+    lim = limits_in_force(firm)
+    _last_limits[:] = [lim]
+    head = lock_head()
+    snap, limit_row = snapshot_for(agent, intent, lim, firm=firm, now=now)
+    return firm, lim, head, snap, limit_row
+
+
 @transaction.atomic
 def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     payload = checked.envelope["payload"]
@@ -236,17 +279,10 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         Decimal(payload["quantity"]),
         Decimal(payload["price"]),
     )
-    # Everything above ran without a lock; from here to commit, the firm lock.
-    firm = risk.lock_firm()
-    lim = limits_in_force(firm)
+    # Everything above ran without a lock; from here to commit, the firm lock
+    # and the log head.
     now = now_us()
-    snap, limit_row = snapshot_for(
-        agent,
-        intent,
-        lim,
-        firm=firm,
-        now=now,
-    )
+    firm, lim, head, snap, limit_row = _lock_and_read(agent, intent, now)
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
     status = {"accepted": Order.Status.OPEN, "held": Order.Status.PENDING_APPROVAL}.get(
@@ -280,9 +316,11 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     # The records, the order, its counters and the exposure it reserves go in
     # one round trip. A taken order_id fails there: IntegrityError, see order_submit.
-    with append_with(pending) as (records, writes):
+    with append_with(pending, head=head) as (records, writes):
         order.seq = records[0].seq
-        inserted = writes.add(*insert_sql(order), fetch=True)
+        # The order, its counters and the agent's and firm's rows are written
+        # by statements independent of each other and of the records: one statement.
+        inserted = writes.add(*insert_sql(order), fetch=True, independent=True)
         counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
         if decision in {"accepted", "held"}:
             risk.reserve(
@@ -295,6 +333,7 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
                 today=_today(),
                 notional=intent.notional,
                 batch=writes,
+                rows_exist=snap.rows_exist,
             )
     mark_inserted(order, writes.results[inserted])
     approval = None

@@ -20,10 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import F
 
 from accounts.models import Agent
-from compliance_site.db import Batch, date_param, prepared_cursor
+from compliance_site.db import Batch, date_param, fetch_prepared
 
 from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
 
@@ -47,15 +46,20 @@ _FIRM_FIELDS = ["id", "name", "day", "day_notional", "config_version", "config_h
 _LOCK_FIRM_SQL = f"SELECT {', '.join(_FIRM_FIELDS)} FROM {_F} WHERE name = %s FOR UPDATE"  # noqa: S608
 
 
+LOCK_FIRM = (_LOCK_FIRM_SQL, ["firm"])  # PostgreSQL; for a Batch of reads (the gate)
+
+
+def firm_from_row(row: Any) -> FirmRisk:
+    return FirmRisk.from_db(connection.alias, _FIRM_FIELDS, row)
+
+
 def lock_firm() -> FirmRisk:
     """Lock the firm row (until commit) and return it. Every gate decision starts
     here, so on PostgreSQL it is a prepared statement, not an ORM query."""
     if connection.vendor == "postgresql":
-        with prepared_cursor() as cursor:
-            cursor.execute(_LOCK_FIRM_SQL, ["firm"])
-            row = cursor.fetchone()
+        row = fetch_prepared(*LOCK_FIRM)
         if row is not None:
-            return FirmRisk.from_db(connection.alias, _FIRM_FIELDS, row)
+            return firm_from_row(row)
     firm = FirmRisk.objects.select_for_update().filter(name="firm").first()
     if firm is None:
         FirmRisk.objects.get_or_create(name="firm")
@@ -103,27 +107,32 @@ def _market_change(
     open_sell: Decimal = Decimal(0),
     last_price: Decimal | None = None,
     order_price: Decimal | None = None,
+    rows_exist: bool = False,
 ) -> None:
     """Add to `batch` the change of one market's row and of the firm's gross
     exposure with it. A traded or reported `last_price` becomes the mark; an
-    `order_price` only marks a market that has not traded yet."""
-    batch.add(
-        f"INSERT INTO {_M} (market, position, open_buy, open_sell) VALUES (%s, 0, 0, 0)"  # noqa: S608
-        " ON CONFLICT (market) DO NOTHING",
-        [market],
-    )
-    if connection.features.has_select_for_update:
-        # The market's value read before the change must be the one changed.
+    `order_price` only marks a market that has not traded yet. `rows_exist`:
+    the caller saw the market's row and the gross row (rows are never deleted),
+    so the statements that create missing ones are left out."""
+    if not rows_exist:
+        batch.add(
+            f"INSERT INTO {_M} (market, position, open_buy, open_sell) VALUES (%s, 0, 0, 0)"  # noqa: S608
+            " ON CONFLICT (market) DO NOTHING",
+            [market],
+        )
+    postgresql = connection.features.has_select_for_update
+    if postgresql:
+        # The market's value read before the change must be the one changed:
+        # locked by a statement of its own, so the next one starts after the lock.
         batch.add(f"SELECT id FROM {_M} WHERE market = %s FOR UPDATE", [market])  # noqa: S608
-    # The gross row is missing only in a fresh (or flushed) database: start it
-    # from the markets as they are before this change.
-    batch.add(
-        f"INSERT INTO {_X} (name, gross) SELECT 'firm', (SELECT COALESCE(SUM({_VALUED}), 0)"  # noqa: S608
-        f" FROM {_M}) WHERE NOT EXISTS (SELECT 1 FROM {_X} WHERE name = 'firm')"
-        " ON CONFLICT (name) DO NOTHING"
-    )
-    value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
-    batch.add(f"UPDATE {_X} SET gross = gross - {value} WHERE name = 'firm'", [market])  # noqa: S608
+    if not rows_exist:
+        # The gross row is missing only in a fresh (or flushed) database: start
+        # it from the markets as they are before this change.
+        batch.add(
+            f"INSERT INTO {_X} (name, gross) SELECT 'firm', (SELECT COALESCE(SUM({_VALUED}), 0)"  # noqa: S608
+            f" FROM {_M}) WHERE NOT EXISTS (SELECT 1 FROM {_X} WHERE name = 'firm')"
+            " ON CONFLICT (name) DO NOTHING"
+        )
     sets = ["position = position + %s", "open_buy = open_buy + %s", "open_sell = open_sell + %s"]
     params: list[Any] = [position, open_buy, open_sell]
     if last_price is not None:
@@ -132,8 +141,54 @@ def _market_change(
     elif order_price is not None:
         sets.append("mark_price = COALESCE(last_price, %s)")
         params.append(order_price)
-    batch.add(f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s", [*params, market])  # noqa: S608
+    update = f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s"  # noqa: S608
+    if postgresql:
+        # One statement: the market's value before (the statement's snapshot,
+        # taken after the lock above) and after the change moves the gross.
+        batch.add(
+            f"WITH before AS (SELECT {_VALUED} AS v FROM {_M} WHERE market = %s),"  # noqa: S608
+            f" after AS ({update} RETURNING {_VALUED} AS v)"
+            f" UPDATE {_X} SET gross = gross - COALESCE((SELECT v FROM before), 0)"
+            " + (SELECT v FROM after) WHERE name = 'firm'",
+            [market, *params, market],
+        )
+        return
+    value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
+    batch.add(f"UPDATE {_X} SET gross = gross - {value} WHERE name = 'firm'", [market])  # noqa: S608
+    batch.add(update, [*params, market])
     batch.add(f"UPDATE {_X} SET gross = gross + {value} WHERE name = 'firm'", [market])  # noqa: S608
+
+
+def _agent_market_add(
+    batch: Batch,
+    agent_pk: int,
+    market: str,
+    *,
+    position: Decimal = Decimal(0),
+    open_buy: Decimal = Decimal(0),
+    open_sell: Decimal = Decimal(0),
+    day: date | None = None,
+    notional: Decimal = Decimal(0),
+) -> None:
+    """Add to the agent's row in one market (created if missing), and with
+    `day` to that day's notional (which restarts on a new day)."""
+    day_sql = (
+        f" day_notional = CASE WHEN {_AM}.day = excluded.day"
+        f" THEN {_AM}.day_notional + excluded.day_notional ELSE excluded.day_notional END,"
+        " day = excluded.day,"
+        if day is not None
+        else ""
+    )
+    batch.add(
+        f"INSERT INTO {_AM} (agent_id, market, position, open_buy, open_sell, day, day_notional)"  # noqa: S608
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (agent_id, market) DO UPDATE SET"
+        f"{day_sql} position = {_AM}.position + excluded.position,"
+        f" open_buy = {_AM}.open_buy + excluded.open_buy,"
+        f" open_sell = {_AM}.open_sell + excluded.open_sell",
+        [agent_pk, market, position, open_buy, open_sell,
+         date_param(day) if day is not None else None, notional],
+        independent=True,
+    )  # fmt: skip
 
 
 def reserve(
@@ -147,31 +202,23 @@ def reserve(
     today: date,
     notional: Decimal,
     batch: Batch | None = None,
+    rows_exist: bool = False,
 ) -> None:
     """An order now rests (or waits for approval): count it in the exposure and
     the day's volume. Until the market trades, its exposure is valued at the
     latest order price. With `batch`, the statements join it (the caller runs
-    it); without, they run now."""
+    it); without, they run now. `rows_exist`: see _market_change."""
     run, batch = batch is None, batch or Batch()
     field = _side_field(side)
-    _market_change(batch, market, **{field: quantity}, order_price=price)
-    buy, sell = (quantity, Decimal(0)) if side == "buy" else (Decimal(0), quantity)
-    batch.add(
-        f"INSERT INTO {_AM} (agent_id, market, position, open_buy, open_sell, day, day_notional)"  # noqa: S608
-        " VALUES (%s, %s, 0, %s, %s, %s, %s) ON CONFLICT (agent_id, market) DO UPDATE SET"
-        f" open_buy = {_AM}.open_buy + excluded.open_buy,"
-        f" open_sell = {_AM}.open_sell + excluded.open_sell,"
-        f" day_notional = CASE WHEN {_AM}.day = excluded.day"
-        f" THEN {_AM}.day_notional + excluded.day_notional ELSE excluded.day_notional END,"
-        " day = excluded.day",
-        [agent.pk, market, buy, sell, date_param(today), notional],
-    )
+    _market_change(batch, market, **{field: quantity}, order_price=price, rows_exist=rows_exist)
+    _agent_market_add(batch, agent.pk, market, **{field: quantity}, day=today, notional=notional)
     if firm.day != today:
         firm.day, firm.day_notional = today, Decimal(0)
     firm.day_notional += notional
     batch.add(
         f"UPDATE {_F} SET day = %s, day_notional = %s WHERE id = %s",  # noqa: S608
         [date_param(today), firm.day_notional, firm.pk],
+        independent=True,
     )
     if run:
         batch.run()
@@ -181,13 +228,11 @@ def release(agent: Agent, market: str, side: str, quantity: Decimal) -> None:
     """An order stopped resting (canceled, denied, expired): drop what was left of it."""
     if quantity <= 0:
         return
-    field = _side_field(side)
+    buy, sell = (-quantity, Decimal(0)) if side == "buy" else (Decimal(0), -quantity)
     batch = Batch()
-    _market_change(batch, market, **{field: -quantity})
+    _market_change(batch, market, open_buy=buy, open_sell=sell)
+    _agent_market_add(batch, agent.pk, market, open_buy=buy, open_sell=sell)
     batch.run()
-    AgentMarketRisk.objects.filter(agent=agent, market=market).update(
-        **{field: F(field) - quantity}
-    )
 
 
 def apply_delta(
@@ -205,15 +250,10 @@ def apply_delta(
     _market_change(
         batch, market, position=position, open_buy=open_buy, open_sell=open_sell, last_price=price
     )
+    _agent_market_add(
+        batch, agent.pk, market, position=position, open_buy=open_buy, open_sell=open_sell
+    )
     batch.run()
-    agent_changes: dict[str, Any] = {
-        "position": F("position") + position,
-        "open_buy": F("open_buy") + open_buy,
-        "open_sell": F("open_sell") + open_sell,
-    }
-    if not AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes):
-        agent_market_row(agent, market)
-        AgentMarketRisk.objects.filter(agent=agent, market=market).update(**agent_changes)
 
 
 def set_position(agent: Agent, market: str, quantity: Decimal, price: Decimal) -> None:

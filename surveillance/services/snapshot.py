@@ -8,8 +8,8 @@ counts (AgentOrderCount buckets plus under a second of orders, see
 surveillance.services.counters) and the duplicate-order probe (index
 order_shape). Plain SQL that PostgreSQL and SQLite both run: the ORM would
 spend longer building these subqueries than the database runs them; on
-PostgreSQL a prepared statement (sql.prepared_cursor), as planning it cost
-about four times executing it.
+PostgreSQL a prepared statement, as planning it cost about four times
+executing it (the gate sends it after its two locks, in one round trip).
 
 It must run as its own statement after the lock is taken: a statement sees
 the data committed when it started, so one that waited for the lock would
@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection
 
 from accounts.models import Agent
-from compliance_site.db import prepared_cursor
+from compliance_site.db import fetch_prepared
 
 from ..checks import AgentLimits, Exposure, Intent, RiskSnapshot
 from ..config import Limits
@@ -139,6 +139,20 @@ def snapshot_for(
     agent_limits_set takes it). `window_secs`: the cancel-ratio window, the
     config's surveillance window unless given. `exclude`: the order an
     amendment replaces (no duplicate check then)."""
+    row = fetch_prepared(*snapshot_statement(agent, intent, lim, now, window_secs, exclude))
+    return snapshot_from_row(row, agent, intent, firm, exclude)
+
+
+def snapshot_statement(
+    agent: Agent,
+    intent: Intent,
+    lim: Limits,
+    now: int,
+    window_secs: int | None = None,
+    exclude: Order | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The snapshot's statement, for a caller that sends it in a Batch after
+    its locks (the gate); its row goes to `snapshot_from_row`."""
     if window_secs is None:
         window_secs = int(lim.raw.get("surveillance_window_secs", 3600))
     today = _today()
@@ -157,9 +171,13 @@ def snapshot_for(
         **_window_params("r", now - MINUTE_US),
         **_window_params("w", now - window_secs * 1_000_000),
     }
-    with prepared_cursor() as cursor:
-        cursor.execute(SNAPSHOT_SQL, params)
-        row = cursor.fetchone()
+    return SNAPSHOT_SQL, params
+
+
+def snapshot_from_row(
+    row: Any, agent: Agent, intent: Intent, firm: FirmRisk, exclude: Order | None = None
+) -> tuple[RiskSnapshot, AgentRiskLimit | None]:
+    today = _today()
     (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, limit_pk, *limits, agent_day,
      gross, switches, last_minute, live, cancels, duplicate) = row  # fmt: skip
     limit_row = None
@@ -207,6 +225,7 @@ def snapshot_for(
         agent_market=agent_market,
         agent_day_notional=_zero(agent_day),
         agent_limits=agent_limits_of(limit_row),
+        rows_exist=m_pos is not None and gross is not None,
     )
     return snapshot, limit_row
 
