@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from .profile_ingest import PhaseTimer, wsgi_environ
+from .profile_ingest import SQL_HELP, PhaseTimer, sql_timing, wsgi_environ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu", action="store_true", help="cProfile on CPU time (robust to a busy machine)"
     )
     parser.add_argument("--out", help="also write the cProfile stats to this file")
+    parser.add_argument("--sql", action="store_true", help=SQL_HELP)
     args = parser.parse_args(argv)
 
     from .core import process_cpu_seconds
@@ -169,9 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         BaseDatabaseWrapper.commit = commit_timed  # type: ignore[method-assign]
         pg_pid = connection.cursor().connection.info.backend_pid
         pg0, cpu0 = process_cpu_seconds(pg_pid), time.thread_time()
-        # No execute wrapper here: with one installed, the hot paths take the
-        # slower road through Django's cursor wrappers (compliance_site.db._watched).
-        total = through_wsgi(_intents(bench_agent, "phases", args.orders))
+        with sql_timing(connection, timer, args.sql):
+            total = through_wsgi(_intents(bench_agent, "phases", args.orders))
         total_cpu, pg_cpu = time.thread_time() - cpu0, process_cpu_seconds(pg_pid) - pg0
         gate_mod._lock_and_read = lock_and_read  # type: ignore[assignment]
         BaseDatabaseWrapper.commit = commit  # type: ignore[method-assign]

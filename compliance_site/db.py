@@ -74,17 +74,17 @@ def insert_new(
     returning: Sequence[str],
 ) -> set[tuple[Any, ...]]:
     """Insert the rows that do not collide with a unique constraint and return
-    `returning` of those inserted. One statement on PostgreSQL (an array per
-    column, unnested); a concurrent insert of the same key waits for the other
+    `returning` of those inserted. One prepared statement on PostgreSQL (the
+    rows as one JSON parameter); a concurrent insert of the same key waits for the other
     transaction and then counts as not inserted."""
     if not rows:
         return set()
     connection = transaction.get_connection()
     sql = _insert_new_sql(model, tuple(columns), tuple(returning), connection.vendor)
+    if connection.vendor == "postgresql":
+        found = fetch_prepared(sql, [json.dumps(rows, default=str)], every_row=True)
+        return {tuple(r) for r in found}
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(sql, [json.dumps(rows, default=str)])
-            return {tuple(r) for r in cursor.fetchall()}
         inserted: set[tuple[Any, ...]] = set()
         for row in rows:
             cursor.execute(sql, list(row))
@@ -230,6 +230,9 @@ class Batch:
 
     def run(self) -> dict[int, Any]:
         rows: dict[int, Any] = {}
+        if not self.statements:
+            self.results = rows
+            return rows
         db = _db()
         raw = _raw_connection(db)
         if raw is None:

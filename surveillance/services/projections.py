@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 
 from accounts.models import Agent, User
 from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
-from compliance_site.db import insert_new
+from compliance_site.db import fetch_prepared, insert_new
 
 from ..models import Fill, Order
 from . import risk
@@ -35,19 +35,31 @@ class _MarketDelta:
     price: Decimal | None = None
 
 
+_ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
+_ORDER_COLUMNS = ", ".join(str(f.column) for f in Order._meta.concrete_fields)
+# PostgreSQL: one prepared statement whatever the number of ids.
+_LOCK_ORDERS_SQL = (
+    f"SELECT {_ORDER_COLUMNS} FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
+    " AND order_id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
 def _lock_orders(agent: Agent, order_ids: set[str]) -> dict[str, Order]:
     """The agent's orders with these ids, locked, by order_id. Plain SQL: every
     ingest batch runs it under the log head lock."""
     if not order_ids:
         return {}
-    connection = transaction.get_connection()
     ids = sorted(order_ids)
-    sql = (
-        f"SELECT * FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
-        f" AND order_id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
-        + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    )
-    return {o.order_id: o for o in Order.objects.raw(sql, [agent.pk, *ids])}
+    if transaction.get_connection().vendor == "postgresql":
+        rows = fetch_prepared(_LOCK_ORDERS_SQL, [agent.pk, ids], every_row=True)
+    else:  # SQLite: the database is locked for writing already
+        sql = (
+            f"SELECT {_ORDER_COLUMNS} FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
+            f" AND order_id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
+        )
+        rows = fetch_prepared(sql, [agent.pk, *ids], every_row=True)
+    orders = [Order.from_db(DEFAULT_DB_ALIAS, _ORDER_FIELDS, row) for row in rows]
+    return {o.order_id: o for o in orders}
 
 
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
