@@ -35,17 +35,17 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class _NodeCache:
-    """Hashes of perfect subtrees at tile levels and above, per process.
+    """Hashes of perfect subtrees, per process, least recently used out first.
 
     A perfect subtree's hash never changes once its leaves exist: records are
     append-only (the database refuses UPDATE of a hash and every DELETE) and a
     stored node is written once. So a hash computed from committed rows holds
     for the life of the log. Only those are kept: nothing is stored while a
     transaction is open, whose rows could still roll back (a retried append).
-    Above the tile level there are two nodes per 256 leaves, so a bounded
-    cache holds them all for logs of millions of records, and a proof then
-    reads one tile of leaf hashes instead of also up to 255 stored nodes per
-    tile level above it."""
+    What stays is what every proof reads: the nodes above the tile level (two
+    per 256 leaves, all of them for a log of millions of records) and the
+    tree's right edge (a proof against the latest size folds it); a proof
+    then reads and hashes little more than the tile of its own leaf."""
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -62,8 +62,7 @@ class _NodeCache:
         if connection.in_atomic_block:
             return
         for (level, index), digest in hashes.items():
-            if level >= TILE_LEVELS:
-                self._hashes[(log_name, level, index)] = digest
+            self._hashes[(log_name, level, index)] = digest
         while len(self._hashes) > self.limit:
             self._hashes.popitem(last=False)
 
@@ -74,8 +73,8 @@ class _NodeCache:
         return len(self._hashes)
 
 
-# 65,536 nodes (about 10 MB) cover every node above the tile level of a log of
-# 8 million records; bigger logs keep the most recently used.
+# 65,536 nodes (16 MB per process) hold every node above the tile level of a
+# log of 8 million records, with room for the recent ones below it.
 node_cache = _NodeCache(limit=1 << 16)
 
 # Constant SQL; every value is a parameter. The log is named in every branch,
