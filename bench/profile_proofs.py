@@ -44,6 +44,16 @@ def _statio(cursor: Any) -> dict[str, tuple[int, int]]:
     return {name: (read, hit) for name, read, hit in cursor.fetchall()}
 
 
+def _storage_reads(pid: int) -> int:
+    """Bytes a process has had read from storage, not from the page cache
+    (0 where /proc does not tell)."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("read_bytes:"))
+    except (OSError, StopIteration):
+        return 0
+
+
 def _percentiles(samples: list[float]) -> str:
     from .core import percentile
 
@@ -134,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             cursor.execute("SELECT pg_backend_pid()")
             backend = cursor.fetchone()[0]
             io0 = _statio(cursor)
+        disk0 = _storage_reads(backend)
         timings: dict[str, list[float]] = {"inclusion": [], "consistency": []}
         pg0, cpu0 = process_cpu_seconds(backend), time.thread_time()
         plain = through_wsgi(requests(args.requests), timings)
@@ -153,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             r0, h0 = io0.get(name, (0, 0))
             print(f"{name:18} blocks per request: {(read - r0) / n:6.2f} read (not in "
                   f"shared_buffers), {(hit - h0) / n:6.2f} hit")  # fmt: skip
+        disk = (_storage_reads(backend) - disk0) / n / 8192
+        print(f"of the blocks read, from storage rather than the OS page cache: {disk:.2f}/request")
 
         timer = PhaseTimer()
         timer.wrap_all([
