@@ -3,7 +3,9 @@
 Leaf hashes are the records' own `leaf_hash`; perfect subtrees at levels that
 are multiples of 8 are stored in MerkleNode as they complete. Any other perfect
 subtree is computed from at most 256 stored hashes one tile level below it, so
-a proof needs O(log n) hashes in two range queries, whatever the log's size."""
+a proof needs O(log n) hashes read in one round trip (with the log's size),
+whatever the log's size. Hashes once read or computed are kept per process
+(`node_cache`)."""
 
 from __future__ import annotations
 
