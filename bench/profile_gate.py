@@ -15,15 +15,12 @@ cProfile top functions.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import pstats
 import sys
 import time
 from typing import Any
 
-from .profile_ingest import SQL_HELP, PhaseTimer, sql_timing, wsgi_environ
+from .profile_ingest import SQL_HELP, PhaseTimer, profile_requests, sql_timing, wsgi_environ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             (gate_mod, "counts_add_order", "  counts_add_order"),
             (BaseDatabaseWrapper, "commit", "COMMIT"),
         ]
-        for owner, attr, label in phases:
-            if hasattr(owner, attr):  # phases differ between versions of the gate
-                timer.wrap(owner, attr, label)
+        timer.wrap_all(phases)
         # How long the firm lock is held: from asking for it (no wait in one
         # process) to the end of COMMIT.
         held: dict[str, float] = {}
@@ -183,21 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements")
             print(f"prepared statements on this connection (generic, custom plans): "
                   f"{cursor.fetchall()}")  # fmt: skip
-        profile = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
         bodies = _intents(bench_agent, "prof", args.orders)
-        profile.enable()
-        seconds = through_wsgi(bodies)
-        profile.disable()
-        if args.out:
-            profile.dump_stats(args.out)
-        print(f"\n=== cProfile: {seconds / args.orders * 1000:.2f} ms/request (profiled) ===")
-        for order in ("tottime", "cumulative"):
-            stream = io.StringIO()
-            pstats.Stats(profile, stream=stream).strip_dirs().sort_stats(order).print_stats(
-                args.top
-            )
-            text = stream.getvalue()
-            print(text[text.index("   ncalls") :] if "   ncalls" in text else text)
+        profile_requests(
+            lambda: through_wsgi(bodies), args.orders, cpu=args.cpu, top=args.top, out=args.out
+        )
         print(json.dumps({"ms_per_request": round(plain / args.orders * 1000, 3)}))
     finally:
         from django.db import connections

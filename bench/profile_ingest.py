@@ -20,6 +20,7 @@ import json
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,30 @@ def wsgi_environ(body: bytes, api_key: str, path: str = "/api/v1/events/") -> di
     }
 
 
+def print_top(profile: cProfile.Profile, top: int) -> None:
+    """The `top` functions by own time, then by cumulative time."""
+    for order in ("tottime", "cumulative"):
+        stream = io.StringIO()
+        pstats.Stats(profile, stream=stream).strip_dirs().sort_stats(order).print_stats(top)
+        text = stream.getvalue()
+        print(text[text.index("   ncalls") :] if "   ncalls" in text else text)
+
+
+def profile_requests(
+    run: Callable[[], float], requests: int, *, cpu: bool, top: int, out: str | None
+) -> None:
+    """cProfile `run` (it returns its wall seconds for `requests` requests) and
+    print the top functions; `cpu` profiles on this thread's CPU time."""
+    profile = cProfile.Profile(time.thread_time) if cpu else cProfile.Profile()
+    profile.enable()
+    seconds = run()
+    profile.disable()
+    if out:
+        profile.dump_stats(out)
+    print(f"\n=== cProfile: {seconds / requests * 1000:.2f} ms/request (profiled) ===")
+    print_top(profile, top)
+
+
 def _report(
     title: str,
     profile: cProfile.Profile,
@@ -60,11 +85,7 @@ def _report(
     print(f"\n=== {title}: {requests} requests, {events} events in {seconds:.2f}s "
           f"-> {seconds / requests * 1000:.2f} ms/request, {seconds / events * 1e6:.0f} us/event, "
           f"{events / seconds:,.0f} events/s in one process (profiled) ===")  # fmt: skip
-    for order in ("tottime", "cumulative"):
-        stream = io.StringIO()
-        pstats.Stats(profile, stream=stream).strip_dirs().sort_stats(order).print_stats(top)
-        text = stream.getvalue()
-        print(text[text.index("   ncalls") :] if "   ncalls" in text else text)
+    print_top(profile, top)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         path = out / (title.replace(" ", "_").replace("/", "") + ".prof")
@@ -100,6 +121,12 @@ class PhaseTimer:
 
         setattr(owner, attr, timed)
         self._undo.append((owner, attr, original))
+
+    def wrap_all(self, phases: list[tuple[Any, str, str]]) -> None:
+        """wrap() each (owner, attribute, name) the code has; versions differ."""
+        for owner, attr, name in phases:
+            if hasattr(owner, attr):
+                self.wrap(owner, attr, name)
 
     def wrap_list(self, hooks: list[Any], name: str) -> None:
         """Time the callables kept in a list (e.g. ingest's projection hooks)."""

@@ -194,6 +194,10 @@ class BenchServer:
         process against it (for the in-process profilers)."""
         self.reset_database()
         self.manage("migrate", "--noinput", timeout=300)
+        self.django_setup()
+
+    def django_setup(self) -> None:
+        """Django set up in this process against the benchmark database as it is."""
         os.environ.update(
             {
                 k: v

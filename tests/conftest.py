@@ -70,6 +70,17 @@ def _append_only_triggers(request: Any) -> Iterator[None]:
         db_triggers.drop(connection)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_node_cache() -> Iterator[None]:
+    """The proofs' cache of Merkle nodes assumes that committed records stay
+    forever, which a transactional test's flush breaks: every test starts empty."""
+    from audit.services.tree import node_cache
+
+    node_cache.clear()
+    yield
+    node_cache.clear()
+
+
 def _is_transactional(request: Any) -> bool:
     if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
         return True

@@ -108,7 +108,7 @@ def write_bundle(
         .order_by("timestamp_us")
         .values_list("tree_size", "note")
     )
-    fetch = fetcher(log)
+    fetch = fetcher(log_name)
     proofs = [
         consistency_entry(a, b, merkle.consistency_proof(a, b, fetch))
         for (a, _), (b, _) in pairwise(checkpoints)

@@ -113,3 +113,22 @@ def test_token_of_a_deactivated_user_is_refused(client_for, people):
     response = client.get("/api/v1/events/")
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+def test_token_authentication_gives_the_tokens_user_with_its_own_fields(people):
+    """The user is read by plain SQL into a partly loaded instance: every field
+    a request reads must be the stored one, and the rest must load on access."""
+    from django.test import RequestFactory
+
+    from accounts.authentication import BearerAuthentication
+    from accounts.services import token_issue
+
+    adam = people["adam"]
+    User.objects.filter(pk=adam.pk).update(email="adam@example.com", first_name="Adam")
+    token, _ = token_issue(user=adam)
+    request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    user, api_token = BearerAuthentication().authenticate(request)
+    assert (user.pk, user.username, user.email) == (adam.pk, "adam", "adam@example.com")
+    assert user.is_active is True and user.is_staff is True and user.is_superuser is False
+    assert user_role(user) == "admin" and api_token.user_id == adam.pk
+    assert user.first_name == "Adam" and user.check_password("pw-adam")

@@ -200,3 +200,36 @@ def rewrite_from(start: int, bodies: dict[int, str] | None = None) -> None:
         Log.objects.update(chain_hash=prev, frontier=[h.hex() for h in frontier])
     finally:
         db_triggers.install(connection)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_proofs_cache_only_committed_nodes_and_stay_correct_when_served_from_it(log_of):
+    from django.db import transaction
+
+    from audit.services.tree import consistency_proof, inclusion_proof, node_cache
+
+    hashes = log_of(600)
+    root = merkle.root_from_leaf_hashes(hashes[:600])
+    with transaction.atomic():  # rows read here could still roll back
+        inclusion_proof(seq=5, tree_size=600)
+    assert len(node_cache) == 0
+
+    first = inclusion_proof(seq=5, tree_size=600)
+    assert len(node_cache) > 0
+    reads: list[str] = []
+
+    def read(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        reads.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(read):
+        again = inclusion_proof(seq=5, tree_size=600)
+    assert again == first and merkle.verify_inclusion(hashes[5], 5, 600, first[1], root)
+    assert len(reads) == 1 and "audit_merklenode" not in reads[0]
+    assert "audit_record" not in reads[0]  # only the log's size was read
+
+    for old in (1, 255, 256, 300, 512, 599):
+        for _ in range(2):  # computed, then partly from the cache
+            path = consistency_proof(first=old, second=600)
+            old_root = merkle.root_from_leaf_hashes(hashes[:old])
+            assert merkle.verify_consistency(old, 600, old_root, root, path)
