@@ -85,7 +85,10 @@ class ConcentrationDetector(Detector):
         m["net"] += now - held
         if event.price:
             m["price"] = event.price
-        m["recent"] = [*m["recent"][-(RECENT - 1) :], event.seq]
+        recent = m["recent"]  # its own list (load_state copies it): trimmed in place
+        recent.append(event.seq)
+        if len(recent) > RECENT:
+            del recent[:-RECENT]
         after = abs(m["net"]) * m["price"]
         gross_before = state["gross"]
         state["gross"] = gross_before - before + after
@@ -94,8 +97,10 @@ class ConcentrationDetector(Detector):
         # above the capital (the denominator is max(gross, capital)); otherwise
         # only this market can newly cross the limit.
         shrank = state["gross"] < gross_before and gross_before > capital
-        names = list(markets) if shrank else [market]
-        names.sort(key=lambda name: (name != market, name))  # the event's market first
+        if not shrank:
+            found = self._check(state, market, event)
+            return [] if found is None else [found]
+        names = sorted(markets, key=lambda name: (name != market, name))  # the event's market first
         return [f for f in (self._check(state, name, event) for name in names) if f is not None]
 
     def _check(self, state: dict[str, Any], market: str, event: TradeEvent) -> Finding | None:

@@ -65,11 +65,14 @@ class LayeringDetector(Detector):
         resting: dict[str, list[Any]] = state["open"]
         levels: dict[str, dict[Decimal, int]] = state["levels"]
         horizon = event.ts - self.config.window_us
-        while resting:  # oldest first: the dict keeps submission order
-            oldest = next(iter(resting))
-            if resting[oldest][0] >= horizon:
-                break
-            self._leave(levels, resting.pop(oldest))  # the window slides on
+        # Oldest first: the dict keeps submission order. Most events find the
+        # oldest order inside the window, so it is looked at once before looping.
+        if resting and next(iter(resting.values()))[0] < horizon:
+            while resting:
+                oldest = next(iter(resting))
+                if resting[oldest][0] >= horizon:
+                    break
+                self._leave(levels, resting.pop(oldest))  # the window slides on
         order_id = event.order_id or ""
         order = resting.get(order_id)
         kind = event.kind

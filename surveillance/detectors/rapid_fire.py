@@ -30,7 +30,9 @@ class RapidFireDetector(Detector):
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         limit = self.config.max_orders_per_minute or 0
-        recent: list[list[Any]] = state.setdefault("recent", [])
+        recent: list[list[Any]] | None = state.get("recent")
+        if recent is None:
+            recent = state["recent"] = []
         start = 0
         floor = event.ts - MINUTE_US
         while start < len(recent) and recent[start][0] <= floor:

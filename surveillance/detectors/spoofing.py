@@ -33,13 +33,18 @@ class SpoofingDetector(Detector):
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         threshold = self.config.spoof_cancel_threshold_us
-        orders: dict[str, list[Any]] = state.setdefault("orders", {})
+        orders: dict[str, list[Any]] | None = state.get("orders")
+        if orders is None:
+            orders = state["orders"] = {}
         horizon = event.ts - threshold
-        while orders:  # oldest first: the dict keeps submission order
-            oldest = next(iter(orders))
-            if orders[oldest][0] >= horizon:
-                break
-            del orders[oldest]  # cancelled after this, it is not a spoof
+        # Oldest first: the dict keeps submission order. Most events find the
+        # oldest order still young, so it is looked at once before looping.
+        if orders and next(iter(orders.values()))[0] < horizon:
+            while orders:
+                oldest = next(iter(orders))
+                if orders[oldest][0] >= horizon:
+                    break
+                del orders[oldest]  # cancelled after this, it is not a spoof
         if event.kind == "submit":
             if event.accepted and event.order_id is not None:
                 orders[event.order_id] = [

@@ -30,7 +30,9 @@ class WashTradingDetector(Detector):
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         threshold = self.config.wash_trade_threshold_us
-        fills: list[list[Any]] = state.setdefault("fills", [])
+        fills: list[list[Any]] | None = state.get("fills")
+        if fills is None:
+            fills = state["fills"] = []
         start, floor = 0, event.ts - threshold
         while start < len(fills) and fills[start][0] < floor:  # oldest first
             start += 1

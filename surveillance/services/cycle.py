@@ -23,13 +23,15 @@ from __future__ import annotations
 import json
 import logging
 import operator
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import reduce
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -123,17 +125,7 @@ def _run_chunk(
         return False
     log_id, log_size = head
     upto = min(cursor.last_seq + size, log_size - 1)
-    rows = list(
-        Record.objects.filter(
-            log_id=log_id,
-            seq__gt=cursor.last_seq,
-            seq__lte=upto,
-            event_type__in=TRADING_TYPES,
-            purged=False,
-        )
-        .order_by("seq")
-        .values_list("seq", "event_type", "agent_id", "recorded_at_us", "body")
-    )
+    rows = _trading_records(log_id, cursor.last_seq, upto)
     events = events_from_records(rows)
     findings = run_detectors(detectors, events)
     last_ts = events[-1].ts if events else cursor.last_recorded_at_us
@@ -153,6 +145,33 @@ def _run_chunk(
 
 
 # --- records -> events ------------------------------------------------------------
+
+_TRADING_SQL = (
+    "SELECT seq, event_type, agent_id, recorded_at_us, body FROM {table}"
+    " WHERE log_id = %s AND seq > %s AND seq <= %s AND event_type IN ({types}) AND purged = %s"
+)
+
+
+def _trading_records(
+    log_id: int, after: int, upto: int
+) -> list[tuple[int, str, str | None, int, str | None]]:
+    """The trading records in (after, upto], in seq order, as plain tuples:
+    tens of thousands of rows per chunk, where the ORM's per-row iteration
+    cost more than the query. Sorted here, not by the server: through the
+    type index the rows come as one seq-ordered run per type, which Python's
+    sort merges in milliseconds, where PostgreSQL sorted whole rows (bodies
+    included: past work_mem at a full chunk, so on disk)."""
+    sql = _TRADING_SQL.format(
+        table=Record._meta.db_table, types=", ".join(["%s"] * len(TRADING_TYPES))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [log_id, after, upto, *TRADING_TYPES, False])
+        rows: list[tuple[int, str, str | None, int, str | None]] = cursor.fetchall()
+    rows.sort(key=_first)
+    return rows
+
+
+_first = operator.itemgetter(0)
 
 
 def _owner_keys(agent_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -197,44 +216,60 @@ loads = json.loads
 # has no surrounding whitespace to skip.
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
+Read = tuple[str, dict[str, Any], Any]
 
-def _source_and_data(body: str, seq: int, event_type: str, ts: int) -> tuple[Any, str]:
-    """The record's envelope (`source.envelope`: its event_type and payload,
-    parsed) and the text of its `data`, without parsing the whole record. In
-    the canonical (RFC 8785) text the members are sorted: `data` is followed by
-    exactly this tail, `source` is the last member, and in the envelope
-    `event_type` follows two ids that cannot hold a quote, `payload` comes
-    last. For a submission the data text is returned from its top-level
-    "decision" value on (the first such key: the members before it are
-    hashes and integers). Falls back to a full parse if the text is not in
-    that shape. Returns (None, "") for a record without a source."""
+
+def _read(body: str, seq: int, event_type: str, ts: int) -> Read | None:
+    """What the detectors use of a trading record, without parsing the whole
+    record: (its envelope's event_type, the envelope's payload, detail), where
+    detail is, for ORDER_SUBMITTED, whether the gate accepted the order; for
+    ORDER_AMENDED, the amendment the gate applied (a dict, maybe empty); else
+    None. None for a record without a source.
+
+    In the canonical (RFC 8785) text the members are sorted: `data` is
+    followed by exactly the tail below, `source` is the last member, and in
+    the envelope `event_type` follows two ids and `payload` comes last. The
+    envelope's event_type is read only for ORDER_REJECTED (the server's
+    verdict on a submission or an amendment); every other trading record
+    carries the type of its envelope (ingest and the gate write them so). A
+    submission's decision is the first "decision" key of the record: before
+    it come only the actor and data members that are hashes and integers.
+    Falls back to a full parse if the text is not in that shape."""
     tail = f',"event_type":"{event_type}","recorded_at_us":{ts},"seq":{seq},"source":'
     at = body.find(tail)
     if at < 0 or not body.startswith('{"actor":'):
-        record = loads(body)
-        if record["source"] is None:
-            return None, ""
-        data = json.dumps(record["data"], separators=(",", ":"), sort_keys=True)
-        envelope = record["source"]["envelope"]
-        return {"event_type": envelope["event_type"], "payload": envelope["payload"]}, _data_view(
-            data, event_type
-        )
+        return _read_parsed(loads(body), event_type)
     start = at + len(tail)
     if body.startswith("null", start):
-        return None, ""
-    kind_at = body.find('"event_type":"', start) + 14
-    payload_at = body.find(',"payload":', kind_at) + 11
-    payload, _ = _scan(body, payload_at)
-    data_at = body.find(',"data":', 0, at)
-    envelope = {"event_type": body[kind_at : body.find('"', kind_at)], "payload": payload}
-    return envelope, _data_view(body[data_at + 8 : at], event_type)
+        return None
+    if event_type == "ORDER_REJECTED":
+        kind_at = body.find('"event_type":"', start) + 14
+        kind = body[kind_at : body.find('"', kind_at)]
+    else:
+        kind = event_type
+    payload: dict[str, Any] = _scan(body, body.find(',"payload":', start) + 11)[0]
+    if event_type == "ORDER_SUBMITTED":
+        decision = body.find('"decision":', 0, at)
+        return kind, payload, decision >= 0 and body.startswith('"accepted"', decision + 11)
+    if event_type == "ORDER_AMENDED":
+        data_at = body.find(',"data":', 0, at) + 8
+        return kind, payload, loads(body[data_at:at]).get("amendment") or {}
+    return kind, payload, None
 
 
-def _data_view(data: str, event_type: str) -> str:
-    if event_type != "ORDER_SUBMITTED":
-        return data
-    at = data.find('"decision":')
-    return data[at + 11 :] if at >= 0 else ""
+def _read_parsed(record: dict[str, Any], event_type: str) -> Read | None:
+    """_read's answer from the parsed record."""
+    if record["source"] is None:
+        return None
+    envelope, data = record["source"]["envelope"], record["data"]
+    detail: Any = None
+    if event_type == "ORDER_SUBMITTED":  # as in the canonical text: the first "decision" key
+        text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+        at = text.find('"decision":')
+        detail = at >= 0 and text.startswith('"accepted"', at + 11)
+    elif event_type == "ORDER_AMENDED":
+        detail = data.get("amendment") or {}
+    return envelope["event_type"], envelope["payload"], detail
 
 
 def events_from_records(
@@ -242,28 +277,71 @@ def events_from_records(
 ) -> list[TradeEvent]:
     """Normalize trading records into TradeEvents, in seq order. Records
     without an agent (server-side rejections of held orders) and amendment
-    refusals carry nothing a detector uses and are skipped. One pass; fills,
-    cancels and amendments of orders submitted before this chunk get their
-    market and side from one batched Order lookup afterwards."""
+    refusals carry nothing a detector uses and are skipped. One pass; a fill,
+    cancel or amendment gets its order's market and side from the order's
+    submission earlier in the chunk, or else (orders submitted before this
+    chunk) from one batched Order lookup afterwards.
+
+    This runs once per record (tens of thousands per chunk), hence the plain
+    locals, positional TradeEvents and one Decimal per distinct text."""
     owners = _owner_keys({row[2] for row in rows if row[2] is not None})
     local: dict[tuple[int, str], tuple[str, str, int]] = {}
     unresolved: list[tuple[TradeEvent, tuple[int, str]]] = []
     events: list[TradeEvent] = []
     append = events.append
+    decimals: dict[str, Decimal] = {}
+    read = _read
+    quantity: Decimal | None
+    price: Decimal | None
     for seq, event_type, agent_id, ts, body in rows:
-        if agent_id is None or body is None or agent_id not in owners:
+        if agent_id is None or body is None:
             continue
-        envelope, data = _source_and_data(body, seq, event_type, ts)
-        if envelope is None:
+        who = owners.get(agent_id)
+        if who is None:
             continue
-        payload = envelope["payload"]
-        agent_pk, owner = owners[agent_id]
-        if event_type == "ORDER_SUBMITTED" or (
-            event_type == "ORDER_REJECTED" and envelope["event_type"] == "ORDER_SUBMITTED"
+        found = read(body, seq, event_type, ts)
+        if found is None:
+            continue
+        kind, payload, detail = found
+        agent_pk, owner = who
+        if event_type == "ORDER_FILLED" or event_type == "ORDER_CANCELED":
+            order_id = payload["order_id"]
+            if event_type == "ORDER_FILLED":
+                text = payload["quantity"]
+                quantity = decimals.get(text) or decimals.setdefault(text, Decimal(text))
+                text = payload["price"]
+                price = decimals.get(text) or decimals.setdefault(text, Decimal(text))
+                name = "fill"
+            else:
+                quantity = price = None
+                name = "cancel"
+            key = (agent_pk, order_id)
+            # A submission earlier in this chunk is what the lookup at the
+            # end would find too (the first one of its key is kept).
+            order = local.get(key)
+            if order is not None:
+                market, side, order_seq = order
+                append(
+                    TradeEvent(
+                        seq, ts, name, agent_id, owner, market, side, order_id, quantity,
+                        price, False, order_seq,
+                    )
+                )  # fmt: skip
+            else:
+                event = TradeEvent(
+                    seq, ts, name, agent_id, owner, None, None, order_id, quantity, price
+                )
+                append(event)
+                unresolved.append((event, key))
+        elif event_type == "ORDER_SUBMITTED" or (
+            event_type == "ORDER_REJECTED" and kind == "ORDER_SUBMITTED"
         ):
             order_id, market, side = payload["order_id"], payload["market"], payload["side"]
             local.setdefault((agent_pk, order_id), (market, side, seq))
-            accepted = event_type == "ORDER_SUBMITTED" and data.startswith('"accepted"')
+            text = payload["quantity"]
+            quantity = decimals.get(text) or decimals.setdefault(text, Decimal(text))
+            text = payload["price"]
+            price = decimals.get(text) or decimals.setdefault(text, Decimal(text))
             append(
                 TradeEvent(
                     seq,
@@ -274,28 +352,14 @@ def events_from_records(
                     market,
                     side,
                     order_id,
-                    Decimal(payload["quantity"]),
-                    Decimal(payload["price"]),
-                    accepted,
+                    quantity,
+                    price,
+                    detail is True,
                     seq,
                 )
             )
-        elif event_type == "ORDER_FILLED" or event_type == "ORDER_CANCELED":
-            fill = event_type == "ORDER_FILLED"
-            event = TradeEvent(
-                seq,
-                ts,
-                "fill" if fill else "cancel",
-                agent_id,
-                owner,
-                order_id=payload["order_id"],
-                quantity=Decimal(payload["quantity"]) if fill else None,
-                price=Decimal(payload["price"]) if fill else None,
-            )
-            append(event)
-            unresolved.append((event, (agent_pk, payload["order_id"])))
         elif event_type == "ORDER_AMENDED":
-            amended = loads(data).get("amendment") or {}
+            amended = detail
             event = TradeEvent(
                 seq,
                 ts,
@@ -339,32 +403,27 @@ def events_from_records(
 def run_detectors(detectors: list[Detector], events: list[TradeEvent]) -> list[Finding]:
     """Feed the events to every detector, loading and saving the state of the
     partitions they touch; the findings in (seq, detector) order. Partitions
-    are independent, so each one's events are fed together, in seq order."""
-    plans: list[dict[str, list[TradeEvent]]] = [{} for _ in detectors]
-    routes: dict[str, list[tuple[Any, dict[str, list[TradeEvent]]]]] = {}
-    for detector, plan in zip(detectors, plans, strict=True):
-        for kind in detector.kinds:
-            routes.setdefault(kind, []).append((detector.partition, plan))
-    for event in events:  # one pass: each event goes to the detectors of its kind
-        for partition, plan in routes.get(event.kind, ()):
-            key = partition(event)
-            if key is not None:
-                batch = plan.get(key)
-                if batch is None:
-                    plan[key] = [event]
-                else:
-                    batch.append(event)
+    are independent, so each one's events are fed together, in seq order.
+    Per detector, its events are picked, keyed and grouped by C-level loops
+    (a list comprehension, map, a defaultdict): the per-event work left in
+    Python is the detector's own."""
     findings: list[tuple[int, int, Finding]] = []
-    for rank, (detector, plan) in enumerate(zip(detectors, plans, strict=True)):
-        if not plan:
+    for rank, detector in enumerate(detectors):
+        kinds = detector.kinds
+        mine = [event for event in events if event.kind in kinds]
+        keyed: defaultdict[str | None, list[TradeEvent]] = defaultdict(list)
+        for key, event in zip(map(detector.partition, mine), mine, strict=True):
+            keyed[key].append(event)
+        keyed.pop(None, None)  # events this detector does not look at
+        if not keyed:
             continue
+        plan = cast(dict[str, list[TradeEvent]], keyed)
         rows = _load_states(detector.name, set(plan))
         states: dict[str, Any] = {}
         feed = detector.feed
         for key, batch in plan.items():
             state = states[key] = detector.load_state(rows[key][1] if key in rows else {})
-            for event in batch:
-                found = feed(state, event)
+            for found in map(feed, repeat(state, len(batch)), batch):
                 if found:
                     findings.extend((f.seq, rank, f) for f in found)
         _save_states(detector, rows, states, {key: batch[-1] for key, batch in plan.items()})
