@@ -152,10 +152,16 @@ def write_result(result: Result, directory: Path = RESULTS_DIR) -> Path:
 ClientFn = Callable[[Any, Callable[[], None]], dict[str, Any]]
 
 
+# What a client reports when it stopped only because another one failed first.
+_BROKEN_BY_ANOTHER = "stopped: another client failed before the timed phase"
+
+
 def _client_entry(fn: ClientFn, arg: Any, barrier: Any, out: Any, index: int) -> None:
     try:
         result = fn(arg, lambda: barrier.wait(timeout=300))
         out.put((index, result, None))
+    except threading.BrokenBarrierError:
+        out.put((index, None, _BROKEN_BY_ANOTHER))
     except BaseException:
         barrier.abort()
         out.put((index, None, traceback.format_exc()))
@@ -191,14 +197,20 @@ def run_processes(
         else:
             if on_start is not None:
                 on_start()
+        stopped: list[int] = []
         for _ in procs:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"clients did not finish within {timeout_s:.0f}s")
             index, result, error = out.get(timeout=remaining)
+            if error == _BROKEN_BY_ANOTHER:
+                stopped.append(index)  # the failure that caused it is reported instead
+                continue
             if error is not None:
                 raise RuntimeError(f"client {index} failed:\n{error}")
             results[index] = result
+        if stopped:
+            raise RuntimeError(f"client {stopped[0]} {_BROKEN_BY_ANOTHER}")
     finally:
         for p in procs:
             if p.is_alive():
