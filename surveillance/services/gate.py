@@ -280,7 +280,9 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         Decimal(payload["price"]),
     )
     # Everything above ran without a lock; from here to commit, the firm lock
-    # and the log head.
+    # and the log head. `now` is taken before waiting for them (the snapshot's
+    # statement travels with the locks): the count windows reach up to the
+    # present whatever `now` is, so a wait only starts them a little earlier.
     now = now_us()
     firm, lim, head, snap, limit_row = _lock_and_read(agent, intent, now)
     reasons = evaluate(intent, snap, lim)

@@ -253,3 +253,27 @@ def test_append_with_sends_nothing_on_an_error_and_refuses_a_nested_append():
     with transaction.atomic():
         record_event("AUDIT_VERIFIED", actor=Actor.system("t"), data={"ok": True, "checked": 0})
     assert Log.objects.get(name="default").size == before + 1
+
+
+def test_a_head_locked_by_the_caller_is_appended_to_once():
+    """append_with(head=...) takes a head the caller locked (the gate sends the
+    lock with its own reads); a second append on that same head would fork the
+    chain, so it is refused and nothing of it is stored."""
+    from audit.services import append_with, head_from_row, head_lock_statement
+    from compliance_site.db import fetch_prepared
+
+    before = Log.objects.get(name="default").size
+    with transaction.atomic():
+        head = head_from_row(fetch_prepared(*head_lock_statement()))
+        assert head.size == before
+        with append_with([_verified()], head=head) as (records, _):
+            assert records[0].seq == before
+    assert Log.objects.get(name="default").size == before + 1
+    with (
+        pytest.raises(AuditError, match="appended to already"),
+        transaction.atomic(),
+        append_with([_verified()], head=head),
+    ):
+        pass
+    assert Log.objects.get(name="default").size == before + 1
+    assert verify_log().ok
