@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from .profile_ingest import SQL_HELP, PhaseTimer, profile_requests, sql_timing, wsgi_environ
+from .profile_ingest import SQL_HELP, PhaseTimer, post_through, profile_requests, sql_timing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,20 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = WSGIHandler()
 
     def through_wsgi(bodies: list[bytes]) -> float:
-        start = time.perf_counter()
-        for body in bodies:
-            status: list[str] = []
-
-            def start_response(
-                s: str, h: Any, exc_info: Any = None, status: list[str] = status
-            ) -> None:
-                status.append(s)
-
-            chunks = handler(wsgi_environ(body, api_key, "/api/v1/orders/"), start_response)
-            out = b"".join(chunks)
-            if not status[0].startswith("201"):
-                raise RuntimeError(f"{status[0]} {out[:300]!r}")
-        return time.perf_counter() - start
+        return post_through(handler, bodies, api_key, "/api/v1/orders/")
 
     try:
         if args.history:
