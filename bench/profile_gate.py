@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from audit.services import log as log_mod
     from audit.services.agents import agent_register
     from compliance_client.signing import Signer
+    from compliance_site import db as db_mod
     from surveillance.services import gate as gate_mod
     from surveillance.services import risk as risk_mod
 
@@ -119,13 +120,17 @@ def main(argv: list[str] | None = None) -> int:
             (BearerAuthentication, "authenticate", "auth (API key lookup)"),
             (gate_mod, "_check_intent", "check_items (JCS, Ed25519, schema, key)"),
             (gate_mod, "_replay", "replay lookup (event_id)"),
-            (gate_mod, "_submit", "_submit (transaction, commit excluded)"),
+            (gate_mod, "_submit", "_submit (transaction; COMMIT too when it is fused)"),
             (gate_mod, "limits_current", "  limits_current"),
             (gate_mod, "limits_in_force", "  limits_in_force"),
             (gate_mod, "_lock_and_read", "  locks + snapshot (one round trip)"),
             (risk_mod, "lock_firm", "  lock_firm (wait + lock)"),
             (gate_mod, "snapshot_for", "  snapshot_for (reads under the lock)"),
             (gate_mod, "append", "  log.append (head lock, hashes, COPY)"),
+            (gate_mod, "evaluate", "  evaluate (the checks)"),
+            (log_mod, "_append", "  records: hashes, Merkle, SQL"),
+            (gate_mod, "insert_sql", "  the order's INSERT"),
+            (db_mod.Batch, "run", "  Batch.run (each a round trip)"),
             (risk_mod, "reserve", "  risk.reserve"),
             (gate_mod, "counts_add_order", "  counts_add_order"),
             (BaseDatabaseWrapper, "commit", "COMMIT"),

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from compliance_site.db import Batch
+from compliance_site.db import Batch, fetch_prepared, numbered
 from surveillance.models import FirmExposure, MarketRisk
 
 pytestmark = pytest.mark.django_db
@@ -84,3 +84,116 @@ def test_independent_statements_refuse_named_parameters_and_their_own_with():
     with pytest.raises(ValueError, match="WITH"):
         batch.add("WITH x AS (SELECT 1) UPDATE t SET a = 1", [], independent=True)
     assert batch.statements == []
+
+
+def test_placeholders_are_numbered_as_postgresql_s_own():
+    assert numbered("SELECT %s, '%%s', a %% 2 FROM t WHERE b = %s") == (
+        "SELECT $1, '%s', a % 2 FROM t WHERE b = $2",
+        None,
+    )
+    assert numbered("SELECT %(b)s, %(a)s WHERE x = %(b)s") == (
+        "SELECT $1, $2 WHERE x = $1",
+        ("b", "a"),
+    )
+    with pytest.raises(ValueError, match="supported"):
+        numbered("SELECT %b")
+    with pytest.raises(ValueError, match="mixed"):
+        numbered("SELECT %s, %(a)s")
+
+
+@pytest.mark.postgres
+def test_named_parameters_reach_their_placeholders():
+    assert fetch_prepared("SELECT %(b)s::int, %(a)s::text, %(b)s::int + 1", {"a": "x", "b": 2}) == (
+        2,
+        "x",
+        3,
+    )
+
+
+def _seen_from_another_connection(market: str) -> bool:
+    import psycopg
+
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        password=settings["PASSWORD"] or None,
+        autocommit=True,
+    ) as other:
+        row = other.execute(f"SELECT count(*) FROM {M} WHERE market = %s", [market]).fetchone()
+        return bool(row and row[0])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_batch_commits_its_outermost_block_in_the_same_round_trip():
+    hooks: list[str] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: hooks.append("ran"))
+        batch = Batch()
+        _insert_market(batch, "EARLY", "1", fetch=True)
+        rows = batch.run(commit=True)
+        # Committed already: another connection sees the row before the block ends.
+        assert _seen_from_another_connection("EARLY")
+        assert rows[0] == ("EARLY", Decimal(1))
+        assert hooks == []
+    assert hooks == ["ran"]  # Django's on_commit hooks still run when the block ends
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_inside_an_outer_block_a_batch_leaves_the_commit_to_it():
+    with transaction.atomic():
+        with transaction.atomic():
+            batch = Batch()
+            _insert_market(batch, "NESTED", "1")
+            batch.run(commit=True)
+        assert not _seen_from_another_connection("NESTED")
+    assert _seen_from_another_connection("NESTED")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_batch_that_fails_commits_nothing():
+    MarketRisk.objects.create(market="TAKEN", position=0, open_buy=0, open_sell=0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        batch = Batch()
+        _insert_market(batch, "FIRST", "1", independent=False)
+        _insert_market(batch, "TAKEN", "2", independent=False)
+        batch.run(commit=True)
+    assert not _seen_from_another_connection("FIRST")
+    assert MarketRisk.objects.count() == 1
+
+
+class _Abort(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", ["batch", "fetch_prepared"])
+def test_the_first_statement_of_a_block_begins_its_transaction_in_its_own_round_trip(first):
+    # BEGIN travels with the block's first statement (psycopg would send it
+    # alone): the statement must still run inside the block's transaction.
+    sql = (
+        f"INSERT INTO {M} (market, position, open_buy, open_sell) VALUES (%s, 1, 0, 0)"
+        " RETURNING market"
+    )
+    with pytest.raises(_Abort), transaction.atomic():
+        if first == "batch":
+            batch = Batch()
+            batch.add(sql, ["UNDONE"], fetch=True)
+            assert batch.run()[0] == ("UNDONE",)
+        else:
+            assert fetch_prepared(sql, ["UNDONE"]) == ("UNDONE",)
+        assert not _seen_from_another_connection("UNDONE")  # not committed on its own
+        raise _Abort
+    assert not MarketRisk.objects.filter(market="UNDONE").exists()  # rolled back with the block
+    with transaction.atomic():
+        fetch_prepared(sql, ["DONE"])
+        MarketRisk.objects.filter(market="DONE").update(position=2)  # an ORM statement after it
+        assert not _seen_from_another_connection("DONE")
+    assert MarketRisk.objects.get(market="DONE").position == 2
+    assert connection.get_autocommit()

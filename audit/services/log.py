@@ -263,7 +263,11 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
 
 @contextlib.contextmanager
 def append_with(
-    pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG, head: Head | None = None
+    pending: Sequence[PendingRecord],
+    *,
+    log_name: str = DEFAULT_LOG,
+    head: Head | None = None,
+    commit: bool = False,
 ) -> Iterator[tuple[list[Appended], Batch]]:
     """Append records and send the caller's own writes with them, in one round
     trip: inside the block the records have their seqs, and what the caller
@@ -271,7 +275,9 @@ def append_with(
     nothing is sent (and the caller's transaction rolls back). The log cannot
     be appended to again inside the block: its head moves only on leaving.
     `head`: the head this transaction already locked (`head_lock_statement`),
-    not yet appended to; without it the head is locked here."""
+    not yet appended to; without it the head is locked here. `commit`: the
+    block is the last thing the caller's transaction does, and its COMMIT may
+    travel in the same round trip (`Batch.run`)."""
     connection = transaction.get_connection()
     writes = Batch()
     records = _append(pending, log_name, writes, head)
@@ -280,7 +286,7 @@ def append_with(
         yield records, writes
     finally:
         connection.__dict__.pop("_audit_unsent_append", None)
-    writes.run()
+    writes.run(commit=commit)
 
 
 def _append(

@@ -317,8 +317,10 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
     if decision == "rejected":
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     # The records, the order, its counters and the exposure it reserves go in
-    # one round trip. A taken order_id fails there: IntegrityError, see order_submit.
-    with append_with(pending, head=head) as (records, writes):
+    # one round trip, with the COMMIT unless an approval is still to be opened
+    # (the firm lock is held until then). A taken order_id fails there:
+    # IntegrityError, see order_submit.
+    with append_with(pending, head=head, commit=decision != "held") as (records, writes):
         order.seq = records[0].seq
         # The order, its counters and the agent's and firm's rows are written
         # by statements independent of each other and of the records: one statement.
