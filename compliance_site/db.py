@@ -286,7 +286,7 @@ class Batch:
     write (they share one snapshot and do not see each other's changes)."""
 
     def __init__(self) -> None:
-        self.statements: list[tuple[str, _Params, bool, bool]] = []
+        self.statements: list[tuple[str, _Params, bool, bool, tuple[tuple[str, str], ...]]] = []
         self.results: dict[int, Any] = {}  # of the last run()
 
     def add(
@@ -296,12 +296,16 @@ class Batch:
         *,
         fetch: bool = False,
         independent: bool = False,
+        ctes: Sequence[tuple[str, str]] = (),
     ) -> int:
         """Queue a statement; with `fetch`, run() returns its first row under
-        the index returned here."""
+        the index returned here. `ctes`: the statement's own WITH queries,
+        (name, sql) in order, their parameters before the statement's own
+        (PostgreSQL only: kept apart so that an independent statement that
+        has them can still join a fused one, which may have one WITH only)."""
         if independent and (isinstance(params, Mapping) or sql.lstrip()[:4].upper() == "WITH"):
             raise ValueError("an independent statement has positional parameters and no WITH")
-        self.statements.append((sql, params or [], fetch, independent))
+        self.statements.append((sql, params or [], fetch, independent, tuple(ctes)))
         return len(self.statements) - 1
 
     def run(self, *, commit: bool = False) -> dict[int, Any]:
@@ -319,8 +323,8 @@ class Batch:
         commit = commit and raw is not None and _ends_transaction(db)
         if raw is None:
             with prepared_cursor() as cursor:
-                for index, (sql, params, fetch, _) in enumerate(self.statements):
-                    cursor.execute(sql, params)
+                for index, (sql, params, fetch, _, ctes) in enumerate(self.statements):
+                    cursor.execute(_with(ctes, sql), params)
                     if fetch:
                         rows[index] = cursor.fetchone()
         else:
@@ -360,34 +364,43 @@ class Batch:
         """The statements as sent to PostgreSQL: (sql, params, index of the
         statement whose row is wanted), each run of independent ones as one."""
         units: list[tuple[str, _Params, int | None]] = []
-        run: list[tuple[int, str, _Params, bool]] = []
+        run: list[tuple[int, str, _Params, bool, tuple[tuple[str, str], ...]]] = []
 
         def flush() -> None:
             if len(run) == 1:
-                index, sql, params, fetch = run[0]
-                units.append((sql, params, index if fetch else None))
+                index, sql, params, fetch, ctes = run[0]
+                units.append((_with(ctes, sql), params, index if fetch else None))
             elif run:
-                parts = [f"_s{n} AS ({sql})" for n, (_, sql, _, _) in enumerate(run)]
-                wanted = [(n, index) for n, (index, _, _, fetch) in enumerate(run) if fetch]
+                parts = [
+                    part
+                    for n, (_, sql, _, _, ctes) in enumerate(run)
+                    for part in [*(f"{name} AS ({q})" for name, q in ctes), f"_s{n} AS ({sql})"]
+                ]
+                wanted = [(n, index) for n, (index, _, _, fetch, _) in enumerate(run) if fetch]
                 # Statements the caller wrote; only CTE names are added here.
                 tail = f"SELECT * FROM _s{wanted[0][0]}" if wanted else "SELECT 1"  # noqa: S608
                 units.append(
                     (
                         f"WITH {', '.join(parts)} {tail}",
-                        [value for _, _, params, _ in run for value in cast(Sequence[Any], params)],
+                        [
+                            value
+                            for _, _, params, _, _ in run
+                            for value in cast(Sequence[Any], params)
+                        ],
                         wanted[0][1] if wanted else None,
                     )
                 )
             run.clear()
 
-        for index, (sql, params, fetch, independent) in enumerate(self.statements):
+        for index, (sql, params, fetch, independent, ctes) in enumerate(self.statements):
             if not independent:
                 flush()
-                units.append((sql, params, index if fetch else None))
+                units.append((_with(ctes, sql), params, index if fetch else None))
                 continue
-            if fetch and any(f for *_, f in run):
-                flush()  # one wanted row per statement
-            run.append((index, sql, params, fetch))
+            named = {name for *_, run_ctes in run for name, _ in run_ctes}
+            if (fetch and any(f for _, _, _, f, _ in run)) or named & {n for n, _ in ctes}:
+                flush()  # one wanted row per statement; each WITH name once
+            run.append((index, sql, params, fetch, ctes))
         flush()
         return units
 
@@ -415,6 +428,12 @@ class Batch:
                     raw.execute("COMMIT")
             for index, cursor in fetching:
                 rows[index] = cursor.fetchone()
+
+
+def _with(ctes: Sequence[tuple[str, str]], sql: str) -> str:
+    if not ctes:
+        return sql
+    return f"WITH {', '.join(f'{name} AS ({q})' for name, q in ctes)} {sql}"
 
 
 def insert_sql(obj: Model) -> tuple[str, Sequence[Any]]:

@@ -67,6 +67,57 @@ def test_on_postgresql_a_run_of_independent_statements_is_one_statement():
     assert rows[4 - 1] == (3,)
 
 
+@pytest.mark.postgres
+def test_a_statement_with_its_own_with_queries_joins_a_fused_one():
+    FirmExposure.objects.update_or_create(name="firm", defaults={"gross": Decimal(5)})
+    MarketRisk.objects.create(market="M", position=1, open_buy=0, open_sell=0)
+
+    def move(batch: Batch, name: str, by: str) -> None:
+        # The gross moves by the market's position change, read before and after.
+        batch.add(
+            f"UPDATE {X} SET gross = gross - (SELECT v FROM {name}_before)"
+            f" + (SELECT v FROM {name}_after) WHERE name = 'firm'",
+            ["M", Decimal(by), "M"],
+            independent=True,
+            ctes=[
+                (f"{name}_before", f"SELECT position AS v FROM {M} WHERE market = %s"),
+                (
+                    f"{name}_after",
+                    f"UPDATE {M} SET position = position + %s WHERE market = %s"
+                    " RETURNING position AS v",
+                ),
+            ],
+        )
+
+    sent: list[str] = []
+
+    def watch(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(watch):
+        batch = Batch()
+        _insert_market(batch, "A", "1", independent=True)
+        move(batch, "_m", "2")
+        _insert_market(batch, "B", "2", fetch=True, independent=True)
+        rows = batch.run()
+    assert len(sent) == 1, sent  # one statement, the WITH queries hoisted into it
+    assert rows[2] == ("B", Decimal(2))
+    assert MarketRisk.objects.get(market="M").position == 3
+    assert FirmExposure.objects.get(name="firm").gross == Decimal(7)
+
+    # Alone, or beside a statement using the same names, it gets a statement of its own.
+    sent.clear()
+    with transaction.atomic(), connection.execute_wrapper(watch):
+        batch = Batch()
+        move(batch, "_m", "1")
+        move(batch, "_m", "1")
+        batch.run()
+    assert len(sent) == 2 and all(sql.startswith("WITH _m_before AS") for sql in sent), sent
+    assert MarketRisk.objects.get(market="M").position == 5
+    assert FirmExposure.objects.get(name="firm").gross == Decimal(9)
+
+
 def test_an_error_in_a_fused_statement_fails_the_batch_and_stores_nothing():
     MarketRisk.objects.create(market="TAKEN")
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -338,6 +338,7 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
                 notional=intent.notional,
                 batch=writes,
                 rows_exist=snap.rows_exist,
+                head_held=True,
             )
     mark_inserted(order, writes.results[inserted])
     approval = None

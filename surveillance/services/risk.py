@@ -108,12 +108,16 @@ def _market_change(
     last_price: Decimal | None = None,
     order_price: Decimal | None = None,
     rows_exist: bool = False,
+    head_held: bool = False,
 ) -> None:
     """Add to `batch` the change of one market's row and of the firm's gross
     exposure with it. A traded or reported `last_price` becomes the mark; an
     `order_price` only marks a market that has not traded yet. `rows_exist`:
     the caller saw the market's row and the gross row (rows are never deleted),
-    so the statements that create missing ones are left out."""
+    so the statements that create missing ones are left out. `head_held`: the
+    caller locked the log head before it sent any of this (every writer of
+    market rows takes the head first, see the lock order above), so no other
+    transaction can be changing the row and it needs no lock of its own."""
     if not rows_exist:
         batch.add(
             f"INSERT INTO {_M} (market, position, open_buy, open_sell) VALUES (%s, 0, 0, 0)"  # noqa: S608
@@ -121,7 +125,7 @@ def _market_change(
             [market],
         )
     postgresql = connection.features.has_select_for_update
-    if postgresql:
+    if postgresql and not head_held:
         # The market's value read before the change must be the one changed:
         # locked by a statement of its own, so the next one starts after the lock.
         batch.add(f"SELECT id FROM {_M} WHERE market = %s FOR UPDATE", [market])  # noqa: S608
@@ -145,12 +149,17 @@ def _market_change(
     if postgresql:
         # One statement: the market's value before (the statement's snapshot,
         # taken after the lock above) and after the change moves the gross.
+        # Its WITH queries kept apart: the statement can join the batch's other
+        # independent writes (none touches these two tables) in one.
         batch.add(
-            f"WITH before AS (SELECT {_VALUED} AS v FROM {_M} WHERE market = %s),"  # noqa: S608
-            f" after AS ({update} RETURNING {_VALUED} AS v)"
-            f" UPDATE {_X} SET gross = gross - COALESCE((SELECT v FROM before), 0)"
-            " + (SELECT v FROM after) WHERE name = 'firm'",
+            f"UPDATE {_X} SET gross = gross - COALESCE((SELECT v FROM _market_before), 0)"  # noqa: S608
+            " + (SELECT v FROM _market_after) WHERE name = 'firm'",
             [market, *params, market],
+            independent=True,
+            ctes=[
+                ("_market_before", f"SELECT {_VALUED} AS v FROM {_M} WHERE market = %s"),  # noqa: S608
+                ("_market_after", f"{update} RETURNING {_VALUED} AS v"),
+            ],
         )
         return
     value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
@@ -203,14 +212,22 @@ def reserve(
     notional: Decimal,
     batch: Batch | None = None,
     rows_exist: bool = False,
+    head_held: bool = False,
 ) -> None:
     """An order now rests (or waits for approval): count it in the exposure and
     the day's volume. Until the market trades, its exposure is valued at the
     latest order price. With `batch`, the statements join it (the caller runs
-    it); without, they run now. `rows_exist`: see _market_change."""
+    it); without, they run now. `rows_exist`, `head_held`: see _market_change."""
     run, batch = batch is None, batch or Batch()
     field = _side_field(side)
-    _market_change(batch, market, **{field: quantity}, order_price=price, rows_exist=rows_exist)
+    _market_change(
+        batch,
+        market,
+        **{field: quantity},
+        order_price=price,
+        rows_exist=rows_exist,
+        head_held=head_held,
+    )
     _agent_market_add(batch, agent.pk, market, **{field: quantity}, day=today, notional=notional)
     if firm.day != today:
         firm.day, firm.day_notional = today, Decimal(0)
