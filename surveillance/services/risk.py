@@ -148,7 +148,8 @@ def _market_change(
     update = f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s"  # noqa: S608
     if postgresql:
         # One statement: the market's value before (the statement's snapshot,
-        # taken after the lock above) and after the change moves the gross.
+        # taken after the row's lock above, or after the log head that every
+        # writer of the row takes first) and after the change moves the gross.
         # Its WITH queries kept apart: the statement can join the batch's other
         # independent writes (none touches these two tables) in one.
         batch.add(
