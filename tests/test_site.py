@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,25 @@ def test_production_settings_pass_check_deploy():
         env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_wsgi_application_loads_its_views_and_keeps_them_out_of_the_collector():
+    # A full garbage collection would otherwise walk every object Django and
+    # the apps loaded: tens of milliseconds in which a worker answers no one.
+    env = {k: v for k, v in os.environ.items() if k != "COMPLIANCE_TESTING"}
+    env.update(DJANGO_SETTINGS_MODULE="compliance_site.settings", DJANGO_DEBUG="1")
+    script = (
+        "import gc, json, sys; import compliance_site.wsgi;"
+        "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects()),"
+        " 'surveillance.apis' in sys.modules]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    frozen, tracked, views_loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert views_loaded  # imported with the URLconf before the freeze, not on a first request
+    assert frozen > 50_000
+    assert tracked < frozen // 20
 
 
 def test_production_settings_refuse_to_start_without_a_secret():
