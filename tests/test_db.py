@@ -3,6 +3,7 @@ statements sent as one (PostgreSQL), with the semantics of running them one by o
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from decimal import Decimal
 
 import pytest
@@ -179,13 +180,25 @@ def _seen_from_another_connection(market: str) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
-def test_a_batch_commits_its_outermost_block_in_the_same_round_trip():
+@pytest.mark.parametrize("watched", [False, True])
+def test_a_batch_commits_its_outermost_block_in_the_same_round_trip(watched):
+    # Watched (an execute wrapper, or the query log): the statements go through
+    # Django's cursors, a path of its own.
+    sent: list[str] = []
+
+    def watch(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
     hooks: list[str] = []
-    with transaction.atomic():
+    with transaction.atomic(), ExitStack() as stack:
+        if watched:
+            stack.enter_context(connection.execute_wrapper(watch))
         transaction.on_commit(lambda: hooks.append("ran"))
         batch = Batch()
         _insert_market(batch, "EARLY", "1", fetch=True)
         rows = batch.run(commit=True)
+        assert bool(sent) == watched
         # Committed already: another connection sees the row before the block ends.
         assert _seen_from_another_connection("EARLY")
         assert rows[0] == ("EARLY", Decimal(1))
