@@ -6,16 +6,18 @@ other writer. On PostgreSQL:
 
 * bulk rows go through COPY, or as one JSON parameter unpacked by the server
   (the ORM's multi-row INSERT builds, quotes and binds one parameter per cell);
-* statements that ask for it are prepared once per connection (psycopg's
-  server-side binding; Django's own cursors bind client-side and never
-  prepare: the settings' `prepare_threshold` is set out of reach);
+* the hot statements (`fetch_prepared`, `Batch`) are prepared once per
+  connection and sent straight through libpq (`_Wire`); Django's own cursors
+  bind client-side and never prepare (the settings' `prepare_threshold` is
+  set out of reach, so psycopg prepares nothing of its own either);
 * writes that need no answer in between travel together in one pipelined
-  round trip (`Batch`).
+  round trip (`Batch`), with the BEGIN and the COMMIT when they can.
 
 Elsewhere (SQLite for `make run`) the same calls run one plain statement at a
-time. Either way through a Django cursor wrapper: database errors become
-Django's (IntegrityError drives ingest's and the gate's retries), and execute
-wrappers and the query log see the statements.
+time through a Django cursor, and so do they on PostgreSQL when someone
+watches the statements (the query log, an execute wrapper). Either way
+database errors become Django's (IntegrityError drives ingest's and the
+gate's retries).
 """
 
 from __future__ import annotations
@@ -148,10 +150,9 @@ def numbered(sql: str) -> tuple[str, tuple[str, ...] | None]:
     return out, (tuple(names) if names else None)
 
 
-class _PreparingCursor(psycopg.RawCursor[Any]):
-    """Server-side binding; every statement prepared (psycopg keeps the plans
-    per connection and drops them after a rollback). Takes Django's `%s` and
-    `%(name)s` placeholders."""
+class _NumberingCursor(psycopg.RawCursor[Any]):
+    """Takes Django's `%s` and `%(name)s` placeholders, binds server-side
+    (the watched road; the hot one prepares through `_Wire`)."""
 
     def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: Any = None
@@ -159,7 +160,136 @@ class _PreparingCursor(psycopg.RawCursor[Any]):
         sql, names = numbered(query)
         if names is not None:
             params = [params[name] for name in names]
-        return super().execute(sql, params, prepare=True, binary=binary)
+        return super().execute(sql, params, prepare=False, binary=binary)
+
+
+_Params = Sequence[Any] | Mapping[str, Any]
+_ONE, _ALL = 1, 2  # a unit's rows wanted: its first one, or all of them
+_Unit = tuple[str, Sequence[Any], int]  # numbered sql, positional params, rows wanted (0: none)
+_SYNC = psycopg.pq.ExecStatus.PIPELINE_SYNC
+_FAILED = psycopg.pq.ExecStatus.FATAL_ERROR
+_TUPLES = psycopg.pq.ExecStatus.TUPLES_OK
+_AUTO = psycopg.adapt.PyFormat.AUTO
+
+
+class _Wire:
+    """Prepared statements pipelined straight through libpq: one round trip
+    for a run of statements, each prepared once per connection.
+
+    psycopg's cursors do the same in pipeline mode, but their Python
+    bookkeeping (a send-and-receive attempt after every statement, a result
+    queue, the prepared-statement manager) cost as much CPU per statement as
+    the server's work on it, under the gate's locks. Here: the parameters are
+    dumped by psycopg's own (compiled) adapters, the messages queued, one
+    sync, one flush, and the results read in order.
+
+    The statements prepared here are this class's alone (named `_cs_N`); the
+    connection's `prepare_threshold` is out of reach, so psycopg prepares
+    none of its own and never sends the DEALLOCATE ALL it sends after a
+    rollback when it has some. Prepared statements are not transactional: a
+    rollback keeps them. One failing statement aborts the rest of the run
+    (and the transaction), as in any pipeline: the error is raised as psycopg
+    raises it, for Django to translate."""
+
+    MAX_STATEMENTS = 512
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.tx = psycopg.adapt.Transformer(raw)
+        self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
+        self.made = 0
+
+    def usable(self) -> bool:
+        """The connection is in a transaction already, or in autocommit (a
+        transaction psycopg would begin by itself, with its own options,
+        goes the cursors' way)."""
+        status = self.raw.pgconn.transaction_status
+        return status == psycopg.pq.TransactionStatus.INTRANS or (
+            status == psycopg.pq.TransactionStatus.IDLE and self.raw.autocommit
+        )
+
+    def run(
+        self, units: Sequence[_Unit], *, begin: bool = False, commit: bool = False
+    ) -> list[Any]:
+        """Send BEGIN (with `begin`), the units and COMMIT (with `commit`) in one
+        round trip; return, per unit, its row, its rows, or None."""
+        raw, tx = self.raw, self.tx
+        pg = raw.pgconn
+        # Every parameter dumped before anything is queued: a value that cannot
+        # be sent fails the call with nothing sent.
+        dumped: list[tuple[tuple[str, tuple[int, ...]], Sequence[Any], Any]] = []
+        for sql, params, _ in units:
+            if params:
+                values = tx.dump_sequence(params, [_AUTO] * len(params))
+                dumped.append(((sql, tuple(tx.types or ())), values, tuple(tx.formats or ())))
+            else:
+                dumped.append(((sql, ()), (), None))
+        fresh: dict[tuple[str, tuple[int, ...]], bytes] = {}
+        # Per command sent, in order: the unit whose result it is (-1: none), or
+        # the key of a statement being prepared.
+        expected: list[int | tuple[str, tuple[int, ...]]] = []
+        with raw.lock:
+            pg.enter_pipeline_mode()
+            try:
+                if len(self.names) >= self.MAX_STATEMENTS:
+                    self.names.clear()
+                    pg.send_query_params(b"DEALLOCATE ALL", None)
+                    expected.append(-1)
+                if begin:
+                    pg.send_query_params(b"BEGIN", None)
+                    expected.append(-1)
+                for index, (key, values, formats) in enumerate(dumped):
+                    name = self.names.get(key) or fresh.get(key)
+                    if name is None:
+                        self.made += 1
+                        name = fresh[key] = b"_cs_%d" % self.made
+                        pg.send_prepare(name, key[0].encode(), param_types=key[1] or None)
+                        expected.append(key)
+                    pg.send_query_prepared(name, values, param_formats=formats)
+                    expected.append(index)
+                if commit:
+                    pg.send_query_params(b"COMMIT", None)
+                    expected.append(-1)
+                pg.pipeline_sync()
+                raw.wait(psycopg.generators.send(pg))
+                out: list[Any] = [None] * len(units)
+                error = None
+                for what in expected:
+                    [result] = raw.wait(psycopg.generators.fetch_many(pg)) or [None]
+                    status = result.status if result is not None else None
+                    if status == _FAILED and error is None:
+                        error = result
+                    elif isinstance(what, tuple):
+                        if status == psycopg.pq.ExecStatus.COMMAND_OK:
+                            self.names[what] = fresh[what]
+                    elif what >= 0 and status == _TUPLES and units[what][2]:
+                        tx.set_pgresult(result)
+                        count = result.ntuples
+                        if units[what][2] == _ALL:
+                            out[what] = tx.load_rows(0, count, tuple)
+                        elif count:
+                            out[what] = tx.load_row(0, tuple)
+                [sync] = raw.wait(psycopg.generators.fetch_many(pg))
+                if sync.status != _SYNC:  # not a reply to what was sent: give up the connection
+                    raise psycopg.OperationalError(f"unexpected reply in a pipeline: {sync.status}")
+                pg.exit_pipeline_mode()
+            except BaseException:
+                # Results still pending (the connection broke, or the wait was
+                # interrupted): nothing more can be sent on this connection.
+                # Django finds it closed and opens another.
+                if pg.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+                    raw.close()
+                raise
+        if error is not None:
+            raise psycopg.errors.error_from_result(error, encoding=raw.info.encoding)
+        return out
+
+
+def _positional(sql: str, params: _Params) -> _Unit:
+    numbered_sql, names = numbered(sql)
+    if names is not None:
+        params = [cast(Mapping[str, Any], params)[name] for name in names]
+    return numbered_sql, cast(Sequence[Any], params), 0
 
 
 def _db() -> Any:
@@ -219,31 +349,36 @@ def _watched(db: Any) -> bool:
     return bool(db.queries_logged or db.execute_wrappers)
 
 
-def _hot_cursors(db: Any, raw: Any, count: int) -> list[_PreparingCursor]:
-    """`count` reusable preparing cursors of this psycopg connection (making a
-    cursor copies the connection's adapters)."""
-    pool = db.__dict__.get("_hot_cursors")
-    if pool is None or pool[0] is not raw:
-        pool = (raw, [])
-        db.__dict__["_hot_cursors"] = pool
-    cursors: list[_PreparingCursor] = pool[1]
-    while len(cursors) < count:
-        cursors.append(_PreparingCursor(raw))
-    return cursors
-
-
-def prepared_cursor() -> Any:
-    """A Django cursor whose statements are prepared once per connection on
-    PostgreSQL (a plain Django cursor elsewhere)."""
+def _hot_cursor() -> Any:
+    """A Django cursor that takes `%(name)s` placeholders on PostgreSQL too (a
+    plain Django cursor elsewhere): the road of statements someone watches."""
     db = _db()
     raw = _raw_connection(db)
     if raw is None:
         return db.cursor()
     db.validate_thread_sharing()
-    cursor = cast(Any, _PreparingCursor(raw))
+    cursor = cast(Any, _NumberingCursor(raw))
     if db.queries_logged:
         return db.make_debug_cursor(cursor)
     return db.make_cursor(cursor)
+
+
+def _through_wire(db: Any, raw: Any, units: Sequence[_Unit], *, commit: bool = False) -> Any:
+    """Send the units through this connection's `_Wire` (see `_Wire.run`),
+    BEGIN first when this block's transaction has not begun yet; None if the
+    connection cannot take them that way now (the caller uses a cursor)."""
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    wire = db.__dict__.get("_wire")
+    if wire is None or wire.raw is not raw:
+        wire = db.__dict__["_wire"] = _Wire(raw)
+    if raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+        return None
+    begin = _begin_here(db, raw)
+    if not begin and not wire.usable():
+        return None
+    with db.wrap_database_errors:
+        return wire.run(units, begin=begin, commit=commit)
 
 
 def fetch_prepared(
@@ -253,24 +388,15 @@ def fetch_prepared(
     with `every_row` the list of its rows."""
     db = _db()
     raw = _raw_connection(db)
-    if raw is None or _watched(db):
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if every_row else cursor.fetchone()
-    db.validate_thread_sharing()
-    db.validate_no_broken_transaction()
-    cursor = _hot_cursors(db, raw, 1)[0]
-    with db.wrap_database_errors:
-        if _begin_here(db, raw):  # (switching psycopg to autocommit in a pipeline syncs)
-            with raw.pipeline():
-                raw.execute("BEGIN")
-                cursor.execute(sql, params)
-        else:
-            cursor.execute(sql, params)
+    if raw is not None and not _watched(db):
+        numbered_sql, positional, _ = _positional(sql, params)
+        unit = (numbered_sql, positional, _ALL if every_row else _ONE)
+        out = _through_wire(db, raw, [unit])
+        if out is not None:
+            return out[0] if out[0] is not None or not every_row else []
+    with _hot_cursor() as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchall() if every_row else cursor.fetchone()
-
-
-_Params = Sequence[Any] | Mapping[str, Any]
 
 
 class Batch:
@@ -321,40 +447,25 @@ class Batch:
         db = _db()
         raw = _raw_connection(db)
         commit = commit and raw is not None and _ends_transaction(db)
-        if raw is None:
-            with prepared_cursor() as cursor:
+        units = self._fused() if raw is not None else []
+        out = None
+        if units and not _watched(db):
+            wire_units = [
+                (*_positional(sql, params)[:2], 0 if fetch_at is None else _ONE)
+                for sql, params, fetch_at in units
+            ]
+            out = _through_wire(db, raw, wire_units, commit=commit)
+        if out is not None:
+            for (_, _, fetch_at), row in zip(units, out, strict=True):
+                if fetch_at is not None:
+                    rows[fetch_at] = row
+        elif units:
+            self._pipeline_watched(db, raw, units, rows, commit)
+        else:
+            with _hot_cursor() as cursor:
                 for index, (sql, params, fetch, _, ctes) in enumerate(self.statements):
                     cursor.execute(_with(ctes, sql), params)
                     if fetch:
-                        rows[index] = cursor.fetchone()
-        else:
-            units = self._fused()
-            if _watched(db):
-                self._pipeline_watched(db, raw, units, rows, commit)
-            else:
-                # A statement whose row is wanted gets its own cursor: a cursor
-                # keeps the result of its last statement, available after the sync.
-                db.validate_thread_sharing()
-                db.validate_no_broken_transaction()
-                fetches = sum(1 for unit in units if unit[2] is not None)
-                cursors = _hot_cursors(db, raw, 1 + fetches)
-                fetching: list[tuple[int, Any]] = []
-                # Errors surface when the pipeline syncs, on leaving the block.
-                with db.wrap_database_errors:
-                    begin = _begin_here(db, raw)  # before the pipeline: inside, it syncs
-                    with raw.pipeline():
-                        if begin:
-                            raw.execute("BEGIN")
-                        for sql, params, fetch_at in units:
-                            cursor = (
-                                cursors[len(fetching) + 1] if fetch_at is not None else cursors[0]
-                            )
-                            cursor.execute(sql, params)
-                            if fetch_at is not None:
-                                fetching.append((fetch_at, cursor))
-                        if commit:
-                            raw.execute("COMMIT")
-                    for index, cursor in fetching:
                         rows[index] = cursor.fetchone()
         self.statements.clear()
         self.results = rows
@@ -412,14 +523,15 @@ class Batch:
         rows: dict[int, Any],
         commit: bool,
     ) -> None:
-        """The pipeline through Django's cursor wrappers (query log, execute wrappers)."""
+        """The pipeline through Django's cursor wrappers (query log, execute
+        wrappers), and where the wire cannot take it (`_through_wire`)."""
         fetching: list[tuple[int, Any]] = []
         with ExitStack() as cursors:
-            shared = cursors.enter_context(prepared_cursor())
+            shared = cursors.enter_context(_hot_cursor())
             with db.wrap_database_errors, raw.pipeline():
                 for sql, params, fetch_at in units:
                     cursor = (
-                        cursors.enter_context(prepared_cursor()) if fetch_at is not None else shared
+                        cursors.enter_context(_hot_cursor()) if fetch_at is not None else shared
                     )
                     cursor.execute(sql, params)
                     if fetch_at is not None:

@@ -92,9 +92,10 @@ else:
         "DATABASE_CONN_HEALTH_CHECKS", default=False
     )
     # Django's own cursors bind parameters client-side and never prepare. A
-    # threshold no query reaches lets only the statements that ask for it
-    # (prepare=True: the gate's snapshot under the firm lock, planned once per
-    # connection instead of at every order) keep a prepared plan.
+    # threshold no query reaches keeps psycopg from preparing anything: the hot
+    # statements (the gate's under the firm lock, planned once per connection
+    # instead of at every order) are prepared by compliance_site.db's own wire,
+    # which owns every prepared statement of the session.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 1_000_000_000)
 
 AUTH_USER_MODEL = "accounts.User"

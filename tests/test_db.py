@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -162,18 +163,23 @@ def test_named_parameters_reach_their_placeholders():
     )
 
 
-def _seen_from_another_connection(market: str) -> bool:
+def _other_connection() -> Any:
+    """A connection of its own to the test database, outside Django's."""
     import psycopg
 
     settings = connection.settings_dict
-    with psycopg.connect(
+    return psycopg.connect(
         dbname=settings["NAME"],
         user=settings["USER"],
         host=settings["HOST"] or None,
         port=settings["PORT"] or None,
         password=settings["PASSWORD"] or None,
         autocommit=True,
-    ) as other:
+    )
+
+
+def _seen_from_another_connection(market: str) -> bool:
+    with _other_connection() as other:
         row = other.execute(f"SELECT count(*) FROM {M} WHERE market = %s", [market]).fetchone()
         return bool(row and row[0])
 
@@ -261,3 +267,94 @@ def test_the_first_statement_of_a_block_begins_its_transaction_in_its_own_round_
         assert not _seen_from_another_connection("DONE")
     assert MarketRisk.objects.get(market="DONE").position == 2
     assert connection.get_autocommit()
+
+
+# --- the wire: statements prepared and pipelined straight through libpq ------------
+
+
+def _ours_prepared() -> dict[str, str]:
+    """The server's prepared statements of this session that the wire made
+    (asked through Django's own cursor, which prepares nothing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, statement FROM pg_prepared_statements WHERE starts_with(name, '_cs_')"
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_statement_is_prepared_once_per_connection_and_a_rollback_keeps_it():
+    sql = "SELECT %s::int + 1"
+    with pytest.raises(_Abort), transaction.atomic():
+        assert fetch_prepared(sql, [1]) == (2,)
+        raise _Abort
+    prepared = _ours_prepared()
+    assert "SELECT $1::int + 1" in prepared.values()
+    assert fetch_prepared(sql, [41]) == (42,)
+    with transaction.atomic():
+        assert fetch_prepared(sql, [9]) == (10,)
+    assert _ours_prepared() == prepared  # used again, not prepared again
+
+
+@pytest.mark.postgres
+def test_statements_queued_after_a_failing_one_are_not_taken_for_prepared():
+    MarketRisk.objects.create(market="TAKEN")
+    later = f"SELECT count(*) FROM {M} WHERE market <> %s"  # never sent before
+    with pytest.raises(IntegrityError), transaction.atomic():
+        batch = Batch()
+        _insert_market(batch, "TAKEN", "2")
+        batch.add(later, ["x"], fetch=True)  # its preparation was skipped with it
+        batch.run()
+    assert later.replace("%s", "$1") not in _ours_prepared().values()
+    assert fetch_prepared(later, ["x"]) == (1,)
+
+
+@pytest.mark.postgres
+def test_the_same_statement_with_parameters_of_other_types_runs_too():
+    sql = "SELECT %s::numeric IS NULL, %s::text"
+    assert fetch_prepared(sql, [None, "a"]) == (True, "a")
+    assert fetch_prepared(sql, [Decimal("1.5"), "b"]) == (False, "b")
+    assert fetch_prepared(sql, [7, None]) == (False, None)
+    assert fetch_prepared(f"SELECT market FROM {M} WHERE market = %s", ["NONE"]) is None
+    assert (
+        fetch_prepared(f"SELECT market FROM {M} WHERE market = %s", ["NONE"], every_row=True) == []
+    )
+
+
+@pytest.mark.postgres
+def test_past_its_limit_the_wire_starts_over_with_none_prepared(monkeypatch):
+    from compliance_site.db import _Wire
+
+    monkeypatch.setattr(_Wire, "MAX_STATEMENTS", 3)
+    for n in range(8):
+        assert fetch_prepared(f"SELECT %s::int + {n}", [1]) == (1 + n,)
+        assert len(_ours_prepared()) <= 3
+    assert fetch_prepared("SELECT %s::int + 7", [2]) == (9,)
+
+
+@pytest.mark.postgres
+def test_inside_a_pipeline_someone_else_opened_statements_take_the_cursors_road():
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.pipeline():
+            assert fetch_prepared("SELECT %s::int * 2", [21]) == (42,)
+            batch = Batch()
+            _insert_market(batch, "PIPED", "1", fetch=True)
+            assert batch.run()[0] == ("PIPED", Decimal(1))
+    assert MarketRisk.objects.filter(market="PIPED").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_connection_lost_under_the_wire_raises_and_the_next_request_reconnects():
+    from django.db import OperationalError
+
+    fetch_prepared("SELECT %s::int", [1])
+    pid = connection.connection.info.backend_pid
+    with _other_connection() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(OperationalError), transaction.atomic():
+        fetch_prepared("SELECT %s::int", [2])
+    connection.close_if_unusable_or_obsolete()  # what Django does when a request ends
+    assert fetch_prepared("SELECT %s::int", [3]) == (3,)
