@@ -167,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         timer.print(total, total_cpu, pg_cpu, args.orders, args.orders)
 
         with connection.cursor() as cursor:
-            cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements")
-            print(f"prepared statements on this connection (generic, custom plans): "
-                  f"{cursor.fetchall()}")  # fmt: skip
+            cursor.execute(
+                "SELECT name, generic_plans, custom_plans, left(statement, 70)"
+                " FROM pg_prepared_statements ORDER BY length(name), name"
+            )
+            print("prepared statements on this connection (generic, custom plans):")
+            for row in cursor.fetchall():
+                print(f"  {row}")
         bodies = _intents(bench_agent, "prof", args.orders)
         profile_requests(
             lambda: through_wsgi(bodies), args.orders, cpu=args.cpu, top=args.top, out=args.out
