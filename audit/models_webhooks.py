@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from compliance_site.fields import EncryptedTextField
 
 __all__ = ["WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WebhookMessage"]
 
@@ -20,14 +21,15 @@ __all__ = ["WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WebhookMessa
 class WebhookEndpoint(models.Model):
     """A receiver registered by a compliance officer. `secret` is the Standard
     Webhooks signing secret (`whsec_` + base64); it is shown once at creation
-    and kept because every delivery must be signed with it. Disabled once it has
+    and kept because every delivery must be signed with it: encrypted in the
+    database (`EncryptedTextField`), plain on the instance. Disabled once it has
     failed for long enough (consecutive failures since `failing_since`), or at
     once when the receiver answers 410 Gone; its undelivered messages stay in
     the outbox and go out if it is enabled again."""
 
     url = models.URLField(max_length=2000)
     event_types = models.JSONField(default=list)
-    secret = models.CharField(max_length=128)
+    secret = EncryptedTextField()
     description = models.CharField(max_length=200, blank=True, default="")
     is_active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)

@@ -230,6 +230,10 @@ COMPLIANCE_TOKEN_TTL = timedelta(seconds=env.int("COMPLIANCE_TOKEN_TTL_SECS", de
 
 # Webhooks: targets on private, loopback or link-local addresses are refused
 # unless their host (or host:port) is listed here.
+# Fernet keys for the secrets stored encrypted (webhook signing secrets): the
+# first encrypts, all decrypt. Unset: one derived from SECRET_KEY (see
+# compliance_site/fields.py); production sets its own.
+COMPLIANCE_ENCRYPTION_KEYS = env.list("COMPLIANCE_ENCRYPTION_KEYS", default=[])
 COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = env.list("COMPLIANCE_WEBHOOK_ALLOWED_HOSTS", default=[])
 COMPLIANCE_WEBHOOK_TIMEOUT_SECS = env.float("COMPLIANCE_WEBHOOK_TIMEOUT_SECS", default=10)
 COMPLIANCE_WEBHOOK_DISABLE_AFTER_FAILURES = env.int(
