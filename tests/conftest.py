@@ -33,6 +33,7 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             config.hook.pytest_deselected(items=measured)
             items[:] = [item for item in items if not item.get_closest_marker("bench")]
 
+    _skip_browser_tests_without_a_browser(items)
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
         return
@@ -47,6 +48,32 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def browser_paths() -> tuple[str, str] | None:
+    """Chromium and its driver (Debian's packages chromium and chromium-driver,
+    which .ci/run installs): both, or None."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    return (chromium, chromedriver) if chromium and chromedriver else None
+
+
+def _skip_browser_tests_without_a_browser(items: list[Any]) -> None:
+    browser_tests = [item for item in items if "browser" in item.keywords]
+    if not browser_tests or browser_paths() is not None:
+        return
+    if os.environ.get("COMPLIANCE_REQUIRE_BROWSER"):
+        raise pytest.UsageError(
+            "COMPLIANCE_REQUIRE_BROWSER is set (CI) but chromium and chromedriver are not"
+            " installed: nothing may be skipped for want of them"
+        )
+    skip = pytest.mark.skip(
+        reason="needs Chromium: apt-get install chromium chromium-driver (.ci/run does)"
+    )
+    for item in browser_tests:
+        item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
