@@ -33,21 +33,39 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             config.hook.pytest_deselected(items=measured)
             items[:] = [item for item in items if not item.get_closest_marker("bench")]
 
-    _skip_browser_tests_without_a_browser(items)
-    engine = settings.DATABASES["default"]["ENGINE"]
-    if "postgresql" in engine:
-        return
-    if os.environ.get("COMPLIANCE_REQUIRE_POSTGRES"):
-        raise pytest.UsageError(
-            "COMPLIANCE_REQUIRE_POSTGRES is set (CI) but DATABASE_URL is not PostgreSQL: "
-            "nothing may be skipped for want of it"
-        )
-    skip = pytest.mark.skip(
-        reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)"
+    _require_or_skip(
+        items,
+        "postgres",
+        available="postgresql" in settings.DATABASES["default"]["ENGINE"],
+        required_by="COMPLIANCE_REQUIRE_POSTGRES",
+        missing="DATABASE_URL is not PostgreSQL",
+        reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test does in CI)",
     )
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+    _require_or_skip(
+        items,
+        "browser",
+        available=browser_paths() is not None,
+        required_by="COMPLIANCE_REQUIRE_BROWSER",
+        missing="chromium and chromedriver are not installed",
+        reason="needs Chromium: apt-get install chromium chromium-driver (.ci/run does)",
+    )
+
+
+def _require_or_skip(
+    items: list[Any], marker: str, *, available: bool, required_by: str, missing: str, reason: str
+) -> None:
+    """Tests marked `marker` run when what they need is `available`; otherwise
+    they are skipped with `reason`, unless the environment variable
+    `required_by` is set (CI), which makes the lack an error instead."""
+    needing = [item for item in items if marker in item.keywords]
+    if available or not needing:
+        return
+    if os.environ.get(required_by):
+        raise pytest.UsageError(
+            f"{required_by} is set (CI) but {missing}: nothing may be skipped for want of it"
+        )
+    for item in needing:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def browser_paths() -> tuple[str, str] | None:
@@ -58,22 +76,6 @@ def browser_paths() -> tuple[str, str] | None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
     return (chromium, chromedriver) if chromium and chromedriver else None
-
-
-def _skip_browser_tests_without_a_browser(items: list[Any]) -> None:
-    browser_tests = [item for item in items if "browser" in item.keywords]
-    if not browser_tests or browser_paths() is not None:
-        return
-    if os.environ.get("COMPLIANCE_REQUIRE_BROWSER"):
-        raise pytest.UsageError(
-            "COMPLIANCE_REQUIRE_BROWSER is set (CI) but chromium and chromedriver are not"
-            " installed: nothing may be skipped for want of them"
-        )
-    skip = pytest.mark.skip(
-        reason="needs Chromium: apt-get install chromium chromium-driver (.ci/run does)"
-    )
-    for item in browser_tests:
-        item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
