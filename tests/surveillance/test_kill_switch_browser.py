@@ -37,6 +37,23 @@ def chrome() -> Iterator[Any]:
     driver.quit()
 
 
+def _go(chrome: Any, element: Any) -> None:
+    """Click what loads a new page, and wait until the new page has loaded:
+    the old page's window carries a mark the new one does not (a lookup made
+    too early would find, then lose, an element of the old page). Errors
+    while the document is being swapped are retried."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chrome.execute_script("window.__leaving = true;")
+    element.click()
+    WebDriverWait(chrome, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: driver.execute_script(
+            "return window.__leaving === undefined && document.readyState === 'complete';"
+        )
+    )
+
+
 def _text(chrome: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -55,18 +72,18 @@ def test_a_risk_manager_stops_a_bot_from_the_admin_after_a_confirmation(
     chrome.get(f"{live_server.url}/admin/login/?next=/admin/surveillance/killswitch/")
     chrome.find_element(By.NAME, "username").send_keys("rita")
     chrome.find_element(By.NAME, "password").send_keys("pw-rita")
-    chrome.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    _go(chrome, chrome.find_element(By.CSS_SELECTOR, "input[type=submit]"))
     assert chrome.current_url.endswith("/admin/surveillance/killswitch/")
 
     def review() -> None:
         # (the admin's object tools render their links in capitals)
         activate = chrome.find_element(By.CSS_SELECTOR, "a[href$='/killswitch/activate/']")
         assert activate.text.lower() == "activate a kill switch…"
-        activate.click()
+        _go(chrome, activate)
         Select(chrome.find_element(By.NAME, "scope")).select_by_value("agent")
         chrome.find_element(By.NAME, "target").send_keys("bot-1")
         chrome.find_element(By.NAME, "reason").send_keys("runaway bot")
-        chrome.find_element(By.CSS_SELECTOR, "input[value='Review…']").click()
+        _go(chrome, chrome.find_element(By.CSS_SELECTOR, "input[value='Review…']"))
 
     # the review says what will happen, and nothing has happened yet
     review()
@@ -75,13 +92,13 @@ def test_a_risk_manager_stops_a_bot_from_the_admin_after_a_confirmation(
     assert "Resting orders the bots will be told to cancel: 1" in page
     assert not KillSwitch.objects.exists()
     # backing out stores nothing
-    chrome.find_element(By.CSS_SELECTOR, "a.cancel-link").click()
+    _go(chrome, chrome.find_element(By.CSS_SELECTOR, "a.cancel-link"))
     assert chrome.current_url.endswith("/admin/surveillance/killswitch/")
     assert not KillSwitch.objects.exists()
 
     # confirmed, the switch is on, recorded, and the bot's next order is refused
     review()
-    chrome.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
+    _go(chrome, chrome.find_element(By.CSS_SELECTOR, "input[name=confirm]"))
     assert "Kill switch agent:bot-1 is active" in _text(chrome)
     switch = KillSwitch.objects.get(active=True)
     assert (switch.scope, switch.target, switch.activated_by) == ("agent", "bot-1", people["rita"])
@@ -92,9 +109,9 @@ def test_a_risk_manager_stops_a_bot_from_the_admin_after_a_confirmation(
     assert "kill_switch" in {reason["code"] for reason in refused["reasons"]}
 
     # released through its own confirmation, and recorded too
-    chrome.find_element(By.LINK_TEXT, "Release…").click()  # the active switch's row
+    _go(chrome, chrome.find_element(By.LINK_TEXT, "Release…"))  # the active switch's row
     chrome.find_element(By.NAME, "reason").send_keys("bot fixed")
-    chrome.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
+    _go(chrome, chrome.find_element(By.CSS_SELECTOR, "input[name=confirm]"))
     switch.refresh_from_db()
     assert not switch.active
     assert Record.objects.filter(event_type="KILL_SWITCH_DEACTIVATED").count() == 1
