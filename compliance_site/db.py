@@ -344,8 +344,8 @@ def _begin_here(db: Any, raw: Any) -> bool:
 def _watched(db: Any) -> bool:
     """Someone sees every statement: the query log (DEBUG, tests counting
     queries) or an execute wrapper. Then statements go through Django's cursor
-    wrapper; otherwise the hot paths call psycopg directly, with Django's
-    error translation and broken-transaction check around them."""
+    wrapper, unprepared; otherwise through the connection's `_Wire`, with
+    Django's error translation and broken-transaction check around it."""
     return bool(db.queries_logged or db.execute_wrappers)
 
 

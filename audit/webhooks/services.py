@@ -201,10 +201,12 @@ def _record_change(endpoint: WebhookEndpoint, action: str, actor: Actor, reason:
 
 
 def webhook_endpoint_list_for_user(*, user: Any) -> QuerySet[WebhookEndpoint]:
-    """Endpoints the caller may read: viewers and up (auditors see where notices go)."""
+    """Endpoints the caller may read: viewers and up (auditors see where notices go).
+    Without their secrets, which are never shown after creation (and decrypted
+    only to sign a delivery)."""
     if not isinstance(user, User) or not has_role(user, Role.VIEWER):
         return WebhookEndpoint.objects.none()
-    return WebhookEndpoint.objects.order_by("pk")
+    return WebhookEndpoint.objects.defer("secret").order_by("pk")
 
 
 def webhook_deliveries_for_user(*, user: Any, endpoint_id: int) -> QuerySet[WebhookDelivery] | None:
@@ -223,10 +225,12 @@ def webhook_deliveries_for_user(*, user: Any, endpoint_id: int) -> QuerySet[Webh
 
 
 def _subscribers(event_type: str) -> list[WebhookEndpoint]:
-    # A handful of rows; JSON containment is not portable to SQLite.
+    # A handful of rows; JSON containment is not portable to SQLite. The
+    # secrets stay encrypted: the change being recorded does not need them (and
+    # a key misconfigured must fail deliveries, not the change).
     return [
         e
-        for e in WebhookEndpoint.objects.filter(is_active=True).order_by("pk")
+        for e in WebhookEndpoint.objects.filter(is_active=True).defer("secret").order_by("pk")
         if event_type in e.event_types or ALL_EVENTS in e.event_types
     ]
 

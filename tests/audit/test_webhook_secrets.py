@@ -12,9 +12,14 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from accounts.models import User
-from audit.models import WebhookEndpoint
-from audit.webhooks.services import new_secret, sign
+from accounts.services import user_create
+from audit.models import WebhookDelivery, WebhookEndpoint
+from audit.webhooks.services import (
+    new_secret,
+    sign,
+    webhook_endpoint_list_for_user,
+    webhook_notify,
+)
 from compliance_site.fields import UnreadableSecret
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +34,7 @@ def _stored(endpoint_id: int) -> str:
 
 
 def _endpoint(secret: str) -> WebhookEndpoint:
-    officer = User.objects.create_user("officer-secrets")
+    officer = user_create(username="officer-secrets", role="compliance_officer", password=None)
     return WebhookEndpoint.objects.create(
         url="https://receiver.example/hook", event_types=["*"], secret=secret, created_by=officer
     )
@@ -101,3 +106,18 @@ def test_the_migration_encrypts_secrets_stored_in_the_clear_and_back(settings):
 
     migration.decrypt_secrets(None, editor)
     assert _stored(endpoint.pk) == secret
+
+
+def test_a_key_that_no_longer_opens_a_secret_fails_deliveries_not_the_changes(settings):
+    settings.COMPLIANCE_ENCRYPTION_KEYS = [KEY_A]
+    endpoint = _endpoint(new_secret())
+    settings.COMPLIANCE_ENCRYPTION_KEYS = [KEY_B]  # misconfigured: KEY_A dropped too early
+    # the change that notifies still commits its outbox row, and the receivers still list
+    with transaction.atomic():
+        message = webhook_notify("SURVEILLANCE_ALERT", {"alert": 1})
+    assert message is not None
+    assert WebhookDelivery.objects.filter(endpoint=endpoint, message=message).exists()
+    listed = list(webhook_endpoint_list_for_user(user=endpoint.created_by))
+    assert [e.pk for e in listed] == [endpoint.pk]
+    with pytest.raises(UnreadableSecret):  # signing is where it fails
+        listed[0].secret  # noqa: B018
