@@ -199,6 +199,21 @@ _SPECS: list[EventTypeSpec] = [
         Channel.SERVER,
         {1: obj({"agent_id": ID, "key_id": ID}, closed=False)},
     ),
+    # Who may vouch for the log from outside: registering and revoking a witness key.
+    EventTypeSpec(
+        "WITNESS_CHANGED",
+        Channel.SERVER,
+        {
+            1: obj(
+                {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "action": {"enum": ["registered", "revoked"]},
+                    "public_key": {"type": "string"},
+                },
+                closed=False,
+            )
+        },
+    ),
     # Where notices leave the firm is itself evidence: registering, enabling and
     # (automatic) disabling of a webhook receiver.
     EventTypeSpec(

@@ -177,3 +177,4 @@ class LogExport(models.Model):
 
 
 from .models_webhooks import *  # noqa: E402,F403
+from .models_witness import *  # noqa: E402,F403

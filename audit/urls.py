@@ -13,6 +13,7 @@ from .apis.log import (
     LogVerifyApi,
     PublicKeyApi,
 )
+from .apis.witnesses import CosignatureCreateApi, WitnessListCreateApi, WitnessRevokeApi
 
 app_name = "audit"
 
@@ -38,6 +39,13 @@ urlpatterns = [
     path("log/public-key/", PublicKeyApi.as_view(), name="log-public-key"),
     path("log/checkpoints/", CheckpointListApi.as_view(), name="checkpoint-list"),
     path("log/checkpoints/latest/", CheckpointLatestApi.as_view(), name="checkpoint-latest"),
+    path(
+        "log/checkpoints/<int:tree_size>/cosignatures/",
+        CosignatureCreateApi.as_view(),
+        name="checkpoint-cosignatures",
+    ),
+    path("log/witnesses/", WitnessListCreateApi.as_view(), name="witness-list"),
+    path("log/witnesses/<path:name>/revoke/", WitnessRevokeApi.as_view(), name="witness-revoke"),
     path("log/proofs/inclusion/", InclusionProofApi.as_view(), name="proof-inclusion"),
     path("log/proofs/consistency/", ConsistencyProofApi.as_view(), name="proof-consistency"),
     path("", include("audit.webhooks.urls")),

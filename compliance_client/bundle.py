@@ -137,6 +137,14 @@ and the `compliance_client` package; no database, no network):
 
 Exit status 0 means every check passed; 1 names the first failure.
 
+If independent witnesses cosign the log's checkpoints (C2SP
+tlog-cosignature), their signature lines follow the log's in each note of
+checkpoints.json. Check them with the witness keys you obtained from the
+witnesses themselves:
+
+    python -m compliance_client.verify bundle.zip \\
+        --witness-key <name+keyid+base64> --min-witnesses 1
+
 Pass --trusted-checkpoint with a checkpoint you saved earlier (from the API,
 a webhook, or a previous bundle): the verifier then proves that this bundle
 extends that checkpoint, i.e. nothing you have seen before was rewritten,

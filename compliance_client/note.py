@@ -33,13 +33,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 __all__ = [
     "Checkpoint",
+    "Cosignature",
     "NoteError",
+    "checkpoint_body",
+    "cosign_checkpoint",
+    "cosignature_key_id",
+    "cosigned_message",
     "format_checkpoint_body",
     "key_hash",
     "parse_checkpoint_body",
+    "parse_cosignature_line",
+    "parse_witness_vkey",
     "sign_checkpoint",
+    "signature_lines",
     "verifier_key",
     "verify_checkpoint",
+    "verify_cosignature_line",
+    "witness_cosignatures",
+    "witness_vkey",
 ]
 
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
@@ -240,3 +251,160 @@ def verify_checkpoint(
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
     return checkpoint
+
+
+# --------------------------------------------------------------------------
+# Witness cosignatures (C2SP tlog-cosignature, Ed25519 "cosignature/v1")
+#
+# A cosignature is one more signed-note signature line on the checkpoint:
+# ``— <witness name> base64(key_id[4] || timestamp u64 big-endian || sig[64])``
+# with ``key_id = SHA-256(name || "\n" || 0x04 || public key)[:4]`` and the
+# signature over ``"cosignature/v1\ntime <timestamp>\n" || checkpoint body``.
+# The timestamp is POSIX seconds (not the checkpoint's microseconds).
+
+COSIGNATURE_ALGORITHM = 0x04  # signed-note signature type byte of cosignature/v1
+COSIGNATURE_HEADER = "cosignature/v1\n"
+COSIGNATURE_BLOB_SIZE = 4 + 8 + 64
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    """One witness's cosignature on a checkpoint body."""
+
+    name: str
+    timestamp: int  # POSIX seconds
+    signature: bytes  # 64 bytes
+
+    def line(self, public_key: bytes) -> str:
+        """The signed-note signature line, newline included."""
+        blob = (
+            cosignature_key_id(self.name, public_key)
+            + self.timestamp.to_bytes(8, "big")
+            + self.signature
+        )
+        return f"{SIGNATURE_PREFIX}{self.name} {base64.b64encode(blob).decode('ascii')}\n"
+
+
+def cosignature_key_id(name: str, public_key: bytes) -> bytes:
+    """The 4-byte key ID of an Ed25519 cosigner key."""
+    return hashlib.sha256(
+        name.encode("utf-8") + b"\n" + bytes([COSIGNATURE_ALGORITHM]) + public_key
+    ).digest()[:4]
+
+
+def cosigned_message(body: str, timestamp: int) -> bytes:
+    """What a cosigner signs: header line, time line, then the checkpoint body."""
+    _check_uint("cosignature timestamp", timestamp)
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{body}".encode()
+
+
+def witness_vkey(name: str, public_key: bytes) -> str:
+    """The verifier key ``name+keyid hex+base64(0x04 || key)`` an auditor hands out."""
+    _check_key_name(name)
+    if not isinstance(public_key, bytes) or len(public_key) != 32:
+        raise NoteError("a witness public key is 32 raw bytes")
+    return "{}+{}+{}".format(
+        name,
+        cosignature_key_id(name, public_key).hex(),
+        base64.b64encode(bytes([COSIGNATURE_ALGORITHM]) + public_key).decode("ascii"),
+    )
+
+
+def parse_witness_vkey(vkey: str) -> tuple[str, bytes]:
+    """``name+keyid+base64(0x04||key)`` -> (name, raw public key); the key ID must match."""
+    name, sep1, rest = vkey.partition("+")
+    hex_id, sep2, b64 = rest.partition("+")
+    if not (sep1 and sep2):
+        raise NoteError("a witness key is '<name>+<key id hex>+<base64 key>'")
+    _check_key_name(name)
+    raw = _b64_strict(b64, "witness key")
+    if len(raw) != 33 or raw[0] != COSIGNATURE_ALGORITHM:
+        raise NoteError("witness key must be 0x04 followed by a 32-byte Ed25519 key")
+    if cosignature_key_id(name, raw[1:]).hex() != hex_id:
+        raise NoteError("witness key ID does not match its name and key")
+    return name, raw[1:]
+
+
+def checkpoint_body(note: str) -> str:
+    """The signed text of a note (up to and including the newline before the blank line)."""
+    split = note.find("\n\n")
+    if split < 0:
+        raise NoteError("note has no blank line between text and signatures")
+    return note[: split + 1]
+
+
+def signature_lines(note: str) -> list[str]:
+    """The note's signature lines, without their newlines."""
+    signatures = note[len(checkpoint_body(note)) + 1 :]
+    if not signatures.endswith("\n"):
+        raise NoteError("note must end with a newline after the last signature")
+    return signatures[:-1].split("\n")
+
+
+def cosign_checkpoint(
+    body: str, name: str, private_key: Ed25519PrivateKey, timestamp: int
+) -> tuple[Cosignature, str]:
+    """Cosign a checkpoint body; returns the cosignature and its signature line."""
+    _check_key_name(name)
+    parse_checkpoint_body(body)
+    cosig = Cosignature(name, timestamp, private_key.sign(cosigned_message(body, timestamp)))
+    return cosig, cosig.line(private_key.public_key().public_bytes_raw())
+
+
+def parse_cosignature_line(line: str) -> tuple[str, bytes]:
+    """A signature line (with or without its newline) -> (key name, raw blob)."""
+    line = line.removesuffix("\n")
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise NoteError("a cosignature line starts with an em dash and a space")
+    name, sep, blob_text = line[len(SIGNATURE_PREFIX) :].partition(" ")
+    if not sep:
+        raise NoteError("malformed cosignature line")
+    _check_key_name(name)
+    return name, _b64_strict(blob_text, "cosignature")
+
+
+def verify_cosignature_line(body: str, line: str, name: str, public_key: bytes) -> Cosignature:
+    """Check one cosignature line on ``body`` by the witness (name, public_key).
+
+    A line for another name or key ID is not this witness's: NoteError. A
+    line that claims this witness and does not verify is a forgery: NoteError.
+    """
+    line_name, blob = parse_cosignature_line(line)
+    if line_name != name:
+        raise NoteError(f"cosignature is by {line_name!r}, not {name!r}")
+    if len(blob) != COSIGNATURE_BLOB_SIZE:
+        raise NoteError("an Ed25519 cosignature is 76 bytes (key ID, timestamp, signature)")
+    if blob[:4] != cosignature_key_id(name, public_key):
+        raise NoteError(f"cosignature key ID is not that of witness {name!r}")
+    timestamp = int.from_bytes(blob[4:12], "big")
+    if timestamp >= 1 << 63:
+        raise NoteError("cosignature timestamp out of range")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            blob[12:], cosigned_message(body, timestamp)
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise NoteError(f"cosignature by {name!r} does not verify") from exc
+    return Cosignature(name, timestamp, blob[12:])
+
+
+def witness_cosignatures(note: str, witnesses: dict[str, bytes]) -> dict[str, Cosignature]:
+    """The valid cosignatures in ``note`` by the given witnesses (name -> key).
+
+    Lines from keys not given are ignored (C2SP: unknown keys MUST be
+    ignored); a line that names a given witness with its key ID but does not
+    verify makes the note malformed, so it raises NoteError. Each witness
+    counts once.
+    """
+    body = checkpoint_body(note)
+    found: dict[str, Cosignature] = {}
+    for line in signature_lines(note):
+        name, blob = parse_cosignature_line(line)
+        key = witnesses.get(name)
+        if key is None or blob[:4] != cosignature_key_id(name, key):
+            continue
+        cosig = verify_cosignature_line(body, line, name, key)
+        if name in found:
+            raise NoteError(f"note carries more than one cosignature by {name!r}")
+        found[name] = cosig
+    return found

@@ -2,6 +2,7 @@
 
     python -m compliance_client.verify BUNDLE.zip [--trusted-checkpoint NOTEFILE]
         [--log-public-key BASE64] [--no-signatures] [--workers N]
+        [--witness-key NAME+KEYID+BASE64 ...] [--min-witnesses K]
 
 Why it exists: an auditor must be able to convince themselves, with nothing
 but the zip and (ideally) a checkpoint they saved earlier, that the log is
@@ -15,7 +16,10 @@ checkpoint and the first bad seq where one exists):
 2. keys.json is well formed (and its log key equals ``--log-public-key``);
 3. every checkpoint note verifies with the log key, one origin, timestamps
    strictly increasing, sizes non-decreasing; every consistency proof
-   between consecutive checkpoints verifies (RFC 9162 2.1.4.2);
+   between consecutive checkpoints verifies (RFC 9162 2.1.4.2); with
+   ``--witness-key``, the witnesses' cosignatures on the checkpoints verify
+   (C2SP tlog-cosignature/v1) and some checkpoint carries ``--min-witnesses``
+   of them;
 4. the trusted checkpoint, if given, verifies and is ordered consistently
    with the bundle's checkpoints;
 5. records.jsonl, streamed: each line canonical JCS, seqs contiguous from 0,
@@ -82,7 +86,13 @@ from compliance_client.bundle import (
     parse_manifest,
 )
 from compliance_client.jcs import canonicalize
-from compliance_client.note import Checkpoint, NoteError, verify_checkpoint
+from compliance_client.note import (
+    Checkpoint,
+    NoteError,
+    parse_witness_vkey,
+    verify_checkpoint,
+    witness_cosignatures,
+)
 
 __all__ = ["CHUNK", "VerifyResult", "main", "verify_bundle"]
 
@@ -110,6 +120,9 @@ class VerifyResult:
     root_hash: str | None = None  # latest checkpoint's, hex
     trusted_tree_size: int | None = None
     warnings: tuple[str, ...] = field(default=())
+    # the largest checkpoint cosigned by at least --min-witnesses given witnesses
+    witnessed_tree_size: int | None = None
+    cosignatures: int = 0  # valid cosignatures by the given witnesses, all checkpoints
 
 
 class _Failure(Exception):
@@ -673,6 +686,34 @@ def _check_consistency_file(doc: Any, checkpoints: list[Checkpoint]) -> None:
             )
 
 
+def _check_witnesses(
+    notes: list[str], checkpoints: list[Checkpoint], witnesses: dict[str, bytes], quorum: int
+) -> tuple[int | None, int]:
+    """Cosignatures (C2SP tlog-cosignature/v1) by the witness keys the auditor
+    passed in; lines by other keys are ignored, as the spec requires, so a
+    cosignature by an unknown key counts for nothing. Returns the largest
+    tree_size cosigned by at least ``quorum`` of them and the number of valid
+    cosignatures; fails when ``quorum`` > 0 and no checkpoint reaches it."""
+    witnessed: int | None = None
+    total = 0
+    for i, (note, cp) in enumerate(zip(notes, checkpoints, strict=True)):
+        try:
+            found = witness_cosignatures(note, witnesses)
+        except NoteError as exc:
+            raise _Failure(CHECKPOINTS, f"{CHECKPOINTS}: checkpoint {i}: {exc}") from exc
+        total += len(found)
+        if quorum and len(found) >= quorum:
+            witnessed = cp.tree_size
+    if quorum and witnessed is None:
+        raise _Failure(
+            CHECKPOINTS,
+            f"{CHECKPOINTS}: no checkpoint is cosigned by {quorum} of the {len(witnesses)} "
+            f"witness key(s) given ({', '.join(sorted(witnesses))}); the log's checkpoints are "
+            "vouched for by the operator alone",
+        )
+    return witnessed, total
+
+
 def _check_trusted_order(trusted: Checkpoint, checkpoints: list[Checkpoint]) -> None:
     """The log may never have signed a smaller tree after the trusted one, nor
     a different tree at the same time: that is a rollback or a split view."""
@@ -707,6 +748,8 @@ def verify_bundle(
     log_public_key: bytes | None = None,
     check_signatures: bool = True,
     workers: int | None = None,
+    witness_keys: dict[str, bytes] | None = None,
+    min_witnesses: int = 0,
 ) -> VerifyResult:
     """Verify an evidence bundle; never raises on a bad bundle, returns a result.
 
@@ -716,13 +759,22 @@ def verify_bundle(
     only the Ed25519 verification of bot signatures (key ownership and
     validity windows are still checked; checkpoint signatures always are).
     ``workers`` defaults to the CPU count (1 for small bundles).
+    ``witness_keys`` (name -> raw Ed25519 key) are the witnesses the auditor
+    trusts; with ``min_witnesses`` = k > 0 some checkpoint must carry k of
+    their cosignatures.
     """
     started = time.perf_counter()
     counts = {"records": 0, "checkpoints": 0, "signatures": 0, "workers": 1}
     try:
         with zipfile.ZipFile(path) as zf:
             result = _verify(
-                zf, trusted_checkpoint, log_public_key, check_signatures, workers, counts
+                zf,
+                trusted_checkpoint,
+                log_public_key,
+                check_signatures,
+                workers,
+                counts,
+                (witness_keys or {}, min_witnesses),
             )
             return replace(result, elapsed_s=time.perf_counter() - started)
     except _Failure as failure:
@@ -755,6 +807,7 @@ def _verify(
     check_signatures: bool,
     workers: int | None,
     counts: dict[str, int],
+    witness_policy: tuple[dict[str, bytes], int] = ({}, 0),
 ) -> VerifyResult:
     members, manifest = _open_members(zf)
     try:
@@ -777,6 +830,10 @@ def _verify(
         raise _Failure(CHECKPOINTS, str(exc)) from exc
     checkpoints = _check_checkpoints(notes, log_key.key_name, log_key.public_key)
     counts["checkpoints"] = len(checkpoints)
+    witness_keys, quorum = witness_policy
+    if quorum > len(witness_keys):
+        raise _Failure(None, f"--min-witnesses {quorum} but only {len(witness_keys)} witness keys")
+    witnessed, cosignatures = _check_witnesses(notes, checkpoints, witness_keys, quorum)
     _check_consistency_file(_load_small_json(members[CONSISTENCY], CONSISTENCY), checkpoints)
 
     trusted: Checkpoint | None = None
@@ -829,6 +886,11 @@ def _verify(
             f"(seq {latest.tree_size}..{stream.count - 1}) are covered by the hash chain "
             "only, not by a signed checkpoint"
         )
+    if witnessed is not None and witnessed < latest.tree_size:
+        warnings.append(
+            f"checkpoints after tree_size {witnessed} are not cosigned by {quorum} "
+            "of the given witnesses"
+        )
     return VerifyResult(
         ok=True,
         records=stream.count,
@@ -841,6 +903,8 @@ def _verify(
         root_hash=latest.root_hash.hex(),
         trusted_tree_size=trusted.tree_size if trusted else None,
         warnings=tuple(warnings),
+        witnessed_tree_size=witnessed,
+        cosignatures=cosignatures,
     )
 
 
@@ -874,7 +938,8 @@ def _check_trusted_against_leaves(
 # command line
 
 
-def _parse_key(text: str) -> bytes:
+def parse_key_arg(text: str) -> bytes:
+    """argparse type: a base64 raw 32-byte Ed25519 public key."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
@@ -882,6 +947,13 @@ def _parse_key(text: str) -> bytes:
     if len(raw) != 32:
         raise argparse.ArgumentTypeError("an Ed25519 public key is 32 raw bytes")
     return raw
+
+
+def _parse_witness_key(text: str) -> tuple[str, bytes]:
+    try:
+        return parse_witness_vkey(text)
+    except NoteError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _summary(path: str, result: VerifyResult) -> str:
@@ -903,6 +975,11 @@ def _summary(path: str, result: VerifyResult) -> str:
         lines.append(
             f"  trusted:      bundle extends the trusted checkpoint "
             f"(tree_size {result.trusted_tree_size})"
+        )
+    if result.witnessed_tree_size is not None:
+        lines.append(
+            f"  witnesses:    tree_size {result.witnessed_tree_size} cosigned by the quorum "
+            f"({result.cosignatures} valid cosignatures in all)"
         )
     lines.append(
         f"  time:         {result.elapsed_s:.2f} s ({rate:,.0f} records/s, "
@@ -926,7 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--log-public-key",
         metavar="BASE64",
-        type=_parse_key,
+        type=parse_key_arg,
         help="pin the log's Ed25519 public key instead of trusting keys.json",
     )
     parser.add_argument(
@@ -937,7 +1014,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: CPU count)"
     )
+    parser.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        type=_parse_witness_key,
+        metavar="VKEY",
+        help="a witness you trust, as name+keyid+base64 (repeatable)",
+    )
+    parser.add_argument(
+        "--min-witnesses",
+        type=int,
+        default=None,
+        metavar="K",
+        help="require a checkpoint cosigned by K of the --witness-key witnesses "
+        "(default: 1 when witness keys are given)",
+    )
     args = parser.parse_args(argv)
+    witness_keys = dict(args.witness_key)
+    min_witnesses = args.min_witnesses
+    if min_witnesses is None:
+        min_witnesses = 1 if witness_keys else 0
+    if min_witnesses < 0 or min_witnesses > len(witness_keys):
+        parser.error(f"--min-witnesses {min_witnesses} needs that many --witness-key values")
     trusted = None
     if args.trusted_checkpoint:
         try:
@@ -951,6 +1050,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_public_key=args.log_public_key,
         check_signatures=not args.no_signatures,
         workers=args.workers,
+        witness_keys=witness_keys,
+        min_witnesses=min_witnesses,
     )
     if result.ok:
         print(_summary(args.bundle, result))

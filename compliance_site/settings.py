@@ -226,6 +226,12 @@ CELERY_BEAT_SCHEDULE: dict = {
 # Audit log settings.
 COMPLIANCE_LOG_ORIGIN = env.str("COMPLIANCE_LOG_ORIGIN", default="compliance.local/log")
 COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=100_000)
+# Witnesses (C2SP tlog-witness): a checkpoint counts as published once this
+# many registered, unrevoked witnesses have cosigned it (0: when signed).
+COMPLIANCE_WITNESS_QUORUM = env.int("COMPLIANCE_WITNESS_QUORUM", default=0)
+# The log public key, the latest checkpoint and consistency proofs are public
+# by nature (a witness needs them); turn this off to require an account.
+COMPLIANCE_PUBLIC_TRANSPARENCY = env.bool("COMPLIANCE_PUBLIC_TRANSPARENCY", default=True)
 COMPLIANCE_TOKEN_TTL = timedelta(seconds=env.int("COMPLIANCE_TOKEN_TTL_SECS", default=8 * 3600))
 
 # Webhooks: targets on private, loopback or link-local addresses are refused

@@ -24,6 +24,7 @@ from ..services.export import ExportError, export_as_dict, export_request
 from ..services.log import DEFAULT_LOG, Actor
 from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
 from ..services.verify import verify_and_record
+from ..services.witnesses import latest_checkpoint, note_with_cosignatures
 
 
 def checkpoint_dict(cp: Checkpoint, origin: str) -> dict[str, Any]:
@@ -34,6 +35,18 @@ def checkpoint_dict(cp: Checkpoint, origin: str) -> dict[str, Any]:
         "timestamp_us": cp.timestamp_us,
         "note": cp.note,
     }
+
+
+class IsPublicOrViewer(IsViewer):
+    """Public by nature (a witness needs it): anyone, unless the operator set
+    COMPLIANCE_PUBLIC_TRANSPARENCY off; then viewers and up."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        from django.conf import settings
+
+        if settings.COMPLIANCE_PUBLIC_TRANSPARENCY:
+            return True
+        return super().has_permission(request, view)
 
 
 def _origin() -> str:
@@ -47,7 +60,7 @@ def _bad_request(detail: str, code: str = "invalid_proof_request") -> Response:
 
 
 class PublicKeyApi(APIView):
-    permission_classes = [IsViewer]
+    permission_classes = [IsPublicOrViewer]
 
     def get(self, request: Request) -> Response:
         return Response(
@@ -69,9 +82,15 @@ class CheckpointListApi(APIView):
             limit = min(max(int(request.query_params.get("limit", 100)), 1), 1000)
         except ValueError:
             return _bad_request("limit must be an integer", "invalid")
-        rows = Checkpoint.objects.filter(log__name=DEFAULT_LOG).order_by("-timestamp_us")[:limit]
+        rows = (
+            Checkpoint.objects.filter(log__name=DEFAULT_LOG)
+            .order_by("-timestamp_us")
+            .prefetch_related("cosignatures")[:limit]
+        )
         origin = _origin()
-        return Response([checkpoint_dict(cp, origin) for cp in rows])
+        return Response(
+            [{**checkpoint_dict(cp, origin), "note": note_with_cosignatures(cp)} for cp in rows]
+        )
 
     @extend_schema(request=None)
     def post(self, request: Request) -> Response:
@@ -86,13 +105,19 @@ class CheckpointListApi(APIView):
 
 
 class CheckpointLatestApi(APIView):
-    permission_classes = [IsViewer]
+    """The latest published checkpoint, its note carrying every cosignature.
+    `include_unpublished=1` (what witnesses ask for) gives the newest one even
+    before it has the k cosignatures that make it count."""
 
+    permission_classes = [IsPublicOrViewer]
+
+    @extend_schema(parameters=[OpenApiParameter("include_unpublished", bool, required=False)])
     def get(self, request: Request) -> Response:
-        cp = Checkpoint.objects.filter(log__name=DEFAULT_LOG).order_by("-timestamp_us").first()
+        flag = request.query_params.get("include_unpublished", "")
+        cp = latest_checkpoint(include_unpublished=flag.lower() in ("1", "true", "yes"))
         if cp is None:
             raise Http404
-        return Response(checkpoint_dict(cp, _origin()))
+        return Response({**checkpoint_dict(cp, _origin()), "note": note_with_cosignatures(cp)})
 
 
 def _int_params(
@@ -139,7 +164,7 @@ class InclusionProofApi(APIView):
 
 
 class ConsistencyProofApi(APIView):
-    permission_classes = [IsViewer]
+    permission_classes = [IsPublicOrViewer]
 
     class Params(serializers.Serializer):
         first = serializers.IntegerField(min_value=0)

@@ -29,6 +29,7 @@ from ..models import Checkpoint, Log, LogExport, Record
 from .checkpoints import checkpoint_create
 from .log import DEFAULT_LOG
 from .tree import fetcher
+from .witnesses import note_with_cosignatures
 
 CHUNK = 5000
 STALE_RUNNING = timedelta(minutes=30)
@@ -103,11 +104,13 @@ def write_bundle(
         size = to_seq + 1
     log = Log.objects.get(name=log_name)
     start = from_seq or 0
-    checkpoints = list(
-        Checkpoint.objects.filter(log=log, tree_size__lte=size)
+    # Each note carries its witnesses' cosignatures (C2SP: more signature lines).
+    checkpoints = [
+        (cp.tree_size, note_with_cosignatures(cp))
+        for cp in Checkpoint.objects.filter(log=log, tree_size__lte=size)
         .order_by("timestamp_us")
-        .values_list("tree_size", "note")
-    )
+        .prefetch_related("cosignatures")
+    ]
     fetch = fetcher(log_name)
     proofs = [
         consistency_entry(a, b, merkle.consistency_proof(a, b, fetch))

@@ -24,10 +24,15 @@ from django.db import transaction
 from accounts.models import AgentKey
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
-from compliance_client.note import NoteError, verify_checkpoint
+from compliance_client.note import (
+    NoteError,
+    checkpoint_body,
+    verify_checkpoint,
+    verify_cosignature_line,
+)
 
 from .. import log_key
-from ..models import Checkpoint, Log, MerkleNode, Record
+from ..models import Checkpoint, Cosignature, Log, MerkleNode, Record
 from .log import DEFAULT_LOG, TILE_LEVELS, Actor, record_event
 
 CHUNK = 5000
@@ -157,6 +162,24 @@ def _checkpoints(head: Log) -> list[tuple[int, bytes, Checkpoint]]:
     return out
 
 
+def _check_cosignatures(head: Log) -> None:
+    """Every stored witness cosignature still verifies over its checkpoint with
+    the witness's registered key (C2SP tlog-cosignature/v1)."""
+    rows = Cosignature.objects.filter(checkpoint__log=head).select_related("checkpoint", "witness")
+    for cosig in rows.order_by("pk").iterator(chunk_size=500):
+        try:
+            verify_cosignature_line(
+                checkpoint_body(cosig.checkpoint.note),
+                cosig.line,
+                cosig.witness.name,
+                bytes(cosig.witness.public_key),
+            )
+        except NoteError as exc:
+            raise _Bad(
+                None, f"cosignature at tree size {cosig.checkpoint.tree_size}: {exc}"
+            ) from exc
+
+
 def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) -> VerifyResult:
     """Verify everything; memory stays flat (keyset pagination, chunked)."""
     head = Log.objects.filter(name=log_name).first()
@@ -165,6 +188,7 @@ def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) ->
     checked = 0
     try:
         checkpoints = _checkpoints(head)
+        _check_cosignatures(head)
         checked = _walk(head, checkpoints, _key_registry() if check_signatures else None)
     except _Bad as bad:
         return VerifyResult(False, checked if bad.seq is None else bad.seq, bad.seq, bad.detail)
