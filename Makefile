@@ -26,6 +26,7 @@ install-dev: $(VENV)/.installed-dev
 run: export DJANGO_DEBUG ?= 1
 run: install
 	mkdir -p var/broker/queue var/broker/processed var/media
+	rm -rf var/prometheus && mkdir -p var/prometheus  # /metrics counters of this run's workers
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_log_key
 	$(PY) manage.py collectstatic --noinput --verbosity 0

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "compliance_site.metrics.HotPathLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -226,6 +227,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 # Audit log settings.
 COMPLIANCE_LOG_ORIGIN = env.str("COMPLIANCE_LOG_ORIGIN", default="compliance.local/log")
 COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=100_000)
+# /metrics (Prometheus): callers from these addresses or networks, or with
+# `Authorization: Bearer <COMPLIANCE_METRICS_TOKEN>`, may scrape; nobody else.
+COMPLIANCE_METRICS_ALLOWED_IPS = env.list(
+    "COMPLIANCE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]
+)
+COMPLIANCE_METRICS_TOKEN = env.str("COMPLIANCE_METRICS_TOKEN", default="")
+
 # Witnesses (C2SP tlog-witness): a checkpoint counts as published once this
 # many registered, unrevoked witnesses have cosigned it (0: when signed).
 COMPLIANCE_WITNESS_QUORUM = env.int("COMPLIANCE_WITNESS_QUORUM", default=0)
