@@ -15,7 +15,13 @@ from django.utils import timezone
 from accounts.models import User
 from compliance_site.fields import EncryptedTextField
 
-__all__ = ["WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WebhookMessage"]
+__all__ = [
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
+    "WebhookRecordCursor",
+]
 
 
 class WebhookEndpoint(models.Model):
@@ -36,6 +42,9 @@ class WebhookEndpoint(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    records_from_seq = models.BigIntegerField(
+        default=0, help_text="record subscriptions start with this seq (the log size at creation)"
+    )
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -132,3 +141,16 @@ def notify_checkpoint(checkpoint: object) -> None:
     from .webhooks.services import checkpoint_notify
 
     checkpoint_notify(checkpoint)
+
+
+class WebhookRecordCursor(models.Model):
+    """How far the record stream has been fanned out to webhook subscribers:
+    every record with seq <= `last_seq` of its log has its messages queued
+    (or had no subscriber). One row per log, advanced under its row lock."""
+
+    log = models.OneToOneField("audit.Log", on_delete=models.PROTECT, related_name="+")
+    last_seq = models.BigIntegerField(default=-1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"webhook record cursor at {self.last_seq}"

@@ -44,8 +44,9 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.roles import has_role
 
+from ..models import Log
 from ..models_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from ..services.log import Actor, record_event
+from ..services.log import DEFAULT_LOG, Actor, record_event
 from . import ssrf
 
 logger = logging.getLogger(__name__)
@@ -152,11 +153,15 @@ def _clean_event_types(event_types: Any) -> list[str]:
         raise WebhookInvalid("invalid_event_types", "event_types must be a non-empty list")
     if len(event_types) > MAX_EVENT_TYPES:
         raise WebhookInvalid("invalid_event_types", "too many event types")
-    unknown = [t for t in event_types if t != ALL_EVENTS and t not in EVENT_TYPES]
+    from .records import ALL_RECORDS, record_event_types
+
+    known = {*EVENT_TYPES, ALL_EVENTS, ALL_RECORDS} | record_event_types()
+    unknown = [t for t in event_types if not isinstance(t, str) or t not in known]
     if unknown:
         raise WebhookInvalid(
             "invalid_event_types",
-            f"unknown event types {unknown}; choose from {', '.join(EVENT_TYPES)} or '*'",
+            f"unknown event types {unknown}; choose notices ({', '.join(EVENT_TYPES)} or "
+            f"'*' for all of them), record event types, or '{ALL_RECORDS}' for every record",
         )
     return sorted(set(event_types))
 
@@ -183,6 +188,11 @@ def webhook_endpoint_create(
         created_by=acting_user,
     )
     _record_change(endpoint, "registered", Actor.for_user(acting_user))
+    # Records are streamed to it from here on, not the history before it.
+    endpoint.records_from_seq = (
+        Log.objects.filter(name=DEFAULT_LOG).values_list("size", flat=True).first() or 0
+    )
+    endpoint.save(update_fields=["records_from_seq"])
     return endpoint
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .records import webhook_records_fanout
 from .services import webhook_deliver, webhook_deliver_due
 
 
@@ -16,6 +17,8 @@ def webhook_deliver_task(delivery_ids: list[int]) -> dict[str, int]:
 
 @shared_task(name="audit.webhooks.tasks.webhook_sweep_task")
 def webhook_sweep_task() -> dict[str, int]:
-    """Beat, every few seconds: send what is due (retries after backoff, rows
-    whose wake-up was lost with the broker, rows whose worker died)."""
+    """Beat, every few seconds: queue the new records for their subscribers,
+    then send what is due (new records, retries after backoff, rows whose
+    wake-up was lost with the broker, rows whose worker died)."""
+    webhook_records_fanout()
     return webhook_deliver_due()
