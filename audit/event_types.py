@@ -199,6 +199,23 @@ _SPECS: list[EventTypeSpec] = [
         Channel.SERVER,
         {1: obj({"agent_id": ID, "key_id": ID}, closed=False)},
     ),
+    # Where reports are emailed is evidence too: subscriptions made and ended.
+    EventTypeSpec(
+        "REPORT_SUBSCRIPTION_CHANGED",
+        Channel.SERVER,
+        {
+            1: obj(
+                {
+                    "subscription_id": INT,
+                    "action": {"enum": ["created", "deactivated"]},
+                    "kind": {"type": "string"},
+                    "format": {"type": "string"},
+                    "recipients": {"type": "array", "items": {"type": "string"}},
+                },
+                closed=False,
+            )
+        },
+    ),
     # Who may vouch for the log from outside: registering and revoking a witness key.
     EventTypeSpec(
         "WITNESS_CHANGED",

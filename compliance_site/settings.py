@@ -274,6 +274,21 @@ REPORTING_QUARTERLY_FORMATS = env.list(
     "REPORTING_QUARTERLY_FORMATS", default=["json", "csv", "pdf"]
 )
 REPORTING_PDF_MAX_ROWS = env.int("REPORTING_PDF_MAX_ROWS", default=500)
+# Emailed reports: the file is attached up to this size, above it (or with 0)
+# the email carries a link that needs a login, under COMPLIANCE_BASE_URL.
+REPORTING_EMAIL_ATTACH_MAX_BYTES = env.int(
+    "REPORTING_EMAIL_ATTACH_MAX_BYTES", default=5 * 1024 * 1024
+)
+REPORTING_EMAIL_MAX_ATTEMPTS = env.int("REPORTING_EMAIL_MAX_ATTEMPTS", default=5)
+COMPLIANCE_BASE_URL = env.str("COMPLIANCE_BASE_URL", default="http://127.0.0.1:8000")
+# Report anomalies that raise a critical alert in the queue, from these kinds.
+REPORTING_ALERT_KINDS = env.list(
+    "REPORTING_ALERT_KINDS", default=["daily_trade", "full_compliance"]
+)
+REPORTING_ALERT_ANOMALIES = env.list(
+    "REPORTING_ALERT_ANOMALIES",
+    default=["cancel_ratio", "error_rate", "gap_in_trading_hours", "clock_drift"],
+)
 
 LOGGING = {
     "version": 1,

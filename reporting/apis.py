@@ -80,6 +80,7 @@ class ReportOutSerializer(serializers.ModelSerializer):
             "requested_at",
             "finished_at",
             "error",
+            "provisional",
             "download_url",
         ]
         read_only_fields = fields
@@ -103,6 +104,7 @@ class ReportRequestSerializer(serializers.Serializer):
     end = serializers.DateTimeField(required=False, default_timezone=UTC)
     year = serializers.IntegerField(required=False, min_value=1970, max_value=9998)
     quarter = serializers.IntegerField(required=False, min_value=1, max_value=4)
+    provisional = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = {
@@ -159,6 +161,7 @@ class ReportsApi(APIView):
                 fmt=v["format"],
                 regulator=v["regulator"],
                 acting_user=request.user,
+                provisional=v["provisional"],
             )
         except ReportError as exc:
             return _error(exc.code, exc.detail)

@@ -64,6 +64,13 @@ class Report(models.Model):
     to_seq = models.BigIntegerField(null=True, blank=True)
     record_count = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # An intraday report of a period not yet over: it covers the period up to
+    # the moment it was asked for, and is pinned at its first generation to a
+    # seq range, the log size and a generation time, so it can be regenerated
+    # byte for byte later (reporting.services.provisional).
+    provisional = models.BooleanField(default=False)
+    generated_at_us = models.BigIntegerField(null=True, blank=True)
+    log_size = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -156,3 +163,6 @@ class RetentionLock(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+from .models_subscriptions import *  # noqa: E402,F403

@@ -34,10 +34,21 @@ def report_quarterly_schedule_task() -> list[int]:
 
 @shared_task(name="reporting.tasks.report_sweep_task")
 def report_sweep_task() -> int:
-    """Beat: re-enqueue reports whose task was lost or whose worker died."""
+    """Beat: re-enqueue reports whose task was lost or whose worker died, and
+    send the report emails still pending (or whose wake-up was lost)."""
+    from .services.delivery import report_delivery_sweep
     from .services.reports import report_sweep
 
+    report_delivery_sweep()
     return report_sweep()
+
+
+@shared_task(name="reporting.tasks.report_delivery_send_task")
+def report_delivery_send_task(delivery_id: int) -> str:
+    """Enqueued after the delivery row commits: email the report now."""
+    from .services.delivery import report_delivery_send
+
+    return report_delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(name="reporting.tasks.retention_purge_task")

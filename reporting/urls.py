@@ -8,11 +8,18 @@ from .apis import (
     ReportsApi,
     RetentionManifestApi,
 )
+from .apis_subscriptions import SubscriptionDeactivateApi, SubscriptionsApi
 
 app_name = "reporting"
 
 urlpatterns = [
     path("reports/", ReportsApi.as_view(), name="report-list"),
+    path("reports/subscriptions/", SubscriptionsApi.as_view(), name="subscription-list"),
+    path(
+        "reports/subscriptions/<int:subscription_id>/deactivate/",
+        SubscriptionDeactivateApi.as_view(),
+        name="subscription-deactivate",
+    ),
     path("reports/<int:report_id>/", ReportDetailApi.as_view(), name="report-detail"),
     path("reports/<int:report_id>/download/", ReportDownloadApi.as_view(), name="report-download"),
     path("retention/manifest/", RetentionManifestApi.as_view(), name="retention-manifest"),

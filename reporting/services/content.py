@@ -618,33 +618,49 @@ class _Collector:
             spool.write([v.version, v.hash, v.seq, _iso(v.created_at)])
 
 
-def collect(spec: ReportSpec, directory: Path) -> ReportContent:
+@dataclass(frozen=True)
+class Pinned:
+    """What fixes a provisional report, so that it regenerates byte for byte:
+    the seq range it covered, the log size and the time of its first run.
+    Sections read from projections that change later (approvals, alerts,
+    positions) are left empty in it; the final report has them."""
+
+    from_seq: int | None
+    to_seq: int | None
+    log_size: int
+    generated_at_us: int
+
+
+def collect(spec: ReportSpec, directory: Path, pinned: Pinned | None = None) -> ReportContent:
     """Everything a report shows: its header, its summary and one spool per section."""
     log = Log.objects.filter(name=DEFAULT_LOG).first() or Log.objects.create(name=DEFAULT_LOG)
-    log_size = log.size
+    log_size = log.size if pinned is None else pinned.log_size
     thresholds = Thresholds.current()
     collector = _Collector(spec, directory, log, thresholds)
-    from_seq, to_seq = period_seq_range(log, spec.period, log_size)
+    if pinned is None:
+        from_seq, to_seq = period_seq_range(log, spec.period, log_size)
+    else:
+        from_seq, to_seq = pinned.from_seq, pinned.to_seq
     if from_seq is not None and to_seq is not None:
         collector.walk(from_seq, to_seq)
     owners = dict(
         Agent.objects.filter(owner__isnull=False).values_list("agent_id", "owner__username")
     )
     collector.finish_agents(owners)
-    collector.approvals(spec.period)
-    collector.alerts(spec.period)
-    collector.positions(spec.period)
+    if pinned is None:
+        collector.approvals(spec.period)
+        collector.alerts(spec.period)
+        collector.positions(spec.period)
     collector.pre_trade_controls(spec.period, from_seq, to_seq)
     for spool in collector.spools.values():
         spool.close()
     counts = collector.counts
     counts["from_seq"] = from_seq  # type: ignore[assignment]
     counts["to_seq"] = to_seq  # type: ignore[assignment]
-    checkpoint = (
-        Checkpoint.objects.filter(log=log, tree_size__lte=log_size)
-        .order_by("-tree_size", "-timestamp_us")
-        .first()
-    )
+    checkpoints = Checkpoint.objects.filter(log=log, tree_size__lte=log_size)
+    if pinned is not None:
+        checkpoints = checkpoints.filter(timestamp_us__lte=pinned.generated_at_us)
+    checkpoint = checkpoints.order_by("-tree_size", "-timestamp_us").first()
     regulator = REGULATORS.get(spec.regulator) if spec.regulator else None
     header: dict[str, Any] = {
         "report_id": spec.report_id,
@@ -663,7 +679,7 @@ def collect(spec: ReportSpec, directory: Path) -> ReportContent:
             "start_us": spec.period.start_us,
             "end_us": spec.period.end_us,
         },
-        "generated_at": iso_us(to_us(timezone.now())),
+        "generated_at": iso_us(to_us(timezone.now()) if pinned is None else pinned.generated_at_us),
         "firm": firm_fields(spec.regulator),
         "coverage": {
             "from_seq": from_seq,
@@ -684,5 +700,13 @@ def collect(spec: ReportSpec, directory: Path) -> ReportContent:
         "sections": list(collector.wanted),
         "format_version": 1,
     }
+    if pinned is not None:
+        header["provisional"] = True
+        header["notes"].append(
+            "PROVISIONAL: the period had not ended; this report covers seq "
+            f"{from_seq}..{to_seq} and regenerates byte for byte from that range. "
+            "Approvals, alerts and positions are left out (they change after the "
+            "fact); the final report has them."
+        )
     summary = {name: counts[name] for name in SUMMARY_METRICS}
     return ReportContent(header, summary, [collector.spools[name] for name in collector.wanted])

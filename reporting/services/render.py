@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -171,6 +172,13 @@ def _pdf(content: ReportContent) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.set_title(_latin1(content.header["title"]))
     pdf.set_creator("compliance back-office")
+    # The file's own date is the report's generation time, not the moment it is
+    # rendered, so a pinned (provisional) report renders to the same bytes.
+    pdf.set_creation_date(
+        datetime.strptime(content.header["generated_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=UTC
+        )
+    )
     pdf.add_page()
     width = pdf.epw
     head = content.header

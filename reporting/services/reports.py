@@ -32,6 +32,8 @@ from ..models import Report
 from ..periods import Period, day, from_us, previous_quarter, quarter
 from ..regulators import REGULATORS
 from .content import ReportSpec, collect
+from .delivery import anomalies_raise_alerts, critical_anomalies, report_deliveries_queue
+from .provisional import provisional_period, provisional_pin
 from .render import HashingWriter, render
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def report_request(
     regulator: str = "",
     acting_user: User | None = None,
     now: datetime | None = None,
+    provisional: bool = False,
 ) -> tuple[Report, bool]:
     """Ask for a report (compliance officers and above; beat with no user).
 
@@ -84,8 +87,18 @@ def report_request(
             "invalid", f"unknown regulator {regulator!r}; one of {', '.join(REGULATORS)}"
         )
     now = now or timezone.now()
-    if period.end > now:
-        raise ReportError("period_not_ended", f"the period {period.label} has not ended yet")
+    if period.end > now and provisional:
+        try:
+            period = provisional_period(period, now)
+        except ValueError as exc:
+            raise ReportError("period_not_started", str(exc)) from exc
+    elif period.end > now:
+        raise ReportError(
+            "period_not_ended",
+            f"the period {period.label} has not ended yet (ask for a provisional report)",
+        )
+    else:
+        provisional = False  # an ended period gets the final report
     key = {
         "kind": kind,
         "period_start": period.start,
@@ -98,6 +111,7 @@ def report_request(
             with transaction.atomic():
                 report = Report.objects.create(
                     **key,
+                    provisional=provisional,
                     period_label=period.label,
                     scheduled=acting_user is None,
                     requested_by=acting_user,
@@ -161,24 +175,36 @@ def report_generate(*, report_id: int) -> Report:
             Period(report.period_start, report.period_end, report.period_label),
         )
         with tempfile.TemporaryDirectory(prefix="report-") as tmp:
-            content = collect(spec, Path(tmp))
+            content = collect(spec, Path(tmp), pinned=provisional_pin(report))
             path = Path(tmp) / f"report.{report.format}"
             with open(path, "wb") as fh:
                 writer = HashingWriter(fh)
                 render(content, report.format, writer)
             with open(path, "rb") as fh:
                 stored = default_storage.save(_file_name(report), File(fh))
-        return _finish(
+            anomalies = critical_anomalies(
+                next((s for s in content.sections if s.name == "anomalies"), None)
+            )
+        row = _finish(
             report, token, stored, writer.sha256.hexdigest(), writer.size, content.summary
         )
     except Exception as exc:
         logger.exception("report %s failed", report_id)
-        if stored:
-            default_storage.delete(stored)
-        Report.objects.filter(pk=report_id, claim_token=token, status=Report.Status.RUNNING).update(
-            status=Report.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-        )
+        _fail(report_id, token, stored, exc)
         return Report.objects.get(pk=report_id)
+    if row.status == Report.Status.DONE and row.claim_token == token:
+        # After the record: alerts for what must not sit in a file, then email.
+        anomalies_raise_alerts(report=row, anomalies=anomalies)
+        report_deliveries_queue(report=row)
+    return row
+
+
+def _fail(report_id: int, token: str, stored: str, exc: Exception) -> None:
+    if stored:
+        default_storage.delete(stored)
+    Report.objects.filter(pk=report_id, claim_token=token, status=Report.Status.RUNNING).update(
+        status=Report.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    )
 
 
 def _finish(
