@@ -156,10 +156,15 @@ class LogExport(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    class Format(models.TextChoices):
+        BUNDLE = "bundle", "Evidence bundle"
+        VCP = "vcp", "VCP v1.1-compatible archive"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requested_by = models.ForeignKey(
         "accounts.User", on_delete=models.PROTECT, null=True, related_name="+"
     )
+    format = models.CharField(max_length=8, choices=Format.choices, default=Format.BUNDLE)
     from_seq = models.BigIntegerField(null=True, blank=True)
     to_seq = models.BigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)

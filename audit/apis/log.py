@@ -197,6 +197,9 @@ class ExportListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
         to_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+        format = serializers.ChoiceField(
+            choices=LogExport.Format.values, required=False, default=LogExport.Format.BUNDLE
+        )
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
@@ -214,6 +217,7 @@ class ExportListCreateApi(APIView):
                 acting_user=request.user,
                 from_seq=data.validated_data.get("from_seq"),
                 to_seq=data.validated_data.get("to_seq"),
+                fmt=data.validated_data["format"],
             )
         except ExportError as exc:
             return _bad_request(str(exc), "invalid_export_range")
@@ -246,6 +250,7 @@ class ExportDownloadApi(APIView):
         return FileResponse(
             default_storage.open(export.file_name, "rb"),
             as_attachment=True,
-            filename=f"evidence-{export.pk}.zip",
+            filename=f"{'vcp' if export.format == LogExport.Format.VCP else 'evidence'}"
+            f"-{export.pk}.zip",
             content_type="application/zip",
         )

@@ -86,6 +86,17 @@ def check_range(*, from_seq: int | None, to_seq: int | None, log_name: str = DEF
         raise ExportError(f"no checkpoint covers a tree of at most {to_seq + 1} records yet")
 
 
+def export_size(*, from_seq: int | None, to_seq: int | None, log_name: str) -> int:
+    """The number of records an export covers, checking the range first. Without
+    `to_seq`, a fresh checkpoint is signed so every exported record is under one."""
+    check_range(from_seq=from_seq, to_seq=to_seq, log_name=log_name)
+    if to_seq is None:
+        latest = checkpoint_create(log_name=log_name, force=True)
+        assert latest is not None
+        return latest.tree_size
+    return to_seq + 1
+
+
 def write_bundle(
     out: IO[bytes],
     *,
@@ -95,13 +106,7 @@ def write_bundle(
 ) -> ExportInfo:
     """Write the bundle to `out`. Without `to_seq`, signs a fresh checkpoint first
     so that every exported record is covered by a signature."""
-    check_range(from_seq=from_seq, to_seq=to_seq, log_name=log_name)
-    if to_seq is None:
-        latest = checkpoint_create(log_name=log_name, force=True)
-        assert latest is not None
-        size = latest.tree_size
-    else:
-        size = to_seq + 1
+    size = export_size(from_seq=from_seq, to_seq=to_seq, log_name=log_name)
     log = Log.objects.get(name=log_name)
     start = from_seq or 0
     # Each note carries its witnesses' cosignatures (C2SP: more signature lines).
@@ -146,12 +151,18 @@ def write_bundle(
     return ExportInfo(records=size, checkpoints=len(checkpoints), tree_size=size)
 
 
-def export_request(*, acting_user: User, from_seq: int | None, to_seq: int | None) -> LogExport:
+def export_request(
+    *, acting_user: User, from_seq: int | None, to_seq: int | None, fmt: str = "bundle"
+) -> LogExport:
     """Queue an export (compliance officers+); the task runs after commit."""
     check_range(from_seq=from_seq, to_seq=to_seq)
     from ..tasks import log_export_task
 
-    export = LogExport.objects.create(requested_by=acting_user, from_seq=from_seq, to_seq=to_seq)
+    if fmt not in LogExport.Format.values:
+        raise ExportError(f"format must be one of {', '.join(LogExport.Format.values)}")
+    export = LogExport.objects.create(
+        requested_by=acting_user, from_seq=from_seq, to_seq=to_seq, format=fmt
+    )
     transaction.on_commit(lambda: log_export_task.delay(str(export.pk)))
     return export
 
@@ -170,14 +181,18 @@ def export_run(*, export_id: str) -> LogExport | None:
     export = LogExport.objects.get(pk=export_id)
     try:
         with tempfile.TemporaryFile() as tmp:
-            info = write_bundle(tmp, from_seq=export.from_seq, to_seq=export.to_seq)
+            writer = write_bundle
+            if export.format == LogExport.Format.VCP:
+                from .vcp import write_vcp_archive as writer
+            info = writer(tmp, from_seq=export.from_seq, to_seq=export.to_seq)
             size = tmp.tell()
             tmp.seek(0)
             digest = hashlib.sha256()
             for block in iter(lambda: tmp.read(1 << 20), b""):
                 digest.update(block)
             tmp.seek(0)
-            name = default_storage.save(f"exports/evidence-{export.pk}.zip", File(tmp))
+            prefix = "vcp" if export.format == LogExport.Format.VCP else "evidence"
+            name = default_storage.save(f"exports/{prefix}-{export.pk}.zip", File(tmp))
     except Exception as exc:
         LogExport.objects.filter(pk=export.pk).update(
             status=LogExport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
@@ -197,6 +212,7 @@ def export_run(*, export_id: str) -> LogExport | None:
 def export_as_dict(export: LogExport, download_url: str | None) -> dict[str, Any]:
     return {
         "id": str(export.pk),
+        "format": export.format,
         "status": export.status,
         "sha256": export.sha256 or None,
         "download_url": download_url if export.status == LogExport.Status.DONE else None,
