@@ -137,10 +137,14 @@ class WebhookAttempt(models.Model):
 
 
 def notify_checkpoint(checkpoint: object) -> None:
-    """Checkpoint hook (registered in AuditConfig.ready): push each new checkpoint."""
+    """Checkpoint hook (registered in AuditConfig.ready): push each new checkpoint.
+    With a witness quorum, a checkpoint is pushed when it counts as published
+    (audit.services.witnesses, once k witnesses cosigned it), not before."""
+    from .services.witnesses import quorum
     from .webhooks.services import checkpoint_notify
 
-    checkpoint_notify(checkpoint)
+    if quorum() == 0:
+        checkpoint_notify(checkpoint)
 
 
 class WebhookRecordCursor(models.Model):

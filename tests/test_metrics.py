@@ -107,6 +107,19 @@ def test_gate_decisions_by_outcome_and_reason_and_gate_latency_move(bot, order_i
     assert value(now, "compliance_approvals_pending") == 1
     assert value(now, "compliance_approvals_oldest_pending_age_seconds") >= 300
 
+    # the approval notices' outbox: one waiting, then one failing
+    from approvals.models import Notification
+
+    approval = ApprovalRequest.objects.get()
+    waiting = value(now, "compliance_notification_outbox_pending")
+    Notification.objects.create(
+        approval=approval, channel="email", event_type="APPROVAL_EXPIRED", seq=1, payload={}
+    )
+    assert value(scrape(), "compliance_notification_outbox_pending") == waiting + 1
+    failing = value(now, "compliance_notification_outbox_failing")
+    Notification.objects.filter(event_type="APPROVAL_EXPIRED").update(attempts=1)
+    assert value(scrape(), "compliance_notification_outbox_failing") == failing + 1
+
 
 @pytest.fixture
 def order_item(db):  # type: ignore[no-untyped-def]

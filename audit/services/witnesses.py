@@ -145,15 +145,22 @@ def cosignature_add(*, tree_size: int, witness: str, cosignature: str) -> Cosign
             raise WitnessError(
                 "already_cosigned", f"{witness!r} already cosigned this checkpoint", 409
             )
+        Checkpoint.objects.select_for_update().filter(pk=checkpoint.pk).get()  # one at a time
         try:
             with transaction.atomic():
-                return Cosignature.objects.create(
+                stored = Cosignature.objects.create(
                     checkpoint=checkpoint, witness=w, timestamp=cosig.timestamp, line=line
                 )
         except IntegrityError as exc:  # a concurrent resend of the same cosignature
             raise WitnessError(
                 "already_cosigned", f"{witness!r} already cosigned this checkpoint", 409
             ) from exc
+        if quorum() and _active_cosigner_count(checkpoint) == quorum():
+            # It counts as published from now: push it, with its cosignatures.
+            from ..webhooks.services import checkpoint_notify
+
+            checkpoint_notify(checkpoint)
+        return stored
     if not candidates:
         raise WitnessError("not_found", last_error, 404)
     raise WitnessError("invalid_cosignature", last_error, 403)
@@ -184,17 +191,18 @@ def checkpoints_published(qs: QuerySet[Checkpoint]) -> QuerySet[Checkpoint]:
     return qs.annotate(active_cosigners=_active_cosigners()).filter(active_cosigners__gte=k)
 
 
-def is_published(checkpoint: Checkpoint) -> bool:
-    k = quorum()
-    if k == 0:
-        return True
-    count = (
+def _active_cosigner_count(checkpoint: Checkpoint) -> int:
+    return (
         checkpoint.cosignatures.filter(witness__revoked_at__isnull=True)
         .values("witness")
         .distinct()
         .count()
     )
-    return count >= k
+
+
+def is_published(checkpoint: Checkpoint) -> bool:
+    k = quorum()
+    return k == 0 or _active_cosigner_count(checkpoint) >= k
 
 
 def latest_checkpoint(*, include_unpublished: bool = False) -> Checkpoint | None:

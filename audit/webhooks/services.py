@@ -293,7 +293,10 @@ def _wake(delivery_ids: list[int]) -> None:
 
 
 def checkpoint_notify(checkpoint: Any) -> None:
-    """audit.services.checkpoints hook: tell subscribers of each new checkpoint."""
+    """Tell subscribers of a checkpoint as it is published (signed, or with a
+    witness quorum, cosigned by k witnesses: the note carries their lines)."""
+    from ..services.witnesses import note_with_cosignatures
+
     webhook_notify(
         "CHECKPOINT_CREATED",
         {
@@ -301,7 +304,7 @@ def checkpoint_notify(checkpoint: Any) -> None:
             "tree_size": checkpoint.tree_size,
             "root_hash": base64.b64encode(bytes(checkpoint.root_hash)).decode("ascii"),
             "timestamp_us": checkpoint.timestamp_us,
-            "note": checkpoint.note,
+            "note": note_with_cosignatures(checkpoint),
         },
     )
 

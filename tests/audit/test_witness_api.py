@@ -251,3 +251,24 @@ def test_server_verification_catches_a_stored_cosignature_that_no_longer_verifie
         )
     result = verify_log()
     assert not result.ok and "cosignature" in result.detail
+
+
+def test_with_a_quorum_the_checkpoint_notice_goes_out_once_published(
+    api, bot, w1, people, settings
+):
+    import json
+
+    from audit.models import WebhookMessage
+    from audit.webhooks.services import webhook_endpoint_create
+
+    settings.COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
+    webhook_endpoint_create(
+        url="http://127.0.0.1:9/hook", event_types=["CHECKPOINT_CREATED"],
+        acting_user=people["alice"],
+    )  # fmt: skip
+    settings.COMPLIANCE_WITNESS_QUORUM = 1
+    cp = checkpoint_create(force=True)
+    assert not WebhookMessage.objects.filter(event_type="CHECKPOINT_CREATED").exists()
+    line = post_cosignature(api, cp, w1)
+    [message] = WebhookMessage.objects.filter(event_type="CHECKPOINT_CREATED")
+    assert json.loads(message.body)["data"]["note"] == cp.note + line
