@@ -19,6 +19,9 @@ This module imports no app, so audit and surveillance can import it.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -61,10 +64,34 @@ INGEST_LATENCY = Histogram(
 )
 
 
-def gate_decided(decision: str, reasons: list[dict]) -> None:  # type: ignore[type-arg]
-    GATE_DECISIONS.labels(decision).inc()
+# Labelled children, looked up once per label set (labels() takes a lock and
+# builds a key on every call; the set of outcomes and codes is small).
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+def count(metric: Any, label: str, amount: int = 1) -> None:
+    """Increment a one-label counter (events ingested/refused, gate refusals)."""
+    _child(metric, label).inc(amount)
+
+
+def count_each(metric: Any, labels: Iterable[str]) -> None:
+    """One increment per distinct label with its multiplicity (a batch's results)."""
+    for label, amount in Tally(labels).items():
+        _child(metric, label).inc(amount)
+
+
+def gate_decided(decision: str, reasons: list[dict[str, Any]]) -> None:
+    _child(GATE_DECISIONS, decision).inc()
     for reason in reasons:
-        GATE_DECISION_REASONS.labels(decision, str(reason.get("code", "unknown"))).inc()
+        _child(GATE_DECISION_REASONS, decision, str(reason.get("code", "unknown"))).inc()
 
 
 class HotPathLatencyMiddleware:

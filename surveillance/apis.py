@@ -22,7 +22,7 @@ from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
 from audit.services.ingest import BatchRejected
-from compliance_site.metrics import GATE_REFUSED, gate_decided
+from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 
 from .config import ComplianceConfigSerializer, DecimalText, plain
 from .models import KillSwitch, Order
@@ -96,7 +96,7 @@ class OrdersApi(APIView):
             result = order_submit(agent=request.user.agent, item=item)
         except BatchRejected as exc:
             error = exc.errors[0]
-            GATE_REFUSED.labels(error.code).inc()
+            count(GATE_REFUSED, error.code)
             return Response(
                 {
                     "code": error.code,
@@ -106,12 +106,12 @@ class OrdersApi(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         except OrderConflict as exc:
-            GATE_REFUSED.labels(exc.code).inc()
+            count(GATE_REFUSED, exc.code)
             return Response(
                 {"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT
             )
         except OrderNotFound as exc:
-            GATE_REFUSED.labels("order_not_found").inc()
+            count(GATE_REFUSED, "order_not_found")
             return Response(
                 {"code": "order_not_found", "detail": f"no order {exc.args[0]!r} for this agent"},
                 status=status.HTTP_404_NOT_FOUND,

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveAgent, IsViewer
 from compliance_site.exceptions import PayloadTooLarge
-from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED
+from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, count_each
 
 from ..selectors import RecordFilter, record_get, record_list
 from ..services.ingest import (
@@ -123,20 +123,20 @@ class EventsApi(APIView):
     def post(self, request: Request) -> Response:
         body = request.data
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-            EVENTS_REFUSED.labels("invalid_body").inc()
+            count(EVENTS_REFUSED, "invalid_body")
             return Response(
                 {"code": "invalid_body", "detail": 'Body must be {"events": [item, ...]}.'},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         items = body["events"]
         if len(items) > MAX_BATCH:
-            EVENTS_REFUSED.labels("batch_too_large").inc()
+            count(EVENTS_REFUSED, "batch_too_large")
             return Response(
                 {"code": "batch_too_large", "detail": f"At most {MAX_BATCH} events per request."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         if not items:
-            EVENTS_REFUSED.labels("empty_batch").inc()
+            count(EVENTS_REFUSED, "empty_batch")
             return Response(
                 {"code": "empty_batch", "detail": "Send at least one event."},
                 status=status.HTTP_400_BAD_REQUEST,
@@ -144,8 +144,7 @@ class EventsApi(APIView):
         try:
             results = ingest_events(request.user.agent, items)
         except BatchRejected as exc:
-            for error in exc.errors:
-                EVENTS_REFUSED.labels(error.code).inc()
+            count_each(EVENTS_REFUSED, (error.code for error in exc.errors))
             return Response(
                 {
                     "code": "invalid_events",
@@ -155,7 +154,7 @@ class EventsApi(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         except EventIdConflict as exc:
-            EVENTS_REFUSED.labels("event_id_conflict").inc()
+            count(EVENTS_REFUSED, "event_id_conflict")
             return Response(
                 {
                     "code": "event_id_conflict",
@@ -165,8 +164,7 @@ class EventsApi(APIView):
                 },
                 status=status.HTTP_409_CONFLICT,
             )
-        for result in results:
-            EVENTS_INGESTED.labels(result.status).inc()
+        count_each(EVENTS_INGESTED, (result.status for result in results))
         return Response({"results": [r.as_dict() for r in results]}, status=status.HTTP_201_CREATED)
 
 
