@@ -167,10 +167,12 @@ class DatabaseCollector:
     def _reports(self) -> Iterator[Metric]:
         from reporting.models import Report
 
-        yield CounterMetricFamily(
-            "compliance_report_failures",
-            "Report generations that failed.",
-            value=Report.objects.filter(status=Report.Status.FAILED).count(),
+        # A gauge, not a counter: a failed report asked for again is retried
+        # and leaves this state, so the figure can go down.
+        yield _gauge(
+            "compliance_reports_failed",
+            "Reports whose generation failed and has not been retried successfully.",
+            Report.objects.filter(status=Report.Status.FAILED).count(),
         )
 
 

@@ -225,7 +225,7 @@ def test_webhook_backlog_and_failures_and_notification_outbox_move(people, setti
 def test_report_failures_move():
     from reporting.models import Report
 
-    before = value(scrape(), "compliance_report_failures_total")
+    before = value(scrape(), "compliance_reports_failed")
     now = timezone.now()
     Report.objects.create(
         kind="daily_trade",
@@ -235,7 +235,7 @@ def test_report_failures_move():
         period_label="test",
         status=Report.Status.FAILED,
     )
-    assert value(scrape(), "compliance_report_failures_total") == before + 1
+    assert value(scrape(), "compliance_reports_failed") == before + 1
 
 
 def test_scrape_needs_an_allowed_address_or_the_token(settings):
