@@ -200,7 +200,7 @@ def _decision_data(
     notional: Decimal,
 ) -> dict[str, Any]:
     limits = agent_limits_dict(limit_row)
-    return {
+    data = {
         "decision": decision,
         "status": status,
         "reasons": [r.as_dict() for r in reasons],
@@ -209,6 +209,11 @@ def _decision_data(
         "agent_limits_hash": limits_hash(limits),
         "notional": format(notional.normalize(), "f"),
     }
+    if not lim.enabled:
+        # The config in force turned the limit checks off: the record says the
+        # decision was taken without them (the kill switch still applied).
+        data["checks_disabled"] = True
+    return data
 
 
 def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: str) -> list[Any]:

@@ -352,7 +352,16 @@ def trading_records() -> Counter[str]:
 
 
 @pytest.fixture
-def day(clock: Clock, make_bot: Callable[..., Any]) -> Iterator[Day]:
+def day(clock: Clock, make_bot: Callable[..., Any], set_config: Any) -> Iterator[Day]:
+    # The synthetic day's cases are planted for these windows and thresholds
+    # (an hour's window, 60 s wash trades, 5 s spoofs, 5 levels of layering),
+    # wider than the defaults a new install starts from.
+    set_config(
+        surveillance_window_secs=3600,
+        wash_trade_threshold_secs=60,
+        spoof_cancel_threshold_secs=5,
+        layering_depth=5,
+    )
     yield Day(clock, make_bot)
 
 
