@@ -13,6 +13,7 @@ from .apis.log import (
     LogVerifyApi,
     PublicKeyApi,
 )
+from .apis.users import UserListCreateApi, UserRoleApi
 
 app_name = "audit"
 
@@ -40,5 +41,7 @@ urlpatterns = [
     path("log/checkpoints/latest/", CheckpointLatestApi.as_view(), name="checkpoint-latest"),
     path("log/proofs/inclusion/", InclusionProofApi.as_view(), name="proof-inclusion"),
     path("log/proofs/consistency/", ConsistencyProofApi.as_view(), name="proof-consistency"),
+    path("users/", UserListCreateApi.as_view(), name="user-list"),
+    path("users/<str:username>/role/", UserRoleApi.as_view(), name="user-role"),
     path("", include("audit.webhooks.urls")),
 ]
