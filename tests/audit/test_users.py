@@ -130,43 +130,43 @@ def test_creation_and_deactivation_are_records(people):
                 user=p["bob"], is_superuser=True, reason="x", acting_user=p["adam"]
             ),
             "superuser_required",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_flags_set(
                 user=p["bob"], is_staff=False, reason="x", acting_user=p["adam"]
             ),
             "superuser_required",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_flags_set(
                 user=p["adam"], is_superuser=True, reason="x", acting_user=p["adam"]
             ),
             "superuser_required",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_role_set(
                 user=p["adam"], role="viewer", reason="x", acting_user=p["adam"]
             ),
             "own_account",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_active_set(
                 user=p["adam"], active=False, reason="x", acting_user=p["adam"]
             ),
             "own_account",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_role_set(
                 user=p["bob"], role="admin", reason="x", acting_user=p["alice"]
             ),
             "admin_required",
-        ),  # noqa: E501
+        ),
         (
             lambda p: user_role_set(
                 user=p["carol"], role="admin", reason="x", acting_user=p["carol"]
             ),
             "admin_required",
-        ),  # noqa: E501
+        ),
     ],
     ids=[
         "admin sets superuser",
@@ -306,7 +306,7 @@ def test_api_refuses_own_role_and_superusers_to_a_non_superuser_admin(
             {"username": "v", "password": "123", "role": "viewer"},
             400,
             "invalid_password",
-        ),  # noqa: E501
+        ),
     ],
 )
 def test_api_bad_input_is_a_4xx_with_a_code_and_nothing_stored(
