@@ -86,6 +86,8 @@ class RiskSnapshot:
     # Bookkeeping, not a check input: the market's risk row and the firm's gross
     # row are stored (the writes after the decision need not create them).
     rows_exist: bool = False
+    # Nor this: the agent's resting orders a person asked to cancel (gate answer).
+    cancel_orders: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
