@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Agent, User
 from accounts.selectors import agent_can_act
 from audit.event_types import CORE_TYPES
-from audit.services import Actor, PendingRecord, append, lock_head, pending_server_event
+from audit.services import Actor, PendingRecord, lock_head, record_event
 from audit.services.ingest import BatchRejected, FloatToken, ItemError
 from audit.validation import resolve, schema_errors
 from compliance_client.jcs import canonicalize, number_problem
@@ -142,13 +142,11 @@ def order_cancel_request(*, agent: Agent, order_id: str, reason: str, acting_use
             "cancel_already_requested",
             f"a cancel of order {order_id} was requested at seq {order.cancel_requested_seq}",
         )
-    pending = pending_server_event(
+    record = record_event(
         "CANCEL_REQUESTED",
         actor=Actor.for_user(acting_user),
         data={"order_id": order_id, "agent_id": agent.agent_id, "reason": reason},
     )
-    pending.agent_id = agent.agent_id  # found with the agent's records
-    [record] = append([pending])
     order.cancel_requested_at_us = record.recorded_at_us
     order.cancel_requested_seq = record.seq
     order.save(update_fields=["cancel_requested_at_us", "cancel_requested_seq"])
