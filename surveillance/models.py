@@ -76,6 +76,9 @@ class MarketRisk(models.Model):
     last_price = quantity_field(null=True)  # last traded or reported price
     mark_price = quantity_field(null=True)  # values the exposure: last price, else last order price
 
+    class Meta:
+        verbose_name = "firm position"
+
     def __str__(self) -> str:
         return self.market
 
@@ -109,6 +112,7 @@ class AgentMarketRisk(models.Model):
     day_notional = quantity_field(default=Decimal(0))
 
     class Meta:
+        verbose_name = "position"
         constraints = [
             models.UniqueConstraint(fields=["agent", "market"], name="agentmarketrisk_unique")
         ]

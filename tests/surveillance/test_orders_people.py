@@ -322,3 +322,32 @@ def test_positions_permissions(two_desks, caller, name):
 def test_a_bot_cannot_read_positions(two_desks):
     one, _ = two_desks
     assert one.client.get("/api/v1/positions/").status_code == 403
+
+
+# The read-only positions pages in the admin
+
+
+def admin_page(people: dict[str, Any], name: str, path: str) -> Any:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(people[name])
+    return client.get(path)
+
+
+POSITIONS = "/admin/surveillance/agentmarketrisk/"
+FIRM = "/admin/surveillance/marketrisk/"
+
+
+def test_positions_admin_pages_are_read_only_and_filtered(two_desks, people):
+    page = admin_page(people, "carol", POSITIONS).content.decode()
+    assert "bot-1" in page and "bot-2" in page
+    assert "/add/" not in page  # nothing to add, change or delete
+    mine = admin_page(people, "bob", POSITIONS).content.decode()
+    assert "bot-1" in mine and "bot-2" not in mine
+    firm = admin_page(people, "carol", FIRM)
+    assert firm.status_code == 200 and "ETH-USD" in firm.content.decode()
+    assert admin_page(people, "bob", FIRM).status_code == 403
+    row = AgentMarketRisk.objects.get(agent__agent_id="bot-1")
+    change = admin_page(people, "adam", f"{POSITIONS}{row.pk}/change/").content.decode()
+    assert 'name="position"' not in change  # shown, never an input
