@@ -238,6 +238,18 @@ def test_admin_creates_a_user_through_the_api(people, client_for):
     assert record["data"]["role_to"] == "viewer"
 
 
+def test_admin_lists_users_with_their_roles(people, client_for):
+    listed = {u["username"]: u["role"] for u in client_for("adam").get("/api/v1/users/").json()}
+    assert listed == {
+        "adam": "admin",
+        "alice": "compliance_officer",
+        "bob": "trader",
+        "carol": "viewer",
+        "oscar": "trader",
+        "rita": "risk_manager",
+    }
+
+
 def test_admin_changes_a_role_through_the_api(people, client_for):
     response = client_for("adam").post(
         "/api/v1/users/bob/role/", {"role": "viewer", "reason": "left the desk"}, format="json"

@@ -351,3 +351,19 @@ def test_positions_admin_pages_are_read_only_and_filtered(two_desks, people):
     row = AgentMarketRisk.objects.get(agent__agent_id="bot-1")
     change = admin_page(people, "adam", f"{POSITIONS}{row.pk}/change/").content.decode()
     assert 'name="position"' not in change  # shown, never an input
+
+
+@pytest.mark.parametrize("name", CALLERS)
+def test_order_lookup_shows_the_cancel_request_to_those_who_see_the_agent(
+    bot, submit, client_for, caller, name
+):
+    submit(bot, order_id="o-1")
+    client_for("bob").post(
+        "/api/v1/orders/o-1/cancel/", {"agent_id": "bot-1", "reason": "x"}, format="json"
+    )
+    response = caller(name).get("/api/v1/orders/o-1/?agent_id=bot-1")
+    expected = {None: 401, "oscar": 404}.get(name, 200)
+    assert response.status_code == expected
+    if expected == 200:
+        assert response.json()["cancel_requested"] is True
+        assert response.json()["cancel_requested_seq"] == last_records(1)[0]["seq"]
