@@ -394,6 +394,8 @@ def decide_submission(
                 "order_seq": order.seq,
                 "config_hash": lim.hash,
             },
+            # A manual order's requester is the person too: they may not grant it.
+            requested_by_user=submitted_by,
             requested_by_agent=agent,
             timeout_secs=lim.approval_timeout_secs,
         )

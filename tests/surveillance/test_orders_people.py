@@ -367,3 +367,27 @@ def test_order_lookup_shows_the_cancel_request_to_those_who_see_the_agent(
     if expected == 200:
         assert response.json()["cancel_requested"] is True
         assert response.json()["cancel_requested_seq"] == last_records(1)[0]["seq"]
+
+
+def test_a_person_may_not_grant_the_manual_order_they_held(bot, client_for, set_config):
+    # given approvals on; alice (compliance officer, not bob's bot's owner)
+    # submits a large manual order for bot-1, which is held
+    set_config(approval_enabled=True, approval_threshold_notional="100")
+    body = client_for("alice").post("/api/v1/orders/", manual(), format="json").json()
+    assert body["decision"] == "held"
+    requested = last_records(1)[0]
+    assert requested["event_type"] == "APPROVAL_REQUESTED"
+    assert requested["actor"] == {"type": "user", "id": "alice"}
+    before = state()
+    # then she may not approve it herself (four eyes); another officer may
+    response = client_for("alice").post(
+        f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "ok"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "four_eyes_requester"
+    assert state() == before
+    granted = client_for("adam").post(
+        f"/api/v1/approvals/{body['approval']['id']}/approve/", {"reason": "ok"}, format="json"
+    )
+    assert granted.status_code == 200
+    assert Order.objects.get(order_id="m-1").status == "open"
