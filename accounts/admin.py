@@ -3,21 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
-from .models import Agent, AgentKey, User
+from .models import Agent, AgentKey
 
-
-@admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "email", "role", "is_active", "last_login"]
-
-    @admin.display(description="Role")
-    def role(self, obj: User) -> str:
-        from .roles import user_role
-
-        return user_role(obj) or "-"
+# The User pages are registered by audit (audit/admin_users.py): each change
+# there goes through a service that records it, which accounts may not import.
 
 
 class AgentKeyInline(admin.TabularInline):

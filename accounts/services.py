@@ -29,8 +29,11 @@ def new_secret(prefix: str) -> str:
 
 @transaction.atomic
 def user_create(*, username: str, role: str, password: str | None, email: str = "") -> User:
-    """Create a user holding exactly one role. Every role can log in to the admin
-    (viewers see it read-only). Raises ValueError for an unknown role or a taken name."""
+    """Create a user holding exactly one role, without a record: the building
+    block of audit.services.users.user_create, which checks who may and
+    records it (people go through that one). Every role can log in to the
+    admin (viewers see it read-only). Raises ValueError for an unknown role or
+    a taken name."""
     if role not in ROLE_ORDER:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLE_ORDER)}")
     if User.objects.filter(username=username).exists():
@@ -47,6 +50,8 @@ def user_create(*, username: str, role: str, password: str | None, email: str = 
 
 @transaction.atomic
 def user_set_role(*, user: User, role: str) -> User:
+    """Replace the user's role group, without a record: only for
+    audit.services.users.user_role_set, which checks and records it."""
     if role not in ROLE_ORDER:
         raise ValueError(f"unknown role {role!r}")
     user.groups.set([Group.objects.get(name=role)])

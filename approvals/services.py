@@ -115,10 +115,11 @@ def _freeze(value: Any, path: str = "summary") -> Any:
 
 
 def _requester_actor(request: ApprovalRequest) -> Actor:
-    if request.requested_by_agent is not None:
-        return Actor.agent(request.requested_by_agent.agent_id)
+    # A person first: a manual order names both the person and the agent.
     if request.requested_by_user is not None:
         return Actor.for_user(request.requested_by_user)
+    if request.requested_by_agent is not None:
+        return Actor.agent(request.requested_by_agent.agent_id)
     return Actor.system("approvals")
 
 

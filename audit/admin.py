@@ -8,7 +8,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from accounts.models import User
+
+from .admin_users import UserAdmin
 from .models import Checkpoint, EventType, Record
+
+admin.site.register(User, UserAdmin)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -29,6 +29,8 @@ TEXT = {"type": "string", "maxLength": 4000}
 MARKET = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9._:/\-]+$"}
 INT = {"type": "integer", "minimum": -(2**53 - 1), "maximum": 2**53 - 1}
 SEQ = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+# The five roles (accounts.models.Role), lowest first.
+ROLES = ["viewer", "trader", "risk_manager", "compliance_officer", "admin"]
 
 
 def obj(
@@ -216,6 +218,23 @@ _SPECS: list[EventTypeSpec] = [
             )
         },
     ),
+    # Who holds which role is the most sensitive control there is: every
+    # creation, role change, (de)activation and flag change (CONTRACT 12).
+    EventTypeSpec(
+        "USER_ROLE_CHANGED",
+        Channel.SERVER,
+        {
+            1: obj(
+                {
+                    "username": {"type": "string", "minLength": 1, "maxLength": 150},
+                    "role_from": {"enum": [*ROLES, None]},
+                    "role_to": {"enum": [*ROLES, None]},
+                    "reason": TEXT,
+                },
+                closed=False,
+            )
+        },
+    ),
     # Who may vouch for the log from outside: registering and revoking a witness key.
     EventTypeSpec(
         "WITNESS_CHANGED",
@@ -230,6 +249,13 @@ _SPECS: list[EventTypeSpec] = [
                 closed=False,
             )
         },
+    ),
+    # A person asked that an open order of an agent they act for be canceled;
+    # only the bot can cancel on the venue (CONTRACT 12).
+    EventTypeSpec(
+        "CANCEL_REQUESTED",
+        Channel.SERVER,
+        {1: obj({"order_id": ID, "agent_id": ID, "reason": TEXT}, closed=False)},
     ),
     # Where notices leave the firm is itself evidence: registering, enabling and
     # (automatic) disabling of a webhook receiver.

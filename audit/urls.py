@@ -13,6 +13,7 @@ from .apis.log import (
     LogVerifyApi,
     PublicKeyApi,
 )
+from .apis.users import UserListCreateApi, UserRoleApi
 from .apis.witnesses import CosignatureCreateApi, WitnessListCreateApi, WitnessRevokeApi
 
 app_name = "audit"
@@ -48,5 +49,7 @@ urlpatterns = [
     path("log/witnesses/<path:name>/revoke/", WitnessRevokeApi.as_view(), name="witness-revoke"),
     path("log/proofs/inclusion/", InclusionProofApi.as_view(), name="proof-inclusion"),
     path("log/proofs/consistency/", ConsistencyProofApi.as_view(), name="proof-consistency"),
+    path("users/", UserListCreateApi.as_view(), name="user-list"),
+    path("users/<str:username>/role/", UserRoleApi.as_view(), name="user-role"),
     path("", include("audit.webhooks.urls")),
 ]

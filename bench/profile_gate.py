@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             (BearerAuthentication, "authenticate", "auth (API key lookup)"),
             (gate_mod, "_check_intent", "check_items (JCS, Ed25519, schema, key)"),
             (gate_mod, "_replay", "replay lookup (event_id)"),
-            (gate_mod, "_submit", "_submit (transaction; COMMIT too when it is fused)"),
+            (gate_mod, "decide_submission", "decide_submission (transaction, fused COMMIT)"),
             (gate_mod, "limits_current", "  limits_current"),
             (gate_mod, "limits_in_force", "  limits_in_force"),
             (gate_mod, "_lock_and_read", "  locks + snapshot (one round trip)"),

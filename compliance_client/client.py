@@ -14,7 +14,7 @@ import random
 import time
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .signing import Signer
@@ -45,6 +45,8 @@ class Decision:
     config_hash: str
     approval: dict[str, Any] | None
     cancel_all: bool
+    # Orders of this agent a person asked to cancel (CONTRACT 12), until it reports the cancel.
+    cancel_orders: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:

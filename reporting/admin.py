@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -30,6 +31,8 @@ from .services.retention import (
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
+    retention_purge_by,
+    retention_purge_preview,
 )
 
 FORM_TEMPLATE = "admin/reporting/form.html"
@@ -48,6 +51,18 @@ class ReadOnly(admin.ModelAdmin):
     def _render(self, request: HttpRequest, context: dict[str, Any]) -> TemplateResponse:
         base = {**self.admin_site.each_context(request), "opts": self.model._meta}
         return TemplateResponse(request, FORM_TEMPLATE, {**base, **context})
+
+
+class PurgeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON_CHARS,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded in each DATA_PURGED record with your name.",
+    )
+    confirm = forms.BooleanField(
+        label="I understand that the payloads listed above are cleared for good "
+        "(their hashes stay, so the log still verifies).",
+    )
 
 
 class GenerateForm(forms.Form):
@@ -270,13 +285,22 @@ class LegalHoldAdmin(ReadOnly):
                 self.admin_site.admin_view(self.manifest_view),
                 name="reporting_retention_manifest",
             ),
+            path(
+                "purge/",
+                self.admin_site.admin_view(self.purge_view),
+                name="reporting_retention_purge",
+            ),
             *super().get_urls(),
         ]
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "may_manage": self.may_manage(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "may_manage": self.may_manage(request),
+            "may_purge": request.user.has_perm("accounts.purge_data"),
+        }
         return super().changelist_view(request, extra_context)
 
     def _back(self) -> HttpResponseRedirect:
@@ -342,6 +366,40 @@ class LegalHoldAdmin(ReadOnly):
                 "cancel_url": reverse("admin:reporting_legalhold_changelist"),
             },
         )
+
+    def purge_view(self, request: HttpRequest) -> HttpResponse:
+        """Purge now, after a confirmation that shows what would go (admins)."""
+        if not request.user.has_perm("accounts.purge_data"):
+            raise PermissionDenied("A purge is an admin's act.")
+        form = PurgeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                summary = retention_purge_by(
+                    acting_user=request.user,  # type: ignore[arg-type]
+                    reason=form.cleaned_data["reason"],
+                )
+            except RetentionError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                if summary.count:
+                    messages.success(
+                        request,
+                        f"Purged {summary.count} records (seq {summary.from_seq} to "
+                        f"{summary.to_seq}), recorded at seq "
+                        f"{', '.join(map(str, summary.record_seqs))}.",
+                    )
+                else:
+                    messages.info(request, "Nothing was past retention: nothing was purged.")
+                return HttpResponseRedirect(reverse("admin:reporting_retention_manifest"))
+        base = {**self.admin_site.each_context(request), "opts": self.model._meta}
+        context = {
+            **base,
+            "title": "Purge records past retention",
+            "preview": retention_purge_preview(),
+            "form": form,
+            "cancel_url": reverse("admin:reporting_retention_manifest"),
+        }
+        return TemplateResponse(request, "admin/reporting/purge.html", context)
 
     def manifest_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):

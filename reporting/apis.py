@@ -32,6 +32,8 @@ from .services.retention import (
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
+    retention_purge_by,
+    retention_purge_preview,
 )
 
 MAX_LIST = 500
@@ -217,6 +219,32 @@ class RetentionManifestApi(APIView):
     @extend_schema(responses=None)
     def get(self, request: Request) -> Response:
         return Response(retention_manifest())
+
+
+class RetentionPurgeApi(APIView):
+    """GET /api/v1/retention/purge/: what a purge would clear now. POST
+    {"reason"}: purge it now (admins), recorded as DATA_PURGED with the
+    caller and the reason. Beat's scheduled purge is unchanged."""
+
+    permission_classes = [IsAdmin]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=4000)
+
+    def get(self, request: Request) -> Response:
+        return Response(retention_purge_preview().as_dict())
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            summary = retention_purge_by(
+                acting_user=request.user, reason=data.validated_data["reason"]
+            )
+        except RetentionError as exc:
+            return _error(exc.code, exc.detail)
+        return Response(summary.as_dict())
 
 
 class LegalHoldOutSerializer(serializers.ModelSerializer):

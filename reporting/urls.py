@@ -7,6 +7,7 @@ from .apis import (
     ReportDownloadApi,
     ReportsApi,
     RetentionManifestApi,
+    RetentionPurgeApi,
 )
 from .apis_subscriptions import SubscriptionDeactivateApi, SubscriptionsApi
 
@@ -23,6 +24,7 @@ urlpatterns = [
     path("reports/<int:report_id>/", ReportDetailApi.as_view(), name="report-detail"),
     path("reports/<int:report_id>/download/", ReportDownloadApi.as_view(), name="report-download"),
     path("retention/manifest/", RetentionManifestApi.as_view(), name="retention-manifest"),
+    path("retention/purge/", RetentionPurgeApi.as_view(), name="retention-purge"),
     path("legal-holds/", LegalHoldsApi.as_view(), name="legalhold-list"),
     path(
         "legal-holds/<int:hold_id>/release/",

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -16,7 +17,15 @@ from django.urls import path, reverse
 from accounts.roles import has_role
 from audit.admin import ReadOnlyAdmin
 
-from .models import AgentRiskLimit, ComplianceConfigVersion, KillSwitch, Order
+from .models import (
+    AgentMarketRisk,
+    AgentRiskLimit,
+    ComplianceConfigVersion,
+    KillSwitch,
+    MarketRisk,
+    Order,
+)
+from .selectors import positions_for_user
 from .services.config import limits_current
 from .services.kill_switch import (
     KillSwitchError,
@@ -185,6 +194,37 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "decision", "market"]
     search_fields = ["order_id", "agent__agent_id"]
     ordering = ["-created_at_us"]
+
+
+@admin.register(AgentMarketRisk)
+class PositionAdmin(ReadOnlyAdmin):
+    """Positions per agent and market (read-only; viewers up). A trader sees
+    the agents they own; the rows come from the selector the API uses."""
+
+    list_display = ["agent", "market", "position", "open_buy", "open_sell", "day_notional"]
+    list_filter = ["market"]
+    search_fields = ["agent__agent_id", "market"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgentMarketRisk]:
+        return positions_for_user(user=request.user).agents
+
+
+@admin.register(MarketRisk)
+class FirmPositionAdmin(ReadOnlyAdmin):
+    """The firm's position per market, for those who see every agent (not traders)."""
+
+    list_display = ["market", "position", "open_buy", "open_sell", "mark_price", "last_price"]
+    search_fields = ["market"]
+    ordering = ["market"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return (
+            super().has_view_permission(request, obj)
+            and positions_for_user(user=request.user).firm is not None
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
 
 @admin.register(ComplianceConfigVersion)

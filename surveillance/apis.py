@@ -11,10 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Agent
 from accounts.permissions import (
     IsActiveAgent,
     IsComplianceOfficer,
     IsRiskManager,
+    IsTrader,
     IsViewer,
     is_agent,
 )
@@ -24,8 +26,9 @@ from audit.apis.events import StrictJSONParser
 from audit.services.ingest import BatchRejected
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 
-from .config import ComplianceConfigSerializer, DecimalText, plain
+from .config import ComplianceConfigSerializer, DecimalText
 from .models import KillSwitch, Order
+from .selectors import positions_for_user
 from .services.config import agent_limits_dict, agent_limits_set, config_current, config_update
 from .services.gate import OrderConflict, OrderNotFound, order_get, order_submit
 from .services.kill_switch import (
@@ -34,6 +37,7 @@ from .services.kill_switch import (
     kill_switch_active,
     kill_switch_deactivate,
 )
+from .services.orders import order_cancel_request, order_submit_manual
 
 
 def _d(value: Any) -> str:
@@ -45,6 +49,8 @@ class OrderOutSerializer(serializers.ModelSerializer):
     quantity = serializers.SerializerMethodField()
     price = serializers.SerializerMethodField()
     filled_quantity = serializers.SerializerMethodField()
+    cancel_requested = serializers.SerializerMethodField()
+    submitted_by = serializers.CharField(source="submitted_by.username", default=None)
 
     class Meta:
         model = Order
@@ -66,7 +72,13 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "seq",
             "created_at_us",
             "updated_at_us",
+            "cancel_requested",
+            "cancel_requested_seq",
+            "submitted_by",
         ]
+
+    def get_cancel_requested(self, obj: Order) -> bool:
+        return obj.cancel_requested_at_us is not None
 
     def get_quantity(self, obj: Order) -> str:
         return _d(obj.quantity)
@@ -78,22 +90,43 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return _d(obj.filled_quantity)
 
 
-class OrdersApi(APIView):
-    """POST /api/v1/orders/: a bot asks before every order."""
+def _agent_for(request: Request, agent_id: Any) -> Agent:
+    """The agent a person names, if they may see it (a trader: only their own)."""
+    agent = (
+        agent_get_for_user(user=request.user, agent_id=agent_id)
+        if isinstance(agent_id, str) and agent_id
+        else None
+    )
+    if agent is None:
+        raise Http404
+    return agent
 
-    permission_classes = [IsActiveAgent]
+
+class OrdersApi(APIView):
+    """POST /api/v1/orders/: a bot asks before every order (one signed item);
+    a trader (person) submits a manual order for an agent they own, through
+    the same gate (body: the order's fields plus `agent_id`, unsigned)."""
+
     parser_classes = [StrictJSONParser]
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsActiveAgent()] if is_agent(self.request) else [IsTrader()]
 
     @extend_schema(request=None, responses=None)
     def post(self, request: Request) -> Response:
         item = request.data
         if not isinstance(item, dict):
             return Response(
-                {"code": "invalid_body", "detail": "Body must be one signed item."},
+                {"code": "invalid_body", "detail": "Body must be one JSON object."},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         try:
-            result = order_submit(agent=request.user.agent, item=item)
+            if is_agent(request):
+                result = order_submit(agent=request.user.agent, item=item)
+            else:
+                order = dict(item)
+                agent = _agent_for(request, order.pop("agent_id", None))
+                result = order_submit_manual(agent=agent, order=order, acting_user=request.user)
         except BatchRejected as exc:
             error = exc.errors[0]
             count(GATE_REFUSED, error.code)
@@ -112,15 +145,101 @@ class OrdersApi(APIView):
             )
         except OrderNotFound as exc:
             count(GATE_REFUSED, "order_not_found")
-            return Response(
-                {"code": "order_not_found", "detail": f"no order {exc.args[0]!r} for this agent"},
-                status=status.HTTP_404_NOT_FOUND,
-            )
+            return _order_not_found(exc)
         if not result.replayed:
             gate_decided(result.decision, result.reasons)
         return Response(
             result.as_dict(),
             status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
+
+
+def _order_not_found(exc: OrderNotFound) -> Response:
+    return Response(
+        {"code": "order_not_found", "detail": f"no order {exc.args[0]!r} for this agent"},
+        status=status.HTTP_404_NOT_FOUND,
+    )
+
+
+class OrderCancelApi(APIView):
+    """POST /api/v1/orders/{order_id}/cancel/ {"agent_id","reason"}: a trader
+    asks the bot to cancel an open order of an agent they own (risk managers
+    and above: any agent). Recorded as CANCEL_REQUESTED; the bot learns it
+    from its next gate answer (`cancel_orders`)."""
+
+    permission_classes = [IsTrader]
+
+    class InputSerializer(serializers.Serializer):
+        agent_id = serializers.CharField(max_length=64)
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=OrderOutSerializer)
+    def post(self, request: Request, order_id: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        agent = _agent_for(request, data.validated_data["agent_id"])
+        try:
+            order = order_cancel_request(
+                agent=agent,
+                order_id=order_id,
+                reason=data.validated_data["reason"],
+                acting_user=request.user,
+            )
+        except OrderConflict as exc:
+            return Response(
+                {"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT
+            )
+        except OrderNotFound as exc:
+            return _order_not_found(exc)
+        return Response(OrderOutSerializer(order).data)
+
+
+class PositionsApi(APIView):
+    """GET /api/v1/positions/?agent_id=&market=: each agent's position and
+    resting orders per market, for the agents the caller may see (a trader:
+    their own), and the firm-wide figures per market for callers who see
+    every agent (viewers and risk managers and above; null for a trader)."""
+
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("agent_id", str, required=False),
+            OpenApiParameter("market", str, required=False),
+        ],
+        responses=None,
+    )
+    def get(self, request: Request) -> Response:
+        agent_id = request.query_params.get("agent_id")
+        agent = _agent_for(request, agent_id) if agent_id else None
+        view = positions_for_user(
+            user=request.user, agent=agent, market=request.query_params.get("market")
+        )
+        return Response(
+            {
+                "results": [
+                    {
+                        "agent_id": row.agent.agent_id,
+                        "market": row.market,
+                        "position": _d(row.position),
+                        "open_buy": _d(row.open_buy),
+                        "open_sell": _d(row.open_sell),
+                    }
+                    for row in view.agents
+                ],
+                "firm": None
+                if view.firm is None
+                else [
+                    {
+                        "market": row.market,
+                        "position": _d(row.position),
+                        "open_buy": _d(row.open_buy),
+                        "open_sell": _d(row.open_sell),
+                        "mark_price": None if row.mark_price is None else _d(row.mark_price),
+                    }
+                    for row in view.firm
+                ],
+            }
         )
 
 
@@ -162,9 +281,9 @@ class ConfigApi(APIView):
 
     @extend_schema(request=ComplianceConfigSerializer)
     def put(self, request: Request) -> Response:
-        data = ComplianceConfigSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        row = config_update(config=plain(data.validated_data), acting_user=request.user)
+        # Validated by the service (the same rules for every caller); a refusal
+        # is a ConfigInvalid, answered 400 with its code by the exception handler.
+        row = config_update(config=request.data, acting_user=request.user)
         return Response({"version": row.version, "hash": row.hash, "config": row.config})
 
 

@@ -25,6 +25,7 @@ class SurveillanceConfig(AppConfig):
                 "surveillance.view_complianceconfigversion",
                 "surveillance.view_agentrisklimit",
                 "surveillance.view_marketrisk",
+                "surveillance.view_agentmarketrisk",
             ],
         )
         grant(Role.RISK_MANAGER, ["surveillance.add_killswitch", "surveillance.change_killswitch"])

@@ -86,6 +86,8 @@ class RiskSnapshot:
     # Bookkeeping, not a check input: the market's risk row and the firm's gross
     # row are stored (the writes after the decision need not create them).
     rows_exist: bool = False
+    # Nor this: the agent's resting orders a person asked to cancel (gate answer).
+    cancel_orders: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ def evaluate(
     if active:
         names = ", ".join(f"{scope}:{target}" if target else scope for scope, target in active)
         add(Reason("kill_switch", names, "active", f"kill switch active ({names})"))
+    if not lim.enabled:
+        # `enabled: false` turns the limit checks off; an emergency halt is
+        # never configured away, and a hold is governed by approval_enabled.
+        _approval(notional, lim, reasons)
+        return reasons
     if market in lim.restricted_markets:
         add(Reason("restricted_market", market, market, f"{market} is a restricted market"))
     if lim.price_collar is not None and s.reference_price:
@@ -179,11 +186,12 @@ def evaluate(
             )
         )
     worst_after = s.market.worst(intent.side, qty)
-    if lim.max_position_per_market is not None and worst_after > lim.max_position_per_market:
+    cap = lim.position_cap(market)
+    if cap is not None and worst_after > cap:
         add(
             Reason(
                 "max_position",
-                _s(lim.max_position_per_market),
+                _s(cap),
                 _s(worst_after),
                 f"firm position in {market} could reach {_s(worst_after)} with resting orders",
             )
@@ -239,13 +247,19 @@ def evaluate(
             )
         )
     _agent_limits(intent, s, add)
+    _approval(notional, lim, reasons)
+    return reasons
+
+
+def _approval(notional: Decimal, lim: Limits, reasons: list[Reason]) -> None:
+    """`approval_required`, only when nothing else failed."""
     if (
         not reasons
         and lim.approval_enabled
         and lim.approval_threshold is not None
         and notional > lim.approval_threshold
     ):
-        add(
+        reasons.append(
             Reason(
                 "approval_required",
                 _s(lim.approval_threshold),
@@ -253,7 +267,6 @@ def evaluate(
                 "order notional above the approval threshold: a compliance officer must approve it",
             )
         )
-    return reasons
 
 
 def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:

@@ -13,6 +13,10 @@ from rest_framework import serializers
 
 from accounts.models import ROLE_ORDER
 from compliance_client.jcs import canonicalize
+from compliance_site.exceptions import ServiceError
+
+# The market names the gate accepts (audit.event_types.MARKET).
+MARKET_PATTERN = r"^[A-Za-z0-9._:/\-]+$"
 
 DEFAULT_REGULATORY_LIMITS: dict[str, Any] = {
     "max_position_per_market": None,
@@ -30,18 +34,22 @@ DEFAULT_REGULATORY_LIMITS: dict[str, Any] = {
     "portfolio_capital": "1000000",
 }
 
+# The ComplianceConfig reference's defaults. Only a new install starts from
+# them: the first config version is stored (and recorded) when first needed,
+# and a stored version is never rewritten, so an upgrade changes no version
+# an existing install already has (see config_current).
 DEFAULT_CONFIG: dict[str, Any] = {
     "enabled": True,
     "audit_enabled": True,
     "surveillance_enabled": True,
-    "approval_enabled": True,
+    "approval_enabled": False,
     "approval_threshold_notional": "5000",
     "approval_timeout_secs": 300,
     "retention_days": 2555,
-    "surveillance_window_secs": 3600,
-    "wash_trade_threshold_secs": 60,
-    "spoof_cancel_threshold_secs": 5,
-    "layering_depth": 5,
+    "surveillance_window_secs": 300,
+    "wash_trade_threshold_secs": "5",
+    "spoof_cancel_threshold_secs": "2",
+    "layering_depth": 3,
     "kill_switch_requires_role": "risk_manager",
     "regulatory_limits": DEFAULT_REGULATORY_LIMITS,
 }
@@ -79,8 +87,45 @@ def plain(value: Any) -> Any:
     return value
 
 
+class PositionCapField(serializers.Field):
+    """`max_position_per_market`: a number (every market), null (no cap), or a
+    map `{market: cap, "*": default}` whose caps are numbers or null. A market
+    missing from the map takes "*", or has no cap when there is no "*"."""
+
+    default_error_messages = {
+        "invalid": 'Expected a number, null or a map {"MARKET": cap, "*": default}.',
+        "too_many": "At most 1000 markets.",
+    }
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        cap = DecimalText(allow_null=True)
+        if not isinstance(data, dict):
+            return cap.run_validation(data)
+        if len(data) > 1000:
+            self.fail("too_many")
+        market = serializers.RegexField(MARKET_PATTERN, max_length=64)
+        out: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                name = key if key == "*" else market.run_validation(key)
+                out[name] = DecimalText(allow_null=True).run_validation(value)
+            except serializers.ValidationError as exc:
+                errors[str(key)] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return out
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class RegulatoryLimitsSerializer(serializers.Serializer):
-    max_position_per_market = DecimalText(allow_null=True)
+    max_position_per_market = PositionCapField()
     max_total_notional = DecimalText(allow_null=True)
     max_concentration_pct = DecimalText(allow_null=True, max_value=Decimal(100))
     restricted_markets = serializers.ListField(
@@ -109,8 +154,9 @@ class ComplianceConfigSerializer(serializers.Serializer):
     approval_timeout_secs = serializers.IntegerField(min_value=5, max_value=7 * 86400)
     retention_days = serializers.IntegerField(min_value=1, max_value=100 * 365)
     surveillance_window_secs = serializers.IntegerField(min_value=1, max_value=30 * 86400)
-    wash_trade_threshold_secs = serializers.IntegerField(min_value=0)
-    spoof_cancel_threshold_secs = serializers.IntegerField(min_value=0)
+    # Decimal seconds (2.5 is two and a half seconds), stored as decimal strings.
+    wash_trade_threshold_secs = DecimalText(max_value=Decimal(86400))
+    spoof_cancel_threshold_secs = DecimalText(max_value=Decimal(86400))
     layering_depth = serializers.IntegerField(min_value=2)
     kill_switch_requires_role = serializers.ChoiceField(choices=ROLE_ORDER)
     regulatory_limits = RegulatoryLimitsSerializer()
@@ -129,8 +175,55 @@ class ComplianceConfigSerializer(serializers.Serializer):
         return attrs
 
 
+class ConfigInvalid(ServiceError):
+    """A config that cannot be stored: every way in (API, admin, command) gets
+    the same refusal, because the service validates."""
+
+    http_status = 400
+
+    def __init__(self, code: str, detail: Any):
+        super().__init__(code, detail)
+
+
+AUDIT_REQUIRED = (
+    "audit_enabled cannot be false: the audit log is what this product is. Every "
+    "decision, change and event is a record, and the law requires them kept (SEC "
+    "Rule 17a-4 for broker-dealers, MiFID II Article 16(6) and 25(1) of MiFIR); "
+    "there is no mode that runs without it."
+)
+
+
+def config_validate(config: Any) -> dict[str, Any]:
+    """The config as it will be stored (decimals as normalized strings), or
+    ConfigInvalid: `audit_required` for `audit_enabled: false`, else `invalid`
+    with the serializer's errors per field."""
+    if isinstance(config, dict) and config.get("audit_enabled") is False:
+        raise ConfigInvalid("audit_required", AUDIT_REQUIRED)
+    data = ComplianceConfigSerializer(data=config)
+    if not data.is_valid():
+        raise ConfigInvalid("invalid", data.errors)
+    validated = plain(data.validated_data)
+    if not validated["audit_enabled"]:  # "false" or 0, parsed
+        raise ConfigInvalid("audit_required", AUDIT_REQUIRED)
+    return validated
+
+
+def seconds_us(value: Any) -> int:
+    """Seconds from the config (an int in versions stored before thresholds took
+    decimals, a decimal string since) in whole microseconds."""
+    return int(Decimal(str(value)) * 1_000_000)
+
+
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+def _position_caps(value: Any) -> tuple[Decimal | None, dict[str, Decimal | None]]:
+    """(default cap, per-market caps) from `max_position_per_market`."""
+    if isinstance(value, dict):
+        caps = {market: _dec(cap) for market, cap in value.items()}
+        return caps.pop("*", None), caps
+    return _dec(value), {}
 
 
 @dataclass(frozen=True)
@@ -144,7 +237,8 @@ class Limits:
     approval_threshold: Decimal | None
     approval_timeout_secs: int
     kill_switch_role: str
-    max_position_per_market: Decimal | None
+    max_position_default: Decimal | None  # "*" of the map, or the single number
+    max_position_markets: dict[str, Decimal | None]
     max_total_notional: Decimal | None
     max_concentration: Decimal | None  # as a fraction
     restricted_markets: frozenset[str]
@@ -164,6 +258,7 @@ class Limits:
         reg = config["regulatory_limits"]
         pct = _dec(reg["max_concentration_pct"])
         collar = _dec(reg["price_collar_pct"])
+        default_cap, market_caps = _position_caps(reg["max_position_per_market"])
         return cls(
             version=version,
             hash=digest,
@@ -172,7 +267,8 @@ class Limits:
             approval_threshold=_dec(config["approval_threshold_notional"]),
             approval_timeout_secs=config["approval_timeout_secs"],
             kill_switch_role=config["kill_switch_requires_role"],
-            max_position_per_market=_dec(reg["max_position_per_market"]),
+            max_position_default=default_cap,
+            max_position_markets=market_caps,
             max_total_notional=_dec(reg["max_total_notional"]),
             max_concentration=None if pct is None else pct / 100,
             restricted_markets=frozenset(reg["restricted_markets"]),
@@ -187,3 +283,10 @@ class Limits:
             portfolio_capital=Decimal(reg["portfolio_capital"]),
             raw=config,
         )
+
+    def position_cap(self, market: str) -> Decimal | None:
+        """The firm's position cap in `market` (None: no cap): its own entry of
+        the map, else the "*" default (or the single number)."""
+        if market in self.max_position_markets:
+            return self.max_position_markets[market]
+        return self.max_position_default

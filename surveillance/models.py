@@ -76,6 +76,9 @@ class MarketRisk(models.Model):
     last_price = quantity_field(null=True)  # last traded or reported price
     mark_price = quantity_field(null=True)  # values the exposure: last price, else last order price
 
+    class Meta:
+        verbose_name = "firm position"
+
     def __str__(self) -> str:
         return self.market
 
@@ -109,6 +112,7 @@ class AgentMarketRisk(models.Model):
     day_notional = quantity_field(default=Decimal(0))
 
     class Meta:
+        verbose_name = "position"
         constraints = [
             models.UniqueConstraint(fields=["agent", "market"], name="agentmarketrisk_unique")
         ]
@@ -151,6 +155,14 @@ class Order(models.Model):
     seq = models.BigIntegerField(help_text="seq of the record of the gate decision")
     created_at_us = models.BigIntegerField()
     updated_at_us = models.BigIntegerField()
+    # A manual order: the person who submitted it for the agent (null: the bot).
+    submitted_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A person asked for the order to be canceled (CANCEL_REQUESTED at this
+    # seq); the bot hears of it in each gate answer until the order rests no more.
+    cancel_requested_at_us = models.BigIntegerField(null=True, blank=True)
+    cancel_requested_seq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -163,6 +175,16 @@ class Order(models.Model):
             models.Index(fields=["status"], name="order_status"),
             # The gate's duplicate-order check: same agent, market and price, recent.
             models.Index(fields=["agent", "market", "price", "created_at_us"], name="order_shape"),
+            # The gate's read of an agent's pending cancel requests: a tiny index,
+            # empty unless a person asked for a cancel the bot has not done yet.
+            models.Index(
+                fields=["agent"],
+                name="order_cancel_pending",
+                condition=models.Q(
+                    cancel_requested_at_us__isnull=False,
+                    status__in=["pending_approval", "open", "partially_filled"],
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

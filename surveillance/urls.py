@@ -1,6 +1,14 @@
 from django.urls import path
 
-from .apis import AgentRiskLimitsApi, ConfigApi, KillSwitchApi, OrderDetailApi, OrdersApi
+from .apis import (
+    AgentRiskLimitsApi,
+    ConfigApi,
+    KillSwitchApi,
+    OrderCancelApi,
+    OrderDetailApi,
+    OrdersApi,
+    PositionsApi,
+)
 from .apis_alerts import (
     AlertAssignApi,
     AlertDetailApi,
@@ -15,6 +23,8 @@ app_name = "surveillance"
 urlpatterns = [
     path("orders/", OrdersApi.as_view(), name="order-submit"),
     path("orders/<str:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<str:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
+    path("positions/", PositionsApi.as_view(), name="position-list"),
     path("config/", ConfigApi.as_view(), name="config"),
     path("kill-switch/", KillSwitchApi.as_view(), name="kill-switch"),
     path(

@@ -232,11 +232,14 @@ class _Collector:
             envelope: dict[str, Any] = (
                 source.get("envelope", {}) if isinstance(source, dict) else {}
             )
-            payload: dict[str, Any] = envelope.get("payload") or {}
+            # A manual order (a person's, through the gate) has no envelope: the
+            # order as sent is in its data.
+            payload: dict[str, Any] = envelope.get("payload") or data.get("order") or {}
             counter = COUNTED_TYPES.get(event_type)
             if counter:
                 self.counts[counter] += 1
-            # agent_id is set on records a bot signed; server records about a bot have none
+            # agent_id is set on records a bot signed and on the manual orders a
+            # person sent for it; other server records about a bot have none
             if agent_id is not None:
                 self._agent_record(agent_id, at_us, data, gaps)
                 if event_type == "SYSTEM_ERROR":
@@ -329,7 +332,7 @@ class _Collector:
             else:
                 stats.rejected += 1
                 self.counts["orders_rejected"] += 1
-                if envelope:
+                if envelope or data.get("manual"):
                     stats.submitted += 1
                     self.counts["orders_submitted"] += 1
                 else:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -240,14 +240,20 @@ class PurgeSummary:
 
 
 def retention_purge(
-    *, now: datetime | None = None, acting: Actor | None = None, batch_size: int = 1000
+    *,
+    now: datetime | None = None,
+    acting: Actor | None = None,
+    batch_size: int = 1000,
+    reason: str | None = None,
 ) -> PurgeSummary:
     """Clear the payload of every record past retention and outside every active
-    legal hold, in batches, each recorded as DATA_PURGED. Beat and admins (the
-    `retention_purge` command) run it; running it again purges nothing more
-    and records nothing."""
+    legal hold, in batches, each recorded as DATA_PURGED. Beat and the
+    operator (the `retention_purge` command) run it as is; a person starts it
+    through retention_purge_by. Running it again purges nothing more and
+    records nothing."""
     now = now or timezone.now()
     acting = acting or Actor.system("retention")
+    started = {"requested_reason": reason} if reason is not None else {}
     days = retention_days()
     summary = PurgeSummary(0, 0, None, None, [])
     after = -1
@@ -271,6 +277,7 @@ def retention_purge(
                     "retention_days": days,
                     "as_of": iso_us(to_us(now)),
                     "active_holds": [h.pk for h in holds],
+                    **started,
                 },
             )
             lock.last_purge_at = timezone.now()
@@ -284,6 +291,65 @@ def retention_purge(
             if result.seq is not None:
                 summary.record_seqs.append(result.seq)
     return summary
+
+
+@dataclass(frozen=True)
+class PurgePreview:
+    """What a purge started now would clear: its records by type, and their seqs."""
+
+    as_of: datetime
+    retention_days: int
+    count: int
+    from_seq: int | None
+    to_seq: int | None
+    by_event_type: dict[str, int]
+    active_holds: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "retention_days": self.retention_days,
+            "count": self.count,
+            "from_seq": self.from_seq,
+            "to_seq": self.to_seq,
+            "by_event_type": self.by_event_type,
+            "active_holds": self.active_holds,
+        }
+
+
+def retention_purge_preview(*, now: datetime | None = None) -> PurgePreview:
+    """The records a purge would clear now (for the confirmation a person sees)."""
+    now = now or timezone.now()
+    days = retention_days()
+    holds = active_holds()
+    due = purgeable(now=now, holds=holds, days=days)
+    by_type = {
+        row["event_type"]: row["n"]
+        for row in due.order_by("event_type").values("event_type").annotate(n=Count("seq"))
+    }
+    bounds = due.aggregate(first=Min("seq"), last=Max("seq"))
+    return PurgePreview(
+        as_of=now,
+        retention_days=days,
+        count=sum(by_type.values()),
+        from_seq=bounds["first"],
+        to_seq=bounds["last"],
+        by_event_type=by_type,
+        active_holds=[h.pk for h in holds],
+    )
+
+
+def retention_purge_by(
+    *, acting_user: User, reason: str, now: datetime | None = None
+) -> PurgeSummary:
+    """A purge a person starts (admin page, POST /api/v1/retention/purge/):
+    admins only (`accounts.purge_data`), with a reason; each batch's
+    DATA_PURGED names them as actor and carries the reason. The records it
+    may clear are exactly the scheduled purge's: past retention, outside every
+    active hold."""
+    _require(acting_user, "accounts.purge_data", "purging records")
+    text = _reason(reason)
+    return retention_purge(now=now, acting=Actor.for_user(acting_user), reason=text)
 
 
 # -- legal holds ------------------------------------------------------------------------------

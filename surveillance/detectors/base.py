@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from ..config import seconds_us
+
 MINUTE_US = 60_000_000
 SECOND_US = 1_000_000
 FOREVER_US = 2**62
@@ -83,9 +85,9 @@ class DetectorConfig:
         pct = limits.get("max_concentration_pct")
         return cls(
             config_hash=config_hash,
-            window_us=int(config["surveillance_window_secs"]) * SECOND_US,
-            wash_trade_threshold_us=int(config["wash_trade_threshold_secs"]) * SECOND_US,
-            spoof_cancel_threshold_us=int(config["spoof_cancel_threshold_secs"]) * SECOND_US,
+            window_us=seconds_us(config["surveillance_window_secs"]),
+            wash_trade_threshold_us=seconds_us(config["wash_trade_threshold_secs"]),
+            spoof_cancel_threshold_us=seconds_us(config["spoof_cancel_threshold_secs"]),
             layering_depth=int(config["layering_depth"]),
             max_orders_per_minute=limits.get("max_orders_per_minute"),
             max_concentration=None if pct is None else Decimal(pct) / 100,

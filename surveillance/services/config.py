@@ -12,7 +12,7 @@ from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from compliance_client.jcs import canonicalize
 
-from ..config import DEFAULT_CONFIG, Limits, config_hash
+from ..config import DEFAULT_CONFIG, Limits, config_hash, config_validate
 from ..models import AgentRiskLimit, ComplianceConfigVersion, FirmRisk
 from .risk import lock_firm
 
@@ -83,9 +83,12 @@ def limits_in_force(firm: FirmRisk) -> Limits:
 
 
 @transaction.atomic
-def config_update(*, config: dict[str, Any], acting_user: User) -> ComplianceConfigVersion:
-    """A new version with the whole config (already validated). Takes the firm
-    risk lock, so no gate decision straddles the change. Compliance officers+."""
+def config_update(*, config: Any, acting_user: User) -> ComplianceConfigVersion:
+    """A new version with the whole config. Compliance officers+. The config is
+    validated here, whoever calls (API, admin, command, script): ConfigInvalid
+    (400) for an invalid one, `audit_required` for `audit_enabled: false`.
+    Takes the firm risk lock, so no gate decision straddles the change."""
+    config = config_validate(config)
     current = config_current()
     lock_firm()
     latest = ComplianceConfigVersion.objects.order_by("-version").first() or current

@@ -218,6 +218,10 @@ _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 
 Read = tuple[str, dict[str, Any], Any]
 
+# A person's manual order is recorded without an envelope, as one of these
+# (surveillance.services.orders), its order as sent in `data.order`.
+_MANUAL_TYPES = frozenset({"ORDER_SUBMITTED", "ORDER_REJECTED"})
+
 
 def _read(body: str, seq: int, event_type: str, ts: int) -> Read | None:
     """What the detectors use of a trading record, without parsing the whole
@@ -241,7 +245,8 @@ def _read(body: str, seq: int, event_type: str, ts: int) -> Read | None:
         return _read_parsed(loads(body), event_type)
     start = at + len(tail)
     if body.startswith("null", start):
-        return None
+        # No envelope: a manual order (rare) carries its order in its data.
+        return _read_parsed(loads(body), event_type) if event_type in _MANUAL_TYPES else None
     if event_type == "ORDER_REJECTED":
         kind_at = body.find('"event_type":"', start) + 14
         kind = body[kind_at : body.find('"', kind_at)]
@@ -260,7 +265,11 @@ def _read(body: str, seq: int, event_type: str, ts: int) -> Read | None:
 def _read_parsed(record: dict[str, Any], event_type: str) -> Read | None:
     """_read's answer from the parsed record."""
     if record["source"] is None:
-        return None
+        data = record["data"]
+        if event_type not in _MANUAL_TYPES or not data.get("manual") or "order" not in data:
+            return None
+        accepted = data.get("decision") == "accepted" if event_type == "ORDER_SUBMITTED" else None
+        return "ORDER_SUBMITTED", data["order"], accepted
     envelope, data = record["source"]["envelope"], record["data"]
     detail: Any = None
     if event_type == "ORDER_SUBMITTED":  # as in the canonical text: the first "decision" key

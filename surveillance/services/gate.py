@@ -11,7 +11,8 @@ carries the config hash."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from accounts.models import Agent
+from accounts.models import Agent, User
 from approvals.services import approval_open
 from audit.event_types import Channel
 from audit.services import (
     DEFAULT_LOG,
     Actor,
+    PendingRecord,
     append,
     append_with,
     head_from_row,
@@ -77,6 +79,7 @@ class GateResult:
     approval: dict[str, Any] | None
     cancel_all: bool
     replayed: bool = False
+    cancel_orders: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class GateResult:
             "config_hash": self.config_hash,
             "approval": self.approval,
             "cancel_all": self.cancel_all,
+            "cancel_orders": self.cancel_orders,
         }
 
 
@@ -141,6 +145,17 @@ def _replay(agent: Agent, checked: CheckedItem) -> GateResult | None:
         approval=_replayed_approval(order),
         cancel_all=cancel_all_for(agent.agent_id, order.market, active_kill_switches()),
         replayed=True,
+        cancel_orders=cancel_orders_for(agent),
+    )
+
+
+def cancel_orders_for(agent: Agent) -> list[str]:
+    """The agent's resting orders a person asked to cancel (the gate reads the
+    same in its snapshot; this is for answers given without one)."""
+    return sorted(
+        Order.objects.filter(
+            agent=agent, cancel_requested_at_us__isnull=False, status__in=Order.RESTING
+        ).values_list("order_id", flat=True)
     )
 
 
@@ -172,9 +187,10 @@ def order_submit(*, agent: Agent, item: Any) -> GateResult:
                     return replay
             if amendment:
                 return _amend(agent, checked)
+            payload = checked.envelope["payload"]
             if attempt > 0:
-                _refuse_taken_order_id(agent, checked)
-            return _submit(agent, checked)
+                refuse_taken_order_id(agent, payload["order_id"])
+            return decide_submission(agent, payload, _signed_record(agent, checked))
         except IntegrityError:
             # The event_id or the order_id is taken, by an earlier request or a
             # concurrent one.
@@ -183,8 +199,7 @@ def order_submit(*, agent: Agent, item: Any) -> GateResult:
     raise AssertionError("unreachable")
 
 
-def _refuse_taken_order_id(agent: Agent, checked: CheckedItem) -> None:
-    order_id = checked.envelope["payload"]["order_id"]
+def refuse_taken_order_id(agent: Agent, order_id: str) -> None:
     if Order.objects.filter(agent=agent, order_id=order_id).exists():
         raise OrderConflict(
             "order_id_conflict", f"order_id {order_id!r} was already used by this agent"
@@ -200,7 +215,7 @@ def _decision_data(
     notional: Decimal,
 ) -> dict[str, Any]:
     limits = agent_limits_dict(limit_row)
-    return {
+    data = {
         "decision": decision,
         "status": status,
         "reasons": [r.as_dict() for r in reasons],
@@ -209,6 +224,11 @@ def _decision_data(
         "agent_limits_hash": limits_hash(limits),
         "notional": format(notional.normalize(), "f"),
     }
+    if not lim.enabled:
+        # The config in force turned the limit checks off: the record says the
+        # decision was taken without them (the kill switch still applied).
+        data["checks_disabled"] = True
+    return data
 
 
 def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: str) -> list[Any]:
@@ -269,9 +289,30 @@ def _lock_and_read(
     return firm, lim, head, snap, limit_row
 
 
+# Builds the decision's record from its type (None: the order's own type) and data.
+RecordFor = Callable[[str | None, dict[str, Any]], PendingRecord]
+
+
+def _signed_record(agent: Agent, checked: CheckedItem) -> RecordFor:
+    """A bot's order: the record holds its signed envelope; the agent is the actor."""
+
+    def make(event_type: str | None, data: dict[str, Any]) -> PendingRecord:
+        checked.extra_data = data
+        return checked.pending(agent.agent_id, event_type=event_type)
+
+    return make
+
+
 @transaction.atomic
-def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
-    payload = checked.envelope["payload"]
+def decide_submission(
+    agent: Agent,
+    payload: dict[str, Any],
+    record_for: RecordFor,
+    submitted_by: User | None = None,
+) -> GateResult:
+    """Decide on a new order whose payload is valid: the bot's signed one, or a
+    person's manual one (surveillance.services.orders); `record_for` makes
+    the decision's record. The same locks, checks, records and writes for both."""
     intent = Intent(
         agent.agent_id,
         payload["market"],
@@ -307,13 +348,9 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         seq=-1,
         created_at_us=now,
         updated_at_us=now,
+        submitted_by=submitted_by,
     )
-    checked.extra_data = data
-    pending = [
-        checked.pending(
-            agent.agent_id, event_type="ORDER_REJECTED" if decision == "rejected" else None
-        )
-    ]
+    pending = [record_for("ORDER_REJECTED" if decision == "rejected" else None, data)]
     if decision == "rejected":
         pending += _breach_records(reasons, agent, order.order_id, intent.market)
     # The records, the order, its counters and the exposure it reserves go in
@@ -357,6 +394,8 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
                 "order_seq": order.seq,
                 "config_hash": lim.hash,
             },
+            # A manual order's requester is the person too: they may not grant it.
+            requested_by_user=submitted_by,
             requested_by_agent=agent,
             timeout_secs=lim.approval_timeout_secs,
         )
@@ -371,6 +410,7 @@ def _submit(agent: Agent, checked: CheckedItem) -> GateResult:
         config_hash=lim.hash,
         approval=approval,
         cancel_all=cancel_all_for(agent.agent_id, intent.market, snap.kill_switches),
+        cancel_orders=snap.cancel_orders,
     )
 
 
@@ -451,6 +491,7 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         config_hash=lim.hash,
         approval=None,
         cancel_all=cancel_all_for(agent.agent_id, order.market, snap.kill_switches),
+        cancel_orders=snap.cancel_orders,
     )
 
 

@@ -17,6 +17,7 @@ miss what the previous holder committed."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -86,7 +87,12 @@ SNAPSHOT_SQL = (
     " CASE WHEN %(dup)s = 1 AND EXISTS ("
     f"   SELECT 1 FROM {_O} WHERE agent_id = %(agent)s AND market = %(market)s"
     "   AND price = %(price)s AND created_at_us >= %(dup_since)s AND side = %(side)s"
-    "   AND quantity = %(quantity)s AND decision <> 'rejected') THEN 1 ELSE 0 END"
+    "   AND quantity = %(quantity)s AND decision <> 'rejected') THEN 1 ELSE 0 END,"
+    # The agent's resting orders a person asked to cancel (index order_cancel_pending,
+    # empty unless one is pending): the gate's answer carries them (cancel_orders).
+    f" (SELECT {{cancel_ids}} FROM {_O} WHERE agent_id = %(agent)s"
+    "   AND cancel_requested_at_us IS NOT NULL"
+    "   AND status IN ('pending_approval', 'open', 'partially_filled'))"
     " FROM (SELECT 1 AS one) base"
     f" LEFT JOIN {MarketRisk._meta.db_table} m ON m.market = %(market)s"
     f" LEFT JOIN {AgentMarketRisk._meta.db_table} am"
@@ -99,6 +105,14 @@ SNAPSHOT_SQL = (
     + _bucket_sums("SUM(live), SUM(cancels)", "w")
     + " ) u) w"
 )
+
+
+@functools.cache
+def snapshot_sql(vendor: str) -> str:
+    """SNAPSHOT_SQL for this database: the aggregate that joins text differs.
+    (Order ids cannot hold a comma: audit.event_types.ID.)"""
+    join = "string_agg(order_id, ',')" if vendor == "postgresql" else "group_concat(order_id, ',')"
+    return SNAPSHOT_SQL.replace("{cancel_ids}", join)
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -171,7 +185,7 @@ def snapshot_statement(
         **_window_params("r", now - MINUTE_US),
         **_window_params("w", now - window_secs * 1_000_000),
     }
-    return SNAPSHOT_SQL, params
+    return snapshot_sql(connection.vendor), params
 
 
 def snapshot_from_row(
@@ -179,7 +193,7 @@ def snapshot_from_row(
 ) -> tuple[RiskSnapshot, AgentRiskLimit | None]:
     today = _today()
     (m_pos, m_buy, m_sell, mark, last, a_pos, a_buy, a_sell, limit_pk, *limits, agent_day,
-     gross, switches, last_minute, live, cancels, duplicate) = row  # fmt: skip
+     gross, switches, last_minute, live, cancels, duplicate, cancel_ids) = row  # fmt: skip
     limit_row = None
     if limit_pk is not None:
         max_position, max_order_notional, max_daily_notional, max_orders_per_minute = limits
@@ -226,6 +240,7 @@ def snapshot_from_row(
         agent_day_notional=_zero(agent_day),
         agent_limits=agent_limits_of(limit_row),
         rows_exist=m_pos is not None and gross is not None,
+        cancel_orders=sorted(cancel_ids.split(",")) if cancel_ids else [],
     )
     return snapshot, limit_row
 

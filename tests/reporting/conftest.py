@@ -66,6 +66,7 @@ def dataset(people, make_bot, clock, client_for) -> Dataset:
     config_current()
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["regulatory_limits"]["restricted_markets"] = ["XRP-USD"]
+    config["approval_enabled"] = True  # the day has held orders (off in a new install)
     config_update(config=config, acting_user=people["alice"])
     bots = {
         "bot-a": make_bot("bot-a", owner="bob"),

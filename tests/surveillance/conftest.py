@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from surveillance.config import DEFAULT_CONFIG
 from surveillance.services.config import config_update
 
 
@@ -19,10 +18,12 @@ def config_v1(db):
 
 @pytest.fixture
 def set_config(people):
-    """Change the compliance config through the service (as alice), like an officer would."""
+    """Change the compliance config through the service (as alice), like an
+    officer would: the config in force with these fields changed."""
+    from surveillance.services.config import config_current
 
     def apply(**changes: Any) -> dict[str, Any]:
-        config = copy.deepcopy(DEFAULT_CONFIG)
+        config = copy.deepcopy(config_current().config)
         limits = changes.pop("regulatory_limits", {})
         config.update(changes)
         config["regulatory_limits"].update(limits)
@@ -30,6 +31,13 @@ def set_config(people):
         return config
 
     return apply
+
+
+@pytest.fixture
+def approvals_on(set_config):
+    """Held orders: approval_enabled (off in a new install's config) with the
+    default 5,000 threshold."""
+    set_config(approval_enabled=True)
 
 
 @pytest.fixture

@@ -351,8 +351,20 @@ def trading_records() -> Counter[str]:
     )
 
 
+# The synthetic day's cases are planted for these windows and thresholds (an
+# hour's window, 60 s wash trades, 5 s spoofs, 5 levels of layering), wider
+# than the defaults a new install starts from.
+SYNTHETIC_DAY_CONFIG = {
+    "surveillance_window_secs": 3600,
+    "wash_trade_threshold_secs": 60,
+    "spoof_cancel_threshold_secs": 5,
+    "layering_depth": 5,
+}
+
+
 @pytest.fixture
-def day(clock: Clock, make_bot: Callable[..., Any]) -> Iterator[Day]:
+def day(clock: Clock, make_bot: Callable[..., Any], set_config: Any) -> Iterator[Day]:
+    set_config(**SYNTHETIC_DAY_CONFIG)
     yield Day(clock, make_bot)
 
 
@@ -645,13 +657,14 @@ def test_beat_task_runs_one_cycle(day: Day) -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_cycles_store_each_alert_once(
-    clock: Clock, make_bot: Callable[..., Any]
+    clock: Clock, make_bot: Callable[..., Any], set_config: Any
 ) -> None:
     import threading
 
     from django.db import connection
 
     # given a committed day with the ten planted cases
+    set_config(**SYNTHETIC_DAY_CONFIG)
     day = Day(clock, make_bot)
     trading_day(day, orders_per_book=25, gap=(20, 80))
     # when four workers run the cycle at once, in small chunks

@@ -311,7 +311,7 @@ def test_every_failing_check_is_reported_in_order(bot, submit, set_config):
     assert Record.objects.filter(event_type="LIMIT_BREACH").count() == 3
 
 
-def test_order_above_threshold_is_held_with_approval(bot, submit):
+def test_order_above_threshold_is_held_with_approval(approvals_on, bot, submit):
     before = last_seq()
     response = submit(bot, quantity="60", price="100", order_id="big")
     body = response.json()

@@ -185,7 +185,7 @@ def test_cancel_ratio_window_slides_to_the_microsecond(
 
 
 def test_counters_follow_cancels_fills_and_refusals_through_the_api(
-    bot, submit, clock, client_for, order_item
+    approvals_on, bot, submit, clock, client_for, order_item
 ):
     h = clock.now
     for n in range(6):
@@ -276,7 +276,7 @@ def test_prune_keeps_every_bucket_a_window_can_read(bot, submit, clock):
 
 
 def test_gross_exposure_row_is_the_sum_over_markets_through_every_flow(
-    bot, make_bot, submit, client_for, set_config
+    approvals_on, bot, make_bot, submit, client_for, set_config
 ):
     other = make_bot("bot-2", owner="bob")
     submit(bot, quantity="5", price="100", order_id="o-1")

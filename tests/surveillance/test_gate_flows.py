@@ -24,7 +24,7 @@ def types_since(seq: int) -> list[str]:
     )
 
 
-def test_held_order_opens_when_a_second_person_approves(bot, submit, client_for):
+def test_held_order_opens_when_a_second_person_approves(approvals_on, bot, submit, client_for):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     assert body["decision"] == "held"
     start = body["seq"] - 1
@@ -46,7 +46,7 @@ def test_held_order_opens_when_a_second_person_approves(bot, submit, client_for)
     assert MarketRisk.objects.get(market="BTC-USD").open_buy == 60
 
 
-def test_held_order_expires_when_nobody_decides(bot, submit):
+def test_held_order_expires_when_nobody_decides(approvals_on, bot, submit):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     start = body["seq"] - 1
     expired = approval_expire_due(now=timezone.now() + timedelta(seconds=301))
@@ -68,7 +68,7 @@ def test_held_order_expires_when_nobody_decides(bot, submit):
     assert ApprovalRequest.objects.get(pk=body["approval"]["id"]).status == "expired"
 
 
-def test_denied_held_order_is_rejected_and_releases_exposure(bot, submit, client_for):
+def test_denied_held_order_is_rejected_and_releases_exposure(approvals_on, bot, submit, client_for):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     response = client_for("alice").post(
         f"/api/v1/approvals/{body['approval']['id']}/deny/",

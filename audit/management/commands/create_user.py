@@ -1,6 +1,8 @@
-"""manage.py create_user NAME --role ROLE [--noinput] [--email E]
+"""manage.py create_user NAME --role ROLE [--noinput] [--email E] [--reason R]
 
-Password from DJANGO_USER_PASSWORD; prompted (twice) without --noinput."""
+Password from DJANGO_USER_PASSWORD; prompted (twice) without --noinput. In
+audit, not accounts: the creation is recorded (USER_ROLE_CHANGED), with the
+command line as its actor."""
 
 import getpass
 import os
@@ -10,7 +12,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ROLE_ORDER
-from accounts.services import user_create
+from audit.services import Actor
+from audit.services.users import user_create
+from compliance_site.exceptions import ServiceError
 
 
 class Command(BaseCommand):
@@ -20,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=ROLE_ORDER)
         parser.add_argument("--email", default="")
+        parser.add_argument(
+            "--reason", default="created from the command line", help="recorded with the change"
+        )
         parser.add_argument("--noinput", "--no-input", action="store_true", dest="noinput")
 
     def handle(self, *args, **options):
@@ -40,8 +47,11 @@ class Command(BaseCommand):
                 role=options["role"],
                 password=password,
                 email=options["email"],
+                reason=options["reason"],
+                acting_user=None,
+                actor=Actor.system("manage.py create_user"),
             )
-        except ValueError as exc:
+        except ServiceError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Created {user.username} with role {options['role']}.")
