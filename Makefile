@@ -23,9 +23,12 @@ install-dev: $(VENV)/.installed-dev
 
 # Development run: SQLite under var/ and Celery's filesystem broker unless
 # DATABASE_URL / CELERY_BROKER_URL are set. Web, worker and beat from the Procfile.
+# var/dev.env (DJANGO_DEBUG=1, a random secret key) is written once and read by
+# manage.py whenever DJANGO_SECRET_KEY is unset, so commands work in a second shell.
 run: export DJANGO_DEBUG ?= 1
 run: install
 	mkdir -p var/broker/queue var/broker/processed var/media
+	$(PY) -m compliance_site.devenv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_log_key
 	$(PY) manage.py collectstatic --noinput --verbosity 0

@@ -6,6 +6,7 @@ DEBUG is off unless DJANGO_DEBUG=1; with DEBUG off a SECRET_KEY must come from
 the environment.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,14 @@ VAR_DIR = Path(environ.Env().str("COMPLIANCE_VAR_DIR", default=str(BASE_DIR / "v
 
 env = environ.Env()
 env.smart_cast = False
+
+# The development settings `make run` generated (DJANGO_DEBUG=1 and a random
+# secret key; see compliance_site/devenv.py), so a management command typed in a
+# second shell beside `make run` works with nothing exported. Only when the
+# environment names no secret key: a deployment that sets its own never reads it.
+DEV_ENV_FILE = VAR_DIR / "dev.env"
+if "DJANGO_SECRET_KEY" not in os.environ and DEV_ENV_FILE.is_file():
+    environ.Env.read_env(str(DEV_ENV_FILE))  # never overrides what the environment sets
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 TESTING = env.bool("COMPLIANCE_TESTING", default=False)
@@ -38,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
     "accounts",
@@ -49,6 +59,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files served by the app itself in every mode (gunicorn serves none).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,6 +133,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The project's own static files: the dashboard's script and styles, and the
+# vendored chart library with its licence (static/vendor/).
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies (gzip) written by collectstatic, served with far-future
+    # caching by WhiteNoise; no manifest, so a page never fails for a file that
+    # collectstatic has not seen yet.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 MEDIA_ROOT = Path(env.str("COMPLIANCE_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -151,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pre-trade gate, signed append-only audit log, approvals, surveillance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the app's own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).
