@@ -38,7 +38,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the workspace's site (dashboard, evidence page).
+    "reporting.workspace.apps.WorkspaceAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -65,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "compliance_site.middleware.BrowserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -247,6 +249,15 @@ CELERY_BEAT_SCHEDULE: dict = {
             seconds=env.int("COMPLIANCE_APPROVAL_EXPIRY_INTERVAL_SECS", default=5)
         ),
     },
+}
+
+# Alert cases: hours from creation (or reopening) until an alert is due, per
+# severity ("critical=4,high=24,medium=72,low=168"); the dashboard counts the overdue.
+COMPLIANCE_ALERT_SLA_HOURS = {
+    severity: float(hours)
+    for severity, hours in env.dict(
+        "COMPLIANCE_ALERT_SLA_HOURS", default={"critical": 4, "high": 24, "medium": 72, "low": 168}
+    ).items()
 }
 
 # Audit log settings.

@@ -163,6 +163,8 @@ class Order(models.Model):
             models.Index(fields=["status"], name="order_status"),
             # The gate's duplicate-order check: same agent, market and price, recent.
             models.Index(fields=["agent", "market", "price", "created_at_us"], name="order_shape"),
+            # The dashboard's orders per hour by decision, an index-only aggregate.
+            models.Index(fields=["created_at_us", "decision"], name="order_time_decision"),
         ]
 
     def __str__(self) -> str:
