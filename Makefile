@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test bench lint format install install-dev migrate clean
+.PHONY: run test bench lint format install install-dev migrate clean screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ run: install
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's screenshots (docs/screenshots/), taken by the browser tests.
+screenshots: install-dev
+	COMPLIANCE_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/reporting/test_workspace_browser.py
 
 bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
