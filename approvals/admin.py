@@ -89,6 +89,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "kind"]
     search_fields = ["subject_id"]
+    # one query for the page, not one per row for the requester and its owner
+    list_select_related = ["requested_by_agent__owner", "requested_by_user", "decided_by"]
     actions = ["approve_selected", "deny_selected"]
     list_per_page = 50
     fields = DETAIL_FIELDS

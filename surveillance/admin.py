@@ -28,6 +28,7 @@ from django.utils.text import Truncator
 from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.admin_display import json_list, when
+from audit.admin_tools import FastCountPaginator
 
 from .models import Alert
 from .services.alerts import (
@@ -165,8 +166,9 @@ class AlertAdmin(admin.ModelAdmin):
         "short_detail",
     ]
     list_filter = ["status", "severity", "detector", "assigned_to"]
-    search_fields = ["=id", "agent_id", "market", "fingerprint"]
+    search_fields = ["=id", "=agent_id", "=market", "fingerprint"]
     show_full_result_count = False
+    paginator = FastCountPaginator
     actions = ["assign_to_me", "resolve_selected", "escalate_selected"]
     list_per_page = 50
     fields = [
