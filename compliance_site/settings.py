@@ -160,7 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "compliance_site.openapi.ComplianceAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "compliance_site.exceptions.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "compliance_site.negotiation.JSONContentNegotiation",
@@ -179,6 +179,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets named once, whichever serializer uses them.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "surveillance.models.Alert.Status",
+        # reports and evidence exports share one lifecycle
+        "JobStatusEnum": "reporting.models.Report.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "compliance_site.openapi.add_error_responses",
+    ],
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).

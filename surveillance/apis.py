@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +27,7 @@ from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
 from audit.services.ingest import BatchRejected
+from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
 
 from .config import ComplianceConfigSerializer, DecimalText, plain
 from .models import KillSwitch, Order
@@ -77,13 +83,80 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return _d(obj.filled_quantity)
 
 
+_REASON = inline_serializer(
+    "DecisionReason",
+    many=True,
+    fields={
+        "code": serializers.CharField(),
+        "limit": serializers.CharField(allow_null=True),
+        "value": serializers.CharField(allow_null=True),
+        "detail": serializers.CharField(),
+    },
+)
+DECISION = inline_serializer(
+    "GateDecision",
+    {
+        "decision": serializers.ChoiceField(choices=["accepted", "rejected", "held"]),
+        "order_id": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=Order.Status.values),
+        "reasons": _REASON,
+        "seq": serializers.IntegerField(),
+        "config_hash": serializers.CharField(),
+        "approval": inline_serializer(
+            "HeldApproval",
+            {"id": serializers.IntegerField(), "expires_at": serializers.DateTimeField()},
+            allow_null=True,
+        ),
+        "cancel_all": serializers.BooleanField(),
+    },
+)
+ITEM_ERRORS = inline_serializer(
+    "ItemErrors",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "ItemError",
+            {
+                "index": serializers.IntegerField(),
+                "code": serializers.CharField(),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
+CONFIG = inline_serializer(
+    "ConfigVersion",
+    {
+        "version": serializers.IntegerField(),
+        "hash": serializers.CharField(),
+        "config": serializers.DictField(),
+    },
+)
+
+
 class OrdersApi(APIView):
     """POST /api/v1/orders/: a bot asks before every order."""
 
     permission_classes = [IsActiveAgent]
     parser_classes = [StrictJSONParser]
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(
+        request=SignedItemSerializer,
+        responses={
+            201: DECISION,
+            200: OpenApiResponse(
+                DECISION, description="The same envelope sent again: the original decision."
+            ),
+            400: ITEM_ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="An amendment of an unknown order."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The same event_id with different content, or an order id used before.",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         item = request.data
         if not isinstance(item, dict):
@@ -150,11 +223,12 @@ class ConfigApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsComplianceOfficer()] if self.request.method == "PUT" else [IsViewer()]
 
+    @extend_schema(responses=CONFIG)
     def get(self, request: Request) -> Response:
         row = config_current()
         return Response({"version": row.version, "hash": row.hash, "config": row.config})
 
-    @extend_schema(request=ComplianceConfigSerializer)
+    @extend_schema(request=ComplianceConfigSerializer, responses=CONFIG)
     def put(self, request: Request) -> Response:
         data = ComplianceConfigSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -182,6 +256,20 @@ class KillSwitchOutSerializer(serializers.ModelSerializer):
         return obj.target or None
 
 
+ACTIVE_SWITCHES = inline_serializer(
+    "ActiveKillSwitches", {"active": KillSwitchOutSerializer(many=True)}
+)
+LIMITS = inline_serializer(
+    "AgentRiskLimits",
+    {
+        "max_position": serializers.CharField(allow_null=True),
+        "max_order_notional": serializers.CharField(allow_null=True),
+        "max_daily_notional": serializers.CharField(allow_null=True),
+        "max_orders_per_minute": serializers.IntegerField(allow_null=True),
+    },
+)
+
+
 class KillSwitchApi(APIView):
     """Role >= kill_switch_requires_role for POST (checked in the service, since
     the role comes from the config); viewers+ read."""
@@ -200,10 +288,17 @@ class KillSwitchApi(APIView):
     def _active(self) -> list[dict[str, Any]]:
         return list(KillSwitchOutSerializer(kill_switch_active(), many=True).data)
 
+    @extend_schema(responses=ACTIVE_SWITCHES)
     def get(self, request: Request) -> Response:
         return Response({"active": self._active()})
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: ACTIVE_SWITCHES,
+            409: OpenApiResponse(ErrorSerializer, description="Already active, or not active."),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -231,13 +326,14 @@ class AgentRiskLimitsApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsRiskManager()] if self.request.method == "PUT" else [IsViewer()]
 
+    @extend_schema(responses=LIMITS)
     def get(self, request: Request, agent_id: str) -> Response:
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None:
             raise Http404
         return Response(agent_limits_dict(getattr(agent, "risk_limit", None)))
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=LIMITS)
     def put(self, request: Request, agent_id: str) -> Response:
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None or not has_role(request.user, "risk_manager"):
