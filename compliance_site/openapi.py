@@ -83,8 +83,8 @@ class RecordSerializer(serializers.Serializer):
     recorded_at_us = serializers.IntegerField()
     event_type = serializers.CharField()
     actor = ActorSerializer(required=False)
-    source = serializers.DictField(allow_null=True, required=False)
-    data = serializers.DictField(required=False)
+    source = serializers.DictField(allow_null=True, required=False)  # type: ignore[assignment]
+    data = serializers.DictField(required=False)  # type: ignore[assignment]
     purged = serializers.BooleanField(required=False)
     leaf_hash = serializers.CharField()
     chain_hash = serializers.CharField()

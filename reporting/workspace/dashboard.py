@@ -10,8 +10,6 @@ compliance officer up, who can act on them."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,6 +28,7 @@ from surveillance.models import AgentOrderCount, Alert, KillSwitch, MarketRisk, 
 from surveillance.services.alerts import sla_hours
 
 from ..models import Report
+from ..store import rejection_reason_counts
 
 HOUR_US = 3_600_000_000
 MAX_REASON_ORDERS = 20_000  # rejection reasons: the latest rejected orders of the window
@@ -173,18 +172,7 @@ def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dic
             decisions[row["decision"]][i] += row["n"]
 
     # Rejection reasons: the codes of the window's latest rejected orders.
-    reasons: Counter[str] = Counter()
-    rejected = (
-        Order.objects.filter(created_at_us__gte=since_us, decision="rejected")
-        .order_by("-created_at_us")
-        .values_list("reasons", flat=True)[:MAX_REASON_ORDERS]
-    )
-    for listed in rejected:
-        if isinstance(listed, str):
-            listed = json.loads(listed)
-        for reason in listed or []:
-            if isinstance(reason, dict) and reason.get("code"):
-                reasons[reason["code"]] += 1
+    reasons = rejection_reason_counts(since_us=since_us, max_orders=MAX_REASON_ORDERS, top=12)
 
     # Alerts by detector in the window (index on created_at).
     detectors = dict(
@@ -197,16 +185,16 @@ def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dic
     # Cancel ratio per hour from the gate's hourly counters (summary rows).
     live = [0] * hours
     cancels = [0] * hours
-    for row in (
+    for counted in (
         AgentOrderCount.objects.filter(width_s=3600, start_us__gte=since_us)
         .values("start_us")
         .annotate(live=Sum("live"), cancels=Sum("cancels"))
         .order_by()
     ):
-        i = index.get(row["start_us"] // HOUR_US)
+        i = index.get(counted["start_us"] // HOUR_US)
         if i is not None:
-            live[i] += row["live"] or 0
-            cancels[i] += row["cancels"] or 0
+            live[i] += counted["live"] or 0
+            cancels[i] += counted["cancels"] or 0
     ratio = [round(c / n, 4) if n else None for c, n in zip(cancels, live, strict=True)]
 
     markets = sorted(
@@ -219,7 +207,7 @@ def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dic
         "hours": hours,
         "labels": labels,
         "orders": decisions,
-        "rejection_reasons": dict(reasons.most_common(12)),
+        "rejection_reasons": reasons,
         "alerts_by_detector": dict(sorted(detectors.items(), key=lambda kv: -kv[1])),
         "cancel_ratio": ratio,
         "exposure_by_market": {market: format(value.normalize(), "f") for market, value in markets},
