@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.models import Agent
 from accounts.roles import has_role
 from audit.admin import ReadOnlyAdmin
 from audit.admin_display import decimal_text, json_list, when_us
@@ -186,12 +187,32 @@ def order_record_seqs(term: str) -> list[int]:
     and every fill), found through the projections, not by reading the log."""
     if not term or len(term) > 128:
         return []
-    decided = Order.objects.filter(order_id=term).values_list("seq", flat=True)[:100]
-    filled = Fill.objects.filter(order_ref=term).values_list("seq", flat=True)[:1000]
+    # Both tables are indexed by (agent, order id): naming every agent lets
+    # PostgreSQL probe those indexes instead of scanning for the order id.
+    agents = list(Agent.objects.values_list("pk", flat=True))
+    decided = Order.objects.filter(agent_id__in=agents, order_id=term).values_list(
+        "seq", flat=True
+    )[:100]
+    filled = Fill.objects.filter(agent_id__in=agents, order_ref=term).values_list("seq", flat=True)[
+        :1000
+    ]
     return [*decided, *filled]
 
 
 register_record_search(order_record_seqs)
+
+
+class DecisionFilter(admin.SimpleListFilter):
+    """The gate's three decisions, without a DISTINCT over every order."""
+
+    title = "decision"
+    parameter_name = "decision"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("accepted", "accepted"), ("rejected", "rejected"), ("held", "held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        return queryset.filter(decision=self.value()) if self.value() else queryset
 
 
 class MarketFilter(admin.SimpleListFilter):
@@ -227,7 +248,7 @@ class OrderAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
-        "decision",
+        DecisionFilter,
         MarketFilter,
         time_range_filter("created_at_us", microseconds=True, title="time"),
     ]
