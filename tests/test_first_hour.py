@@ -137,6 +137,7 @@ def test_the_api_docs_need_no_other_host(running, page):
     for script in scripts:
         status, body = get(base + script)
         assert status == 200 and len(body) > 1000, script
+    assert b"<script>" not in html  # every script from a URL: a strict CSP allows the page
 
 
 def test_every_readme_command_works_in_a_second_shell_with_nothing_exported(running):
