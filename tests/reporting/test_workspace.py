@@ -222,3 +222,42 @@ def test_a_config_version_shows_its_diff_against_the_previous(people: dict[str, 
     html = page.content.decode()
     assert "regulatory_limits.max_orders_per_minute" in html
     assert '<td class="ws-old">120</td><td class="ws-new">60</td>' in html
+
+
+def test_big_changelists_count_no_further_than_the_cap(people: dict[str, Any], bot: Any) -> None:
+    from django.db import connection
+
+    from audit.admin_tools import COUNT_CAP, FastCountPaginator
+    from surveillance.models import Order
+
+    rows = [
+        Order(
+            agent=bot.agent,
+            order_id=f"bulk-{n}",
+            market="BTC-USD",
+            side="buy",
+            order_type="limit",
+            quantity=1,
+            price=100,
+            status="open",
+            decision="accepted",
+            config_hash="c" * 64,
+            seq=n,
+            created_at_us=n,
+            updated_at_us=n,
+        )
+        for n in range(COUNT_CAP + 200)
+    ]
+    Order.objects.bulk_create(rows)
+    small = FastCountPaginator(Order.objects.filter(order_id="bulk-7").order_by("pk"), 50)
+    assert small.count == 1 and not small.estimated
+    big = FastCountPaginator(Order.objects.filter(market="BTC-USD").order_by("pk"), 50)
+    if connection.vendor == "postgresql":
+        connection.cursor().execute("ANALYZE surveillance_order")
+        big = FastCountPaginator(Order.objects.filter(market="BTC-USD").order_by("pk"), 50)
+        assert big.count > COUNT_CAP  # the planner's estimate, not a count
+    else:
+        assert big.count == COUNT_CAP + 1
+    assert big.estimated
+    page = login(people, "alice").get("/admin/surveillance/order/?market=BTC-USD")
+    assert page.status_code == 200 and "bulk-" in page.content.decode()

@@ -247,6 +247,19 @@ def test_the_officers_day(
     _go(browser, css(browser, "input[name=confirm]"))
     assert not KillSwitch.objects.filter(active=True).exists()
 
+    # the big pages fit a 1440 px screen: no sideways scrolling
+    for page in (
+        "/admin/audit/record/",
+        "/admin/surveillance/order/",
+        "/admin/surveillance/alert/",
+        "/admin/approvals/approvalrequest/",
+    ):
+        browser.get(base + page)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth;"
+        )
+        assert overflow <= 0, (page, overflow)
+
     # 5. a report for yesterday, generated and downloaded
     browser.get(f"{base}/admin/reporting/report/generate/")
     Select(css(browser, "select[name=kind]")).select_by_value("daily_trade")
