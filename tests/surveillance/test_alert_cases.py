@@ -206,3 +206,77 @@ def test_a_viewer_posting_a_case_action_changes_nothing(
     before = state()
     login(people, "carol").post(case_url(alert, "note"), {"note": "sneaky"})
     assert state() == before
+
+
+# --- the same case work through the API ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [("anonymous", 401), ("carol", 403), ("bob", 403), ("rita", 403), ("alice", 201)],
+)
+def test_notes_through_the_api_for_officers_only(
+    alert: Alert, people: dict[str, Any], client_for: Any, api: Any, who: str, expected: int
+) -> None:
+    client = api if who == "anonymous" else client_for(who)
+    before = state()
+    response = client.post(
+        f"/api/v1/alerts/{alert.pk}/notes/", {"note": "checked the tape"}, format="json"
+    )
+    assert response.status_code == expected
+    if expected == 201:
+        history = client_for("carol").get(f"/api/v1/alerts/{alert.pk}/history/").json()
+        assert [(h["action"], h["note"]) for h in history] == [
+            ("created", ""),
+            ("note", "checked the tape"),
+        ]
+    else:
+        assert state() == before
+
+
+def test_escalate_and_reopen_through_the_api(
+    alert: Alert, people: dict[str, Any], client_for: Any, olga: Any
+) -> None:
+    alice = client_for("alice")
+    assert alice.post(f"/api/v1/alerts/{alert.pk}/assign/", {}, format="json").status_code == 200
+    before = state()
+    unknown = alice.post(
+        f"/api/v1/alerts/{alert.pk}/escalate/", {"note": "x", "to_user": "nobody"}, format="json"
+    )
+    assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_assignee"
+    bad_role = alice.post(
+        f"/api/v1/alerts/{alert.pk}/escalate/", {"note": "x", "to_role": "trader"}, format="json"
+    )
+    assert bad_role.status_code == 400
+    assert state() == before
+    escalated = alice.post(
+        f"/api/v1/alerts/{alert.pk}/escalate/",
+        {"note": "for the MLRO", "to_user": "olga"},
+        format="json",
+    )
+    assert escalated.status_code == 200 and escalated.json()["assigned_to"] == "olga"
+    olga_client = Client()
+    olga_client.force_login(olga)
+    closed = olga_client.post(
+        f"/api/v1/alerts/{alert.pk}/resolve/",
+        {"disposition": "reported", "note": "STOR filed"},
+        content_type="application/json",
+    )
+    assert closed.status_code == 200
+    before = state()
+    assert (
+        alice.post(f"/api/v1/alerts/{alert.pk}/reopen/", {"reason": ""}, format="json").status_code
+        == 400
+    )
+    assert state() == before
+    reopened = alice.post(
+        f"/api/v1/alerts/{alert.pk}/reopen/", {"reason": "new evidence"}, format="json"
+    )
+    assert reopened.status_code == 200 and reopened.json()["status"] == "assigned"
+    again = alice.post(f"/api/v1/alerts/{alert.pk}/reopen/", {"reason": "again"}, format="json")
+    assert again.status_code == 409
+    actions = [
+        h["action"] for h in client_for("carol").get(f"/api/v1/alerts/{alert.pk}/history/").json()
+    ]
+    assert actions == ["created", "assign", "escalate", "resolve", "reopen"]
+    assert client_for("carol").get("/api/v1/alerts/999999/history/").status_code == 404
