@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test bench lint format install install-dev migrate clean
+.PHONY: run test bench lint format install install-dev migrate clean screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,13 @@ install-dev: $(VENV)/.installed-dev
 
 # Development run: SQLite under var/ and Celery's filesystem broker unless
 # DATABASE_URL / CELERY_BROKER_URL are set. Web, worker and beat from the Procfile.
+# var/dev.env (DJANGO_DEBUG=1, a random secret key) is written once and read by
+# manage.py whenever DJANGO_SECRET_KEY is unset, so commands work in a second shell.
 run: export DJANGO_DEBUG ?= 1
 run: install
 	mkdir -p var/broker/queue var/broker/processed var/media
 	rm -rf var/prometheus && mkdir -p var/prometheus  # /metrics counters of this run's workers
+	$(PY) -m compliance_site.devenv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_log_key
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -34,6 +37,10 @@ run: install
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's screenshots (docs/screenshots/), taken by the browser tests.
+screenshots: install-dev
+	COMPLIANCE_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/reporting/test_workspace_browser.py
 
 bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)

@@ -97,7 +97,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     # --- scope and order --------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
-        return approval_list_for_user(user=request.user)
+        # the agent's owner in the same query: the "requested by" column shows it
+        # (the changelist ignores list_select_related on a queryset that already
+        # selects related rows)
+        return approval_list_for_user(user=request.user).select_related("requested_by_agent__owner")
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         return work_queue_ordering()

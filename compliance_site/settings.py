@@ -6,6 +6,7 @@ DEBUG is off unless DJANGO_DEBUG=1; with DEBUG off a SECRET_KEY must come from
 the environment.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,14 @@ VAR_DIR = Path(environ.Env().str("COMPLIANCE_VAR_DIR", default=str(BASE_DIR / "v
 env = environ.Env()
 env.smart_cast = False
 
+# The development settings `make run` generated (DJANGO_DEBUG=1 and a random
+# secret key; see compliance_site/devenv.py), so a management command typed in a
+# second shell beside `make run` works with nothing exported. Only when the
+# environment names no secret key: a deployment that sets its own never reads it.
+DEV_ENV_FILE = VAR_DIR / "dev.env"
+if "DJANGO_SECRET_KEY" not in os.environ and DEV_ENV_FILE.is_file():
+    environ.Env.read_env(str(DEV_ENV_FILE))  # never overrides what the environment sets
+
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 TESTING = env.bool("COMPLIANCE_TESTING", default=False)
 if DEBUG or TESTING:
@@ -29,7 +38,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the workspace's site (dashboard, evidence page).
+    "reporting.workspace.apps.WorkspaceAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -38,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
     "accounts",
@@ -50,10 +61,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "compliance_site.metrics.HotPathLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files served by the app itself in every mode (gunicorn serves none).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "compliance_site.middleware.BrowserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -122,6 +136,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The project's own static files: the dashboard's script and styles, and the
+# vendored chart library with its licence (static/vendor/).
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies (gzip) written by collectstatic, served with far-future
+    # caching by WhiteNoise; no manifest, so a page never fails for a file that
+    # collectstatic has not seen yet.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 MEDIA_ROOT = Path(env.str("COMPLIANCE_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -137,7 +161,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "compliance_site.openapi.ComplianceAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "compliance_site.exceptions.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "compliance_site.negotiation.JSONContentNegotiation",
@@ -152,6 +176,21 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pre-trade gate, signed append-only audit log, approvals, surveillance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the app's own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets named once, whichever serializer uses them.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "surveillance.models.Alert.Status",
+        # reports and evidence exports share one lifecycle
+        "JobStatusEnum": "reporting.models.Report.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "compliance_site.openapi.add_error_responses",
+    ],
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).
@@ -222,6 +261,15 @@ CELERY_BEAT_SCHEDULE: dict = {
             seconds=env.int("COMPLIANCE_APPROVAL_EXPIRY_INTERVAL_SECS", default=5)
         ),
     },
+}
+
+# Alert cases: hours from creation (or reopening) until an alert is due, per
+# severity ("critical=4,high=24,medium=72,low=168"); the dashboard counts the overdue.
+COMPLIANCE_ALERT_SLA_HOURS = {
+    severity: float(hours)
+    for severity, hours in env.dict(
+        "COMPLIANCE_ALERT_SLA_HOURS", default={"critical": 4, "high": 24, "medium": 72, "low": 168}
+    ).items()
 }
 
 # Audit log settings.

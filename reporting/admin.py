@@ -20,6 +20,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.models import Role
+from accounts.roles import has_role
+
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
 from .regulators import REGULATORS
@@ -252,6 +255,13 @@ class LegalHoldAdmin(ReadOnly):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LegalHold]:
         return legal_hold_list_for_user(user=request.user)
+
+    # Auditors (viewers) read the holds and the retention manifest; admins manage them.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return has_role(request.user, Role.VIEWER)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return has_role(request.user, Role.VIEWER)
 
     def may_manage(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("accounts.manage_legal_holds"))

@@ -40,7 +40,8 @@ def report_get_for_user(*, user: Any, report_id: int) -> Report | None:
 
 
 def legal_hold_list_for_user(*, user: Any, active: bool | None = None) -> QuerySet[LegalHold]:
-    if not _is_human_with(user, Role.COMPLIANCE_OFFICER):
+    """Holds the caller may read: every hold for viewers (auditors) and up."""
+    if not _is_human_with(user, Role.VIEWER):
         return LegalHold.objects.none()
     qs = LegalHold.objects.select_related("placed_by", "released_by").order_by("-pk")
     if active is not None:

@@ -4,6 +4,7 @@ through the services. Imported from SurveillanceConfig.ready()."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -13,14 +14,19 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
+from accounts.models import Agent
 from accounts.roles import has_role
 from audit.admin import ReadOnlyAdmin
+from audit.admin_display import decimal_text, json_list, when_us
+from audit.admin_tools import FastCountPaginator, register_record_search, time_range_filter
 
 from .models import (
     AgentMarketRisk,
     AgentRiskLimit,
     ComplianceConfigVersion,
+    Fill,
     KillSwitch,
     MarketRisk,
     Order,
@@ -178,6 +184,54 @@ class KillSwitchAdmin(ReadOnlyAdmin):
         )
 
 
+def order_record_seqs(term: str) -> list[int]:
+    """The log's search hook: the records of an order id (the gate's decision
+    and every fill), found through the projections, not by reading the log."""
+    if not term or len(term) > 128:
+        return []
+    # Both tables are indexed by (agent, order id): naming every agent lets
+    # PostgreSQL probe those indexes instead of scanning for the order id.
+    agents = list(Agent.objects.values_list("pk", flat=True))
+    decided = Order.objects.filter(agent_id__in=agents, order_id=term).values_list(
+        "seq", flat=True
+    )[:100]
+    filled = Fill.objects.filter(agent_id__in=agents, order_ref=term).values_list("seq", flat=True)[
+        :1000
+    ]
+    return [*decided, *filled]
+
+
+register_record_search(order_record_seqs)
+
+
+class DecisionFilter(admin.SimpleListFilter):
+    """The gate's three decisions, without a DISTINCT over every order."""
+
+    title = "decision"
+    parameter_name = "decision"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("accepted", "accepted"), ("rejected", "rejected"), ("held", "held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        return queryset.filter(decision=self.value()) if self.value() else queryset
+
+
+class MarketFilter(admin.SimpleListFilter):
+    """Markets from the firm's per-market risk rows (one per market), not a
+    DISTINCT over every order."""
+
+    title = "market"
+    parameter_name = "market"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        markets = MarketRisk.objects.order_by("market").values_list("market", flat=True)
+        return [(m, m) for m in markets]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        return queryset.filter(market=self.value()) if self.value() else queryset
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
@@ -185,15 +239,100 @@ class OrderAdmin(ReadOnlyAdmin):
         "agent",
         "market",
         "side",
-        "quantity",
-        "price",
-        "filled_quantity",
+        "qty",
+        "limit_price",
+        "filled",
+        "notional",
         "status",
         "decision",
+        "reason_codes",
+        "created",
     ]
-    list_filter = ["status", "decision", "market"]
-    search_fields = ["order_id", "agent__agent_id"]
+    list_filter = [
+        "status",
+        DecisionFilter,
+        MarketFilter,
+        time_range_filter("created_at_us", microseconds=True, title="time"),
+    ]
+    search_fields = ["=order_id", "=agent__agent_id"]
+    search_help_text = "An order id or an agent id (exact)."
     ordering = ["-created_at_us"]
+    list_select_related = ["agent"]
+    paginator = FastCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    fields = [
+        "order_id",
+        "agent",
+        "market",
+        "side",
+        "order_type",
+        "venue",
+        "qty",
+        "limit_price",
+        "filled",
+        "notional",
+        "status",
+        "decision",
+        "reasons_readable",
+        "decision_record",
+        "approval_link",
+        "config_hash",
+        "created",
+        "updated",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="quantity")
+    def qty(self, obj: Order) -> str:
+        return decimal_text(obj.quantity)
+
+    @admin.display(description="price")
+    def limit_price(self, obj: Order) -> str:
+        return decimal_text(obj.price)
+
+    @admin.display(description="filled")
+    def filled(self, obj: Order) -> str:
+        return decimal_text(obj.filled_quantity)
+
+    @admin.display(description="notional")
+    def notional(self, obj: Order) -> str:
+        return decimal_text(obj.quantity * obj.price)
+
+    @admin.display(description="reasons")
+    def reason_codes(self, obj: Order) -> str:
+        return ", ".join(str(r.get("code", "")) for r in obj.reasons or [] if isinstance(r, dict))
+
+    @admin.display(description="reasons")
+    def reasons_readable(self, obj: Order) -> str:
+        return json_list(obj.reasons)
+
+    @admin.display(description="created", ordering="created_at_us")
+    def created(self, obj: Order) -> str:
+        return when_us(obj.created_at_us)
+
+    @admin.display(description="updated")
+    def updated(self, obj: Order) -> str:
+        return when_us(obj.updated_at_us)
+
+    @admin.display(description="decision record")
+    def decision_record(self, obj: Order) -> str:
+        return format_html(
+            '<a href="{}?q={}">#{}</a>',
+            reverse("admin:audit_record_changelist"),
+            obj.order_id,
+            obj.seq,
+        )
+
+    @admin.display(description="approval")
+    def approval_link(self, obj: Order) -> str:
+        if obj.approval_id is None:
+            return "-"
+        return format_html(
+            '<a href="{}">#{}</a>',
+            reverse("admin:approvals_approvalrequest_change", args=[obj.approval_id]),
+            obj.approval_id,
+        )
 
 
 @admin.register(AgentMarketRisk)
@@ -229,8 +368,63 @@ class FirmPositionAdmin(ReadOnlyAdmin):
 
 @admin.register(ComplianceConfigVersion)
 class ConfigVersionAdmin(ReadOnlyAdmin):
-    list_display = ["version", "hash", "created_by", "created_at", "seq"]
+    list_display = ["version", "short_hash", "created_by", "created_at", "seq"]
     ordering = ["-version"]
+    fields = ["version", "hash", "created_by", "created_at", "seq", "changes", "config_readable"]
+    readonly_fields = fields
+
+    @admin.display(description="hash")
+    def short_hash(self, obj: ComplianceConfigVersion) -> str:
+        return format_html('<code title="{}">{}…</code>', obj.hash, obj.hash[:12])
+
+    @admin.display(description="Changes from the previous version")
+    def changes(self, obj: ComplianceConfigVersion) -> str:
+        previous = (
+            ComplianceConfigVersion.objects.filter(version__lt=obj.version)
+            .order_by("-version")
+            .first()
+        )
+        if previous is None:
+            return "The first version."
+        rows = config_diff(previous.config, obj.config)
+        if not rows:
+            return "No change."
+        return format_html(
+            '<table class="ws-diff"><thead><tr><th>setting</th><th>v{}</th><th>v{}</th></tr>'
+            "</thead><tbody>{}</tbody></table>",
+            previous.version,
+            obj.version,
+            format_html_join(
+                "",
+                '<tr><td>{}</td><td class="ws-old">{}</td><td class="ws-new">{}</td></tr>',
+                ((key, _show(old), _show(new)) for key, old, new in rows),
+            ),
+        )
+
+    @admin.display(description="Config")
+    def config_readable(self, obj: ComplianceConfigVersion) -> str:
+        return json_list(obj.config)
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(absent)"
+    if value is None:
+        return "no limit"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+_MISSING = object()
+
+
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Every setting that differs between two configs, nested keys dotted."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        rows: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(old) | set(new)):
+            rows += config_diff(old.get(key, _MISSING), new.get(key, _MISSING), f"{prefix}{key}.")
+        return rows
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
 @admin.register(AgentRiskLimit)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +30,7 @@ from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
 from audit.services.ingest import BatchRejected
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
+from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
 
 from .config import ComplianceConfigSerializer, DecimalText
 from .models import KillSwitch, Order
@@ -102,6 +108,60 @@ def _agent_for(request: Request, agent_id: Any) -> Agent:
     return agent
 
 
+_REASON = inline_serializer(
+    "DecisionReason",
+    many=True,
+    fields={
+        "code": serializers.CharField(),
+        "limit": serializers.CharField(allow_null=True),
+        "value": serializers.CharField(allow_null=True),
+        "detail": serializers.CharField(),
+    },
+)
+DECISION = inline_serializer(
+    "GateDecision",
+    {
+        "decision": serializers.ChoiceField(choices=["accepted", "rejected", "held"]),
+        "order_id": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=Order.Status.values),
+        "reasons": _REASON,
+        "seq": serializers.IntegerField(),
+        "config_hash": serializers.CharField(),
+        "approval": inline_serializer(
+            "HeldApproval",
+            {"id": serializers.IntegerField(), "expires_at": serializers.DateTimeField()},
+            allow_null=True,
+        ),
+        "cancel_all": serializers.BooleanField(),
+        "cancel_orders": serializers.ListField(child=serializers.CharField()),
+    },
+)
+ITEM_ERRORS = inline_serializer(
+    "ItemErrors",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "ItemError",
+            {
+                "index": serializers.IntegerField(),
+                "code": serializers.CharField(),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
+CONFIG = inline_serializer(
+    "ConfigVersion",
+    {
+        "version": serializers.IntegerField(),
+        "hash": serializers.CharField(),
+        "config": serializers.DictField(),
+    },
+)
+
+
 class OrdersApi(APIView):
     """POST /api/v1/orders/: a bot asks before every order (one signed item);
     a trader (person) submits a manual order for an agent they own, through
@@ -112,7 +172,21 @@ class OrdersApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsActiveAgent()] if is_agent(self.request) else [IsTrader()]
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(
+        request=SignedItemSerializer,
+        responses={
+            201: DECISION,
+            200: OpenApiResponse(
+                DECISION, description="The same envelope sent again: the original decision."
+            ),
+            400: ITEM_ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="An amendment of an unknown order."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The same event_id with different content, or an order id used before.",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         item = request.data
         if not isinstance(item, dict):
@@ -275,11 +349,12 @@ class ConfigApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsComplianceOfficer()] if self.request.method == "PUT" else [IsViewer()]
 
+    @extend_schema(responses=CONFIG)
     def get(self, request: Request) -> Response:
         row = config_current()
         return Response({"version": row.version, "hash": row.hash, "config": row.config})
 
-    @extend_schema(request=ComplianceConfigSerializer)
+    @extend_schema(request=ComplianceConfigSerializer, responses=CONFIG)
     def put(self, request: Request) -> Response:
         # Validated by the service (the same rules for every caller); a refusal
         # is a ConfigInvalid, answered 400 with its code by the exception handler.
@@ -307,6 +382,20 @@ class KillSwitchOutSerializer(serializers.ModelSerializer):
         return obj.target or None
 
 
+ACTIVE_SWITCHES = inline_serializer(
+    "ActiveKillSwitches", {"active": KillSwitchOutSerializer(many=True)}
+)
+LIMITS = inline_serializer(
+    "AgentRiskLimits",
+    {
+        "max_position": serializers.CharField(allow_null=True),
+        "max_order_notional": serializers.CharField(allow_null=True),
+        "max_daily_notional": serializers.CharField(allow_null=True),
+        "max_orders_per_minute": serializers.IntegerField(allow_null=True),
+    },
+)
+
+
 class KillSwitchApi(APIView):
     """Role >= kill_switch_requires_role for POST (checked in the service, since
     the role comes from the config); viewers+ read."""
@@ -325,10 +414,17 @@ class KillSwitchApi(APIView):
     def _active(self) -> list[dict[str, Any]]:
         return list(KillSwitchOutSerializer(kill_switch_active(), many=True).data)
 
+    @extend_schema(responses=ACTIVE_SWITCHES)
     def get(self, request: Request) -> Response:
         return Response({"active": self._active()})
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: ACTIVE_SWITCHES,
+            409: OpenApiResponse(ErrorSerializer, description="Already active, or not active."),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -356,13 +452,14 @@ class AgentRiskLimitsApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsRiskManager()] if self.request.method == "PUT" else [IsViewer()]
 
+    @extend_schema(responses=LIMITS)
     def get(self, request: Request, agent_id: str) -> Response:
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None:
             raise Http404
         return Response(agent_limits_dict(getattr(agent, "risk_limit", None)))
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=LIMITS)
     def put(self, request: Request, agent_id: str) -> Response:
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None or not has_role(request.user, "risk_manager"):

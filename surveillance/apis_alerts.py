@@ -3,6 +3,7 @@ rules live in surveillance.services.alerts and .cycle."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404
@@ -18,12 +19,17 @@ from accounts.permissions import IsComplianceOfficer, IsViewer
 from .detectors import DETECTOR_NAMES
 from .models import Alert
 from .services.alerts import (
+    ESCALATION_ROLES,
     MAX_NOTE_CHARS,
     AlertError,
+    AlertInvalid,
     alert_assign,
     alert_escalate,
     alert_get_for_user,
+    alert_history,
     alert_list_for_user,
+    alert_note_add,
+    alert_reopen,
     alert_resolve,
 )
 from .services.cycle import surveillance_cycle
@@ -135,6 +141,16 @@ class AlertDetailApi(APIView):
         return Response(AlertDetailOutSerializer(alert).data)
 
 
+def _named(username: str | None) -> User | None:
+    """The person a body names, or None when it names nobody (refused if unknown)."""
+    if not username:
+        return None
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise AlertInvalid("invalid_assignee", f"no user {username!r}")
+    return user
+
+
 class _AlertActionApi(APIView):
     permission_classes = [IsComplianceOfficer]
 
@@ -144,6 +160,24 @@ class _AlertActionApi(APIView):
 
     def _done(self, alert: Alert) -> Response:
         return Response(AlertDetailOutSerializer(alert).data)
+
+    def _run(
+        self,
+        request: Request,
+        alert_id: int,
+        form: type[serializers.Serializer],
+        act: Callable[[dict[str, Any]], Alert],
+        status: int = 200,
+    ) -> Response:
+        """Validate the body, check the alert is visible, call the service."""
+        data = form(data=request.data)
+        data.is_valid(raise_exception=True)
+        self._visible(request, alert_id)
+        try:
+            alert = act(dict(data.validated_data))
+        except AlertError as exc:
+            return _error(exc)
+        return Response(AlertDetailOutSerializer(alert).data, status=status)
 
 
 class AlertAssignApi(_AlertActionApi):
@@ -155,43 +189,104 @@ class AlertAssignApi(_AlertActionApi):
 
     @extend_schema(request=InputSerializer, responses=AlertDetailOutSerializer)
     def post(self, request: Request, alert_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self._visible(request, alert_id)
-        assignee: User | None = None
-        name = data.validated_data.get("assignee")
-        if name:
-            assignee = User.objects.filter(username=name).first()
-            if assignee is None:
-                return Response(
-                    {"code": "invalid_assignee", "detail": f"no user {name!r}"}, status=400
-                )
-        try:
-            alert = alert_assign(alert_id=alert_id, acting_user=request.user, assignee=assignee)
-        except AlertError as exc:
-            return _error(exc)
-        return self._done(alert)
+        return self._run(
+            request,
+            alert_id,
+            self.InputSerializer,
+            lambda v: alert_assign(
+                alert_id=alert_id, acting_user=request.user, assignee=_named(v.get("assignee"))
+            ),
+        )
 
 
 class NoteInSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=MAX_NOTE_CHARS)
 
 
-class AlertEscalateApi(_AlertActionApi):
-    """POST {"note"} (the assignee, or an admin)."""
+class EscalateInSerializer(NoteInSerializer):
+    to_user = serializers.CharField(
+        max_length=150, required=False, allow_blank=True, help_text="a person's username"
+    )
+    to_role = serializers.ChoiceField(
+        choices=[("", ""), *[(r, r) for r in ESCALATION_ROLES]], required=False
+    )
 
-    @extend_schema(request=NoteInSerializer, responses=AlertDetailOutSerializer)
+
+class AlertEscalateApi(_AlertActionApi):
+    """POST {"note", "to_user"?, "to_role"?} (the assignee, or an admin): the note
+    is the reason; a named person then holds the case."""
+
+    @extend_schema(request=EscalateInSerializer, responses=AlertDetailOutSerializer)
     def post(self, request: Request, alert_id: int) -> Response:
-        data = NoteInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self._visible(request, alert_id)
-        try:
-            alert = alert_escalate(
-                alert_id=alert_id, acting_user=request.user, note=data.validated_data["note"]
-            )
-        except AlertError as exc:
-            return _error(exc)
-        return self._done(alert)
+        return self._run(
+            request,
+            alert_id,
+            EscalateInSerializer,
+            lambda v: alert_escalate(
+                alert_id=alert_id,
+                acting_user=request.user,
+                note=v["note"],
+                to_user=_named(v.get("to_user")),
+                to_role=v.get("to_role") or "",
+            ),
+        )
+
+
+class AlertNoteApi(_AlertActionApi):
+    """POST {"note"} (compliance officers+): a note on the case, open or closed,
+    recorded in the log as ALERT_UPDATED (action "note")."""
+
+    @extend_schema(request=NoteInSerializer, responses={201: AlertDetailOutSerializer})
+    def post(self, request: Request, alert_id: int) -> Response:
+        return self._run(
+            request,
+            alert_id,
+            NoteInSerializer,
+            lambda v: alert_note_add(alert_id=alert_id, acting_user=request.user, note=v["note"]),
+            status=201,
+        )
+
+
+class ReopenInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_NOTE_CHARS)
+
+
+class AlertReopenApi(_AlertActionApi):
+    """POST {"reason"} (compliance officers+): reopen a closed case; the caller
+    holds it, due again by its severity's SLA."""
+
+    @extend_schema(request=ReopenInSerializer, responses=AlertDetailOutSerializer)
+    def post(self, request: Request, alert_id: int) -> Response:
+        return self._run(
+            request,
+            alert_id,
+            ReopenInSerializer,
+            lambda v: alert_reopen(alert_id=alert_id, acting_user=request.user, reason=v["reason"]),
+        )
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    recorded_at_us = serializers.IntegerField()
+    event_type = serializers.CharField()
+    actor = serializers.CharField()
+    action = serializers.CharField()
+    from_status = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class AlertHistoryApi(APIView):
+    """GET (viewers+): the case's history, read from its records in log order."""
+
+    permission_classes = [IsViewer]
+
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
+    def get(self, request: Request, alert_id: int) -> Response:
+        alert = alert_get_for_user(user=request.user, alert_id=alert_id)
+        if alert is None:
+            raise Http404
+        return Response(HistoryEntrySerializer(alert_history(alert=alert), many=True).data)
 
 
 class AlertResolveApi(_AlertActionApi):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 
-__all__ = ["Alert", "DetectorState", "SurveillanceCursor"]
+__all__ = ["Alert", "AlertLogEntry", "DetectorState", "SurveillanceCursor"]
 
 
 class Alert(models.Model):
@@ -77,6 +77,16 @@ class Alert(models.Model):
         max_length=16, choices=Disposition.choices, blank=True, default=""
     )
     note = models.TextField(blank=True, default="")
+    # The case manager's additions: when the case is due (by its severity's SLA,
+    # from creation or from a reopening), and to whom or which role it was escalated.
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="SLA due time (COMPLIANCE_ALERT_SLA_HOURS)"
+    )
+    escalated_to = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    escalated_to_role = models.CharField(max_length=32, blank=True, default="")
+    escalation_reason = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [
@@ -103,6 +113,9 @@ class Alert(models.Model):
             # The queue: active alerts by severity, oldest first.
             models.Index(fields=["status", "-severity_rank", "created_at"], name="alert_queue"),
             models.Index(fields=["detector", "status"], name="alert_detector_status"),
+            # The dashboard: active alerts past their SLA.
+            models.Index(fields=["status", "due_at"], name="alert_due"),
+            models.Index(fields=["created_at"], name="alert_created"),
         ]
 
     def __str__(self) -> str:
@@ -111,6 +124,26 @@ class Alert(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class AlertLogEntry(models.Model):
+    """Which log records belong to an alert's case (notes, assignments,
+    escalations, closing, reopening): an index into the log, written in the
+    transaction that appends the ALERT_UPDATED record, so the case's history is
+    read from its records by seq instead of by scanning the log. The records
+    stay the evidence; this row only says where they are."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="log_entries")
+    seq = models.BigIntegerField()
+    action = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "seq"], name="alertlogentry_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"alert #{self.alert_id} {self.action} at seq {self.seq}"
 
 
 class SurveillanceCursor(models.Model):

@@ -13,7 +13,10 @@ from .apis_alerts import (
     AlertAssignApi,
     AlertDetailApi,
     AlertEscalateApi,
+    AlertHistoryApi,
     AlertListApi,
+    AlertNoteApi,
+    AlertReopenApi,
     AlertResolveApi,
     SurveillanceRunApi,
 )
@@ -37,5 +40,8 @@ urlpatterns = [
     path("alerts/<int:alert_id>/assign/", AlertAssignApi.as_view(), name="alert-assign"),
     path("alerts/<int:alert_id>/escalate/", AlertEscalateApi.as_view(), name="alert-escalate"),
     path("alerts/<int:alert_id>/resolve/", AlertResolveApi.as_view(), name="alert-resolve"),
+    path("alerts/<int:alert_id>/notes/", AlertNoteApi.as_view(), name="alert-note"),
+    path("alerts/<int:alert_id>/reopen/", AlertReopenApi.as_view(), name="alert-reopen"),
+    path("alerts/<int:alert_id>/history/", AlertHistoryApi.as_view(), name="alert-history"),
     path("surveillance/run/", SurveillanceRunApi.as_view(), name="surveillance-run"),
 ]

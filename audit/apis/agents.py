@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,6 +47,16 @@ class PublicKeyInSerializer(serializers.Serializer):
     public_key = serializers.CharField(max_length=64)
 
 
+REGISTERED = inline_serializer(
+    "AgentRegistered",
+    {
+        "agent_id": serializers.CharField(),
+        "key_id": serializers.CharField(),
+        "api_key": serializers.CharField(help_text="shown once; stored hashed"),
+    },
+)
+
+
 class AgentListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         agent_id = serializers.SlugField(max_length=64)
@@ -62,7 +72,7 @@ class AgentListCreateApi(APIView):
         agents = agent_list_for_user(user=request.user).select_related("owner")
         return Response(AgentOutSerializer(agents, many=True).data)
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses={201: REGISTERED})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -104,7 +114,10 @@ class AgentKeysApi(APIView):
         agent = self._agent(request, agent_id)
         return Response(AgentKeyOutSerializer(agent_keys(agent=agent), many=True).data)
 
-    @extend_schema(request=PublicKeyInSerializer)
+    @extend_schema(
+        request=PublicKeyInSerializer,
+        responses={201: inline_serializer("KeyAdded", {"key_id": serializers.CharField()})},
+    )
     def post(self, request: Request, agent_id: str) -> Response:
         agent = self._agent(request, agent_id)
         data = PublicKeyInSerializer(data=request.data)
@@ -121,7 +134,7 @@ class AgentKeysApi(APIView):
 class AgentKeyRevokeApi(APIView):
     permission_classes = [IsRiskManager]
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=AgentKeyOutSerializer)
     def post(self, request: Request, agent_id: str, key_id: str) -> Response:
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None:

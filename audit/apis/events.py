@@ -9,7 +9,12 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
@@ -19,6 +24,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsActiveAgent, IsViewer
 from compliance_site.exceptions import PayloadTooLarge
 from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, count_each
+from compliance_site.openapi import ErrorSerializer, RecordSerializer, SignedItemSerializer
 
 from ..selectors import RecordFilter, record_get, record_list
 from ..services.ingest import (
@@ -85,6 +91,47 @@ class EventFilterSerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
+EVENT_PAGE = inline_serializer(
+    "RecordPage",
+    {"results": RecordSerializer(many=True), "next": serializers.URLField(allow_null=True)},
+)
+EVENT_BATCH = inline_serializer(
+    "EventBatch", {"events": SignedItemSerializer(many=True, help_text="1 to 500 items")}
+)
+EVENT_RESULTS = inline_serializer(
+    "EventResults",
+    {
+        "results": inline_serializer(
+            "EventResult",
+            {
+                "event_id": serializers.CharField(),
+                "seq": serializers.IntegerField(),
+                "leaf_hash": serializers.CharField(),
+                "status": serializers.ChoiceField(choices=["created", "duplicate"]),
+            },
+            many=True,
+        )
+    },
+)
+BATCH_ERRORS = inline_serializer(
+    "BatchErrors",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "BatchItemError",
+            {
+                "index": serializers.IntegerField(),
+                "code": serializers.CharField(),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+            required=False,
+        ),
+    },
+)
+
+
 class EventsApi(APIView):
     parser_classes = [StrictJSONParser]
 
@@ -95,7 +142,9 @@ class EventsApi(APIView):
         parameters=[
             OpenApiParameter(name, str, required=False)
             for name in ("event_type", "agent_id", "from_seq", "to_seq", "start", "end", "limit")
-        ]
+        ],
+        responses=EVENT_PAGE,
+        operation_id="v1_events_list",
     )
     def get(self, request: Request) -> Response:
         params = EventFilterSerializer(data=request.query_params)
@@ -119,7 +168,17 @@ class EventsApi(APIView):
             next_url = request.build_absolute_uri(request.path + "?" + urlencode(query))
         return Response({"results": [r.as_dict() for r in rows], "next": next_url})
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(
+        request=EVENT_BATCH,
+        responses={
+            201: EVENT_RESULTS,
+            400: OpenApiResponse(BATCH_ERRORS, description="Nothing stored: the bad items."),
+            409: OpenApiResponse(
+                ErrorSerializer, description="An event_id reused with other content."
+            ),
+            413: OpenApiResponse(ErrorSerializer, description="Over 500 items, or too large."),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = request.data
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
@@ -171,6 +230,7 @@ class EventsApi(APIView):
 class EventDetailApi(APIView):
     permission_classes = [IsViewer]
 
+    @extend_schema(responses=RecordSerializer)
     def get(self, request: Request, seq: int) -> Response:
         record = record_get(seq=seq)
         if record is None:

@@ -8,7 +8,13 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsComplianceOfficer, IsViewer
 from compliance_client import merkle
+from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
 from .. import log_key
 from ..models import Checkpoint, LogExport
@@ -59,9 +66,62 @@ def _bad_request(detail: str, code: str = "invalid_proof_request") -> Response:
     return Response({"code": code, "detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
+PUBLIC_KEY = inline_serializer(
+    "LogPublicKey",
+    {
+        "key_name": serializers.CharField(),
+        "algorithm": serializers.ChoiceField(choices=["ed25519"]),
+        "public_key": serializers.CharField(help_text="base64 of the raw 32 bytes"),
+    },
+)
+INCLUSION = inline_serializer(
+    "InclusionProof",
+    {
+        "seq": serializers.IntegerField(),
+        "tree_size": serializers.IntegerField(),
+        "leaf_hash": serializers.CharField(),
+        "hashes": serializers.ListField(child=serializers.CharField()),
+    },
+)
+CONSISTENCY = inline_serializer(
+    "ConsistencyProof",
+    {
+        "first": serializers.IntegerField(),
+        "second": serializers.IntegerField(),
+        "hashes": serializers.ListField(child=serializers.CharField()),
+    },
+)
+VERIFIED = inline_serializer(
+    "VerificationResult",
+    {
+        "ok": serializers.BooleanField(),
+        "checked": serializers.IntegerField(),
+        "first_bad_seq": serializers.IntegerField(allow_null=True),
+        "detail": serializers.CharField(allow_null=True),
+    },
+)
+EXPORT = inline_serializer(
+    "EvidenceExport",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=LogExport.Status.choices),
+        "sha256": serializers.CharField(allow_null=True),
+        "download_url": serializers.URLField(allow_null=True),
+        "from_seq": serializers.IntegerField(allow_null=True),
+        "to_seq": serializers.IntegerField(allow_null=True),
+        "records": serializers.IntegerField(allow_null=True),
+        "size_bytes": serializers.IntegerField(allow_null=True),
+        "error": serializers.CharField(allow_null=True),
+        "created_at": serializers.DateTimeField(),
+        "finished_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
 class PublicKeyApi(APIView):
     permission_classes = [IsPublicOrViewer]
 
+    @extend_schema(responses=PUBLIC_KEY)
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -76,7 +136,10 @@ class CheckpointListApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int, required=False)])
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, required=False)],
+        responses=CheckpointSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         try:
             limit = min(max(int(request.query_params.get("limit", 100)), 1), 1000)
@@ -92,7 +155,13 @@ class CheckpointListApi(APIView):
             [{**checkpoint_dict(cp, origin), "note": note_with_cosignatures(cp)} for cp in rows]
         )
 
-    @extend_schema(request=None)
+    @extend_schema(
+        request=None,
+        responses={
+            201: CheckpointSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The log's key is unavailable."),
+        },
+    )
     def post(self, request: Request) -> Response:
         try:
             cp = checkpoint_create(force=True)
@@ -111,7 +180,10 @@ class CheckpointLatestApi(APIView):
 
     permission_classes = [IsPublicOrViewer]
 
-    @extend_schema(parameters=[OpenApiParameter("include_unpublished", bool, required=False)])
+    @extend_schema(
+        parameters=[OpenApiParameter("include_unpublished", bool, required=False)],
+        responses=CheckpointSerializer,
+    )
     def get(self, request: Request) -> Response:
         flag = request.query_params.get("include_unpublished", "")
         cp = latest_checkpoint(include_unpublished=flag.lower() in ("1", "true", "yes"))
@@ -146,7 +218,10 @@ class InclusionProofApi(APIView):
         seq = serializers.IntegerField(min_value=0)
         tree_size = serializers.IntegerField(min_value=1)
 
-    @extend_schema(parameters=[OpenApiParameter("seq", int), OpenApiParameter("tree_size", int)])
+    @extend_schema(
+        parameters=[OpenApiParameter("seq", int), OpenApiParameter("tree_size", int)],
+        responses=INCLUSION,
+    )
     def get(self, request: Request) -> Response:
         seq, size = _int_params(request, self.Params, {"seq": 0, "tree_size": 1})
         try:
@@ -170,7 +245,10 @@ class ConsistencyProofApi(APIView):
         first = serializers.IntegerField(min_value=0)
         second = serializers.IntegerField(min_value=0)
 
-    @extend_schema(parameters=[OpenApiParameter("first", int), OpenApiParameter("second", int)])
+    @extend_schema(
+        parameters=[OpenApiParameter("first", int), OpenApiParameter("second", int)],
+        responses=CONSISTENCY,
+    )
     def get(self, request: Request) -> Response:
         first, second = _int_params(request, self.Params, {"first": 0, "second": 0})
         try:
@@ -185,14 +263,17 @@ class ConsistencyProofApi(APIView):
 class LogVerifyApi(APIView):
     permission_classes = [IsComplianceOfficer]
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=VERIFIED)
     def post(self, request: Request) -> Response:
         result = verify_and_record(actor=Actor.for_user(request.user))
         return Response(result.as_dict())
 
 
 class ExportListCreateApi(APIView):
-    """POST (compliance officers+) queues an evidence bundle; GET lists them (viewers+)."""
+    """POST queues an evidence bundle, GET lists them: viewers (auditors) and up,
+    who may request the bundles they download."""
+
+    permission_classes = [IsViewer]
 
     class InputSerializer(serializers.Serializer):
         from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
@@ -201,14 +282,23 @@ class ExportListCreateApi(APIView):
             choices=LogExport.Format.values, required=False, default=LogExport.Format.BUNDLE
         )
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
-        return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
-
+    @extend_schema(responses=EXPORT.__class__(many=True))
     def get(self, request: Request) -> Response:
         rows = LogExport.objects.order_by("-created_at")[:100]
         return Response([export_as_dict(e, _download_url(request, e)) for e in rows])
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            202: inline_serializer(
+                "ExportQueued",
+                {
+                    "id": serializers.UUIDField(),
+                    "status": serializers.ChoiceField(choices=LogExport.Status.choices),
+                },
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -233,6 +323,7 @@ def _download_url(request: Request, export: LogExport) -> str:
 class ExportDetailApi(APIView):
     permission_classes = [IsViewer]
 
+    @extend_schema(responses=EXPORT)
     def get(self, request: Request, export_id: str) -> Response:
         export = LogExport.objects.filter(pk=export_id).first()
         if export is None:
@@ -243,6 +334,13 @@ class ExportDetailApi(APIView):
 class ExportDownloadApi(APIView):
     permission_classes = [IsViewer]
 
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The evidence bundle (docs/records.md)."
+            )
+        }
+    )
     def get(self, request: Request, export_id: str) -> FileResponse:
         export = LogExport.objects.filter(pk=export_id, status=LogExport.Status.DONE).first()
         if export is None:

@@ -154,7 +154,8 @@ def write_bundle(
 def export_request(
     *, acting_user: User, from_seq: int | None, to_seq: int | None, fmt: str = "bundle"
 ) -> LogExport:
-    """Queue an export (compliance officers+); the task runs after commit."""
+    """Queue an export (viewers and up: auditors request the bundles they
+    download); the task runs after commit."""
     check_range(from_seq=from_seq, to_seq=to_seq)
     from ..tasks import log_export_task
 

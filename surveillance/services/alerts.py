@@ -14,26 +14,35 @@ Rules enforced here and nowhere else:
   recorded. Resolving an open alert assigns it to the resolver.
 * Every action is an ALERT_UPDATED record in the same transaction as the
   change, and a webhook notice. A refused action raises before anything is
-  written.
+  written. Each such record is indexed under its alert (AlertLogEntry), so
+  the case's history is read from its records.
+* Case management: an alert is due `COMPLIANCE_ALERT_SLA_HOURS[severity]`
+  after its creation (or its reopening); notes may be added to any alert,
+  closed ones included, and each is a record; an escalation may name a person
+  (who then holds the case) or a role, with a reason; a closed alert may be
+  reopened with a reason, by anyone entitled, who then holds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import has_role
+from audit.selectors import RecordFilter, record_list
 from audit.services import Actor, append, pending_server_event, record_event
 from audit.webhooks.services import webhook_notify
 from compliance_site.exceptions import ServiceError
 
 from ..detectors import Finding
-from ..models import Alert
+from ..models import Alert, AlertLogEntry
 
 RESOLVE_PERMISSION = "accounts.resolve_alerts"
 MAX_NOTE_CHARS = 4000
@@ -87,6 +96,20 @@ def alert_list_for_user(
     if agent_id:
         qs = qs.filter(agent_id=agent_id)
     return qs.order_by(*queue_ordering())
+
+
+def sla_hours() -> dict[str, float]:
+    """Hours until an alert of each severity is due (settings; defaults for the
+    severities a deployment leaves out)."""
+    defaults = {"critical": 4.0, "high": 24.0, "medium": 72.0, "low": 168.0}
+    return {**defaults, **getattr(settings, "COMPLIANCE_ALERT_SLA_HOURS", {})}
+
+
+def sla_due(severity: str, start: datetime) -> datetime:
+    return start + timedelta(hours=sla_hours()[severity])
+
+
+ESCALATION_ROLES = (Role.COMPLIANCE_OFFICER, Role.ADMIN)
 
 
 def alert_get_for_user(*, user: Any, alert_id: int) -> Alert | None:
@@ -156,6 +179,7 @@ def alerts_create(*, findings: Sequence[Finding], config_hash: str) -> list[Aler
             config_hash=config_hash,
             created_at=now,
             updated_at=now,
+            due_at=sla_due(f.severity, now),
         )
         for fp, f in wanted.items()
         if fp not in stored
@@ -203,7 +227,7 @@ def _clean_note(note: Any, *, required: bool) -> str:
     return text
 
 
-def _lock(alert_id: int, acting_user: User) -> Alert:
+def _lock(alert_id: int, acting_user: User, *, allow_closed: bool = False) -> Alert:
     if not may_work_alerts(acting_user):
         raise AlertForbidden(
             "permission_denied", "Only compliance officers and admins work alerts."
@@ -211,7 +235,7 @@ def _lock(alert_id: int, acting_user: User) -> Alert:
     alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
     if alert is None:
         raise AlertNotFound("not_found", "No such alert.")
-    if alert.status == Status.CLOSED:
+    if alert.status == Status.CLOSED and not allow_closed:
         raise AlertConflict("already_closed", f"The alert was closed as {alert.disposition}.")
     return alert
 
@@ -240,6 +264,7 @@ def _record(alert: Alert, acting_user: User, action: str, previous: str, **extra
         **extra,
     }
     record = record_event("ALERT_UPDATED", actor=Actor.for_user(acting_user), data=data)
+    AlertLogEntry.objects.create(alert=alert, seq=record.seq, action=action)
     webhook_notify("ALERT_UPDATED", {**data, "seq": record.seq}, seq=record.seq)
 
 
@@ -265,9 +290,26 @@ def alert_assign(*, alert_id: int, acting_user: User, assignee: User | None = No
 
 
 @transaction.atomic
-def alert_escalate(*, alert_id: int, acting_user: User, note: str) -> Alert:
-    """Escalate an assigned alert (by its assignee or an admin), with a note."""
+def alert_escalate(
+    *,
+    alert_id: int,
+    acting_user: User,
+    note: str,
+    to_user: User | None = None,
+    to_role: str = "",
+) -> Alert:
+    """Escalate an assigned alert (by its assignee or an admin), with a note
+    (the reason). It may name a person, who must be entitled to work alerts and
+    then holds the case, or a role (compliance_officer, admin), or neither."""
     text = _clean_note(note, required=True)
+    if to_user is not None and to_role:
+        raise AlertInvalid("invalid_escalation", "Escalate to a person or to a role, not both.")
+    if to_role and to_role not in ESCALATION_ROLES:
+        raise AlertInvalid(
+            "invalid_escalation", f"to_role must be one of {', '.join(ESCALATION_ROLES)}"
+        )
+    if to_user is not None and not may_work_alerts(to_user):
+        raise AlertInvalid("invalid_assignee", f"{to_user} may not work alerts.")
     alert = _lock(alert_id, acting_user)
     if alert.status == Status.OPEN:
         raise AlertConflict("not_assigned", "Assign the alert before escalating it.")
@@ -282,8 +324,84 @@ def alert_escalate(*, alert_id: int, acting_user: User, note: str) -> Alert:
         now,
         now,
     )
-    alert.save(update_fields=["status", "escalated_by", "escalated_at", "updated_at"])
-    _record(alert, acting_user, "escalate", previous, note=text)
+    alert.escalated_to, alert.escalated_to_role, alert.escalation_reason = to_user, to_role, text
+    fields = [
+        "status",
+        "escalated_by",
+        "escalated_at",
+        "updated_at",
+        "escalated_to",
+        "escalated_to_role",
+        "escalation_reason",
+    ]
+    if to_user is not None:
+        alert.assigned_to, alert.assigned_at = to_user, now
+        fields += ["assigned_to", "assigned_at"]
+    alert.save(update_fields=fields)
+    _record(
+        alert,
+        acting_user,
+        "escalate",
+        previous,
+        note=text,
+        escalated_to=to_user.get_username() if to_user else None,
+        escalated_to_role=to_role or None,
+    )
+    return alert
+
+
+@transaction.atomic
+def alert_note_add(*, alert_id: int, acting_user: User, note: str) -> Alert:
+    """Add a note to an alert's case, open or closed: a record in the log, and
+    nothing else changes (who holds the case, its status, its due time)."""
+    text = _clean_note(note, required=True)
+    alert = _lock(alert_id, acting_user, allow_closed=True)
+    alert.updated_at = timezone.now()
+    alert.save(update_fields=["updated_at"])
+    _record(alert, acting_user, "note", alert.status, note=text)
+    return alert
+
+
+@transaction.atomic
+def alert_reopen(*, alert_id: int, acting_user: User, reason: str) -> Alert:
+    """Reopen a closed alert with a reason. The case becomes assigned to the
+    one reopening it, its disposition and closing are cleared (the log keeps
+    them), and it is due again by its severity's SLA from now."""
+    text = _clean_note(reason, required=True)
+    alert = _lock(alert_id, acting_user, allow_closed=True)
+    if alert.status != Status.CLOSED:
+        raise AlertConflict("not_closed", "Only a closed alert can be reopened.")
+    previous_disposition = alert.disposition
+    now = timezone.now()
+    alert.status, alert.disposition, alert.note = Status.ASSIGNED, "", ""
+    alert.closed_by, alert.closed_at = None, None
+    alert.escalated_to, alert.escalated_to_role, alert.escalation_reason = None, "", ""
+    alert.assigned_to, alert.assigned_at, alert.updated_at = acting_user, now, now
+    alert.due_at = sla_due(alert.severity, now)
+    alert.save(
+        update_fields=[
+            "status",
+            "disposition",
+            "note",
+            "closed_by",
+            "closed_at",
+            "escalated_to",
+            "escalated_to_role",
+            "escalation_reason",
+            "assigned_to",
+            "assigned_at",
+            "updated_at",
+            "due_at",
+        ]
+    )
+    _record(
+        alert,
+        acting_user,
+        "reopen",
+        Status.CLOSED,
+        note=text,
+        previous_disposition=previous_disposition,
+    )
     return alert
 
 
@@ -320,3 +438,81 @@ def alert_resolve(*, alert_id: int, acting_user: User, disposition: str, note: s
     )
     _record(alert, acting_user, "resolve", previous, disposition=disposition, note=text)
     return alert
+
+
+# --- the case file (reads) ----------------------------------------------------------
+
+
+def alert_history(*, alert: Alert) -> list[dict[str, Any]]:
+    """The case's history from its records: the SURVEILLANCE_ALERT record that
+    opened it and every ALERT_UPDATED record indexed under it, in log order,
+    each as the record says it (actor, time, action, note)."""
+    seqs = [alert.seq, *alert.log_entries.values_list("seq", flat=True)]
+    records = record_list(filters=RecordFilter()).filter(seq__in=[s for s in seqs if s >= 0])
+    history = []
+    for record in records:
+        body = record.as_dict()
+        data = body.get("data") or {}
+        history.append(
+            {
+                "seq": record.seq,
+                "record_pk": record.pk,
+                "recorded_at_us": record.recorded_at_us,
+                "event_type": record.event_type,
+                "actor": record.actor_id,
+                "action": "created"
+                if record.event_type == "SURVEILLANCE_ALERT"
+                else data.get("action", ""),
+                "from_status": data.get("from_status"),
+                "status": data.get("status", "open"),
+                "note": data.get("note", ""),
+                "data": data,
+                "purged": bool(body.get("purged")),
+            }
+        )
+    return history
+
+
+def alert_evidence(*, alert: Alert) -> list[dict[str, Any]]:
+    """The records behind the alert as a timeline (log order): each with its
+    time, type, agent and the order it concerns (order id, side, quantity,
+    price, fill, reason as the envelope or decision says them), and the pk of
+    that order's row where the gate knows it, so the page can link to it."""
+    from ..models import Order
+
+    seqs = [int(s) for s in alert.evidence if isinstance(s, int)]
+    rows = []
+    for record in record_list(filters=RecordFilter()).filter(seq__in=seqs):
+        body = record.as_dict()
+        source = body.get("source") or {}
+        payload = (source.get("envelope") or {}).get("payload") or {}
+        data = body.get("data") or {}
+        merged = {**data, **payload} if isinstance(payload, dict) else dict(data)
+        rows.append(
+            {
+                "seq": record.seq,
+                "record_pk": record.pk,
+                "recorded_at_us": record.recorded_at_us,
+                "event_type": record.event_type,
+                "agent_id": record.agent_id or data.get("agent_id") or "",
+                "order_id": merged.get("order_id", ""),
+                "market": merged.get("market", ""),
+                "side": merged.get("side", ""),
+                "quantity": merged.get("quantity", ""),
+                "price": merged.get("price", ""),
+                "fill_id": merged.get("fill_id", ""),
+                "decision": data.get("decision", ""),
+                "reason": merged.get("reason", ""),
+                "purged": bool(body.get("purged")),
+                "order_pk": None,
+            }
+        )
+    wanted = {(r["agent_id"], r["order_id"]) for r in rows if r["agent_id"] and r["order_id"]}
+    if wanted:
+        orders = Order.objects.filter(
+            agent__agent_id__in={a for a, _ in wanted}, order_id__in={o for _, o in wanted}
+        ).values_list("agent__agent_id", "order_id", "pk")
+        pks = {(agent, order): pk for agent, order, pk in orders}
+        for row in rows:
+            row["order_pk"] = pks.get((row["agent_id"], row["order_id"]))
+    return rows

@@ -76,7 +76,8 @@ def test_export_through_api_and_task(
     settings.MEDIA_ROOT = tmp_path
     grow(bot, 3)
     alice = client_for("alice")
-    assert client_for("rita").post("/api/v1/log/exports/", {}, format="json").status_code == 403
+    # a bot may not ask for bundles; auditors (viewers) may (see test_auditor_requests_a_bundle)
+    assert bot.client.post("/api/v1/log/exports/", {}, format="json").status_code == 403
     with django_capture_on_commit_callbacks(
         execute=True
     ):  # the task is queued after commit (eager here)
@@ -213,3 +214,17 @@ def test_bundle_with_substitute_log_key_fails_against_pinned_key(bot):
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         keys = json.loads(z.read("keys.json"))
     assert base64.b64decode(keys["log"]["public_key"]) == log_key.public_key_raw()
+
+
+def test_auditor_requests_a_bundle(
+    bot, client_for, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from audit.models import LogExport
+
+    settings.MEDIA_ROOT = tmp_path
+    grow(bot, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for("carol").post("/api/v1/log/exports/", {}, format="json")
+    assert response.status_code == 202
+    export = LogExport.objects.get(pk=response.json()["id"])
+    assert export.requested_by.username == "carol" and export.status == "done"
