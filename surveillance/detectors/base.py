@@ -45,7 +45,9 @@ class TradeEvent:
     """One trading fact from one record, normalized for the detectors.
 
     kind: submit (an order the gate accepted or held), reject (an order the
-    gate refused), amend (an accepted amendment), fill, cancel, position.
+    gate refused), amend (an accepted amendment), fill, cancel, position,
+    venue_reject (the venue refused an order), bypass (a reported fact that
+    contradicts the gate, with its `note`).
     `ts` is the record's recorded_at_us: the server's clock, not the bot's.
     `market` and `side` of fills, cancels and amendments come from the order's
     own submission. `order_seq` is the seq of that submission."""
@@ -62,6 +64,8 @@ class TradeEvent:
     price: Decimal | None = None
     accepted: bool = False
     order_seq: int | None = None
+    # kind "bypass": what the ingest projection noted (surveillance.models.GateBypass).
+    note: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
