@@ -3,7 +3,7 @@ approve and deny. Thin views: the rules live in approvals.services."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +17,13 @@ from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsViewer
 
 from .models import ApprovalRequest
 from .selectors import approval_get_for_user, approval_list_for_user
-from .services import MAX_REASON_CHARS, ApprovalError, approval_deny, approval_grant
+from .services import (
+    MAX_REASON_CHARS,
+    ApprovalError,
+    ApprovalRecheckFailed,
+    approval_deny,
+    approval_grant,
+)
 
 
 class ApprovalOutSerializer(serializers.ModelSerializer):
@@ -45,7 +51,10 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
 
 
 def _error(exc: ApprovalError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
+    body: dict[str, Any] = {"code": exc.code, "detail": exc.detail}
+    if isinstance(exc, ApprovalRecheckFailed):
+        body["reasons"] = exc.reasons
+    return Response(body, status=exc.http_status)
 
 
 class ApprovalListApi(APIView):

@@ -300,6 +300,26 @@ class OrderApprovalResolver(BaseResolver):
             .get(pk=int(request.subject_id))
         )
 
+    def recheck(self, request: Any) -> list[dict[str, Any]]:
+        """At the grant, under the firm lock: the kill switch and hard limits now."""
+        from .recheck import order_recheck
+
+        order = Order.objects.select_related("agent").filter(pk=int(request.subject_id)).first()
+        if order is None or order.status != Order.Status.PENDING_APPROVAL:
+            return []
+        return [r.as_dict() for r in order_recheck(order, lock=True).reasons]
+
+    def context(self, request: Any) -> dict[str, Any] | None:
+        """The order's context for the officer's page (a read, no lock)."""
+        from .recheck import order_context
+
+        order = (
+            Order.objects.select_related("agent__owner", "agent__risk_limit")
+            .filter(pk=int(request.subject_id))
+            .first()
+        )
+        return order_context(order) if order is not None else None
+
     def on_grant(self, request: Any, acting_user: User) -> None:
         order = self._order(request)
         if order.status != Order.Status.PENDING_APPROVAL:
