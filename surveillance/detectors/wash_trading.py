@@ -1,6 +1,18 @@
-"""Wash trading: a buy and a sell fill in the same market by the same agent,
-or by agents of the same owner (one beneficial owner on both sides), within
-`wash_trade_threshold_secs` (MAR Annex I 1(a); FINRA 5210 .02 self-trades).
+"""Wash trading: trading with oneself (MAR Annex I 1(a) and Annex II 1(a);
+CFTC/CEA 4c(a); FINRA 5210 .02 self-trades).
+
+The default rule (`wash_trading_rule: self_trade`), as surveillance vendors
+run it: a buy and a sell fill in the same market by the same agent, or by
+agents of the same owner (one beneficial owner on both sides), within
+`wash_trade_threshold_secs`, at the same or nearly the same price (within
+`wash_trade_price_tolerance_pct`), with overlapping quantity (the smaller leg
+at least `wash_trade_min_overlap` of the larger) and no real change of
+position (the owner's fills from the first leg to the second net out within
+that overlap). Buying at one's bid and selling at one's ask is a market
+maker's spread, not a wash: the prices differ by the spread.
+
+The seed's plain rule (`opposite_fills`) stays selectable: any buy and sell
+fill of one owner in a market within the threshold.
 
 Critical. Repeats within the threshold of an alert are part of the same
 episode and do not open a second alert."""
@@ -28,6 +40,31 @@ class WashTradingDetector(Detector):
     def horizon_us(self) -> int:
         return self.config.wash_trade_threshold_us
 
+    def _self_trade_legs(self, fills: list[list[Any]], event: TradeEvent) -> list[list[Any]]:
+        """The earlier fills that make a self-trade with this one (oldest first)."""
+        quantity = event.quantity or Decimal(0)
+        price = event.price or Decimal(0)
+        tolerance = self.config.wash_price_tolerance
+        overlap = self.config.wash_min_overlap
+        signed = quantity if event.side == "buy" else -quantity
+        # Walk back from the newest earlier fill, keeping the owner's net position
+        # change from that fill up to this one.
+        for index in range(len(fills) - 1, -1, -1):
+            leg = fills[index]
+            leg_qty = Decimal(leg[4])
+            signed += leg_qty if leg[2] == "buy" else -leg_qty
+            if leg[2] == event.side:
+                continue
+            leg_price = Decimal(leg[5])
+            larger = max(leg_qty, quantity)
+            if (
+                abs(leg_price - price) <= tolerance * max(leg_price, price)
+                and min(leg_qty, quantity) >= overlap * larger
+                and abs(signed) <= (1 - overlap) * larger
+            ):
+                return [leg]
+        return []
+
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         threshold = self.config.wash_trade_threshold_us
         fills: list[list[Any]] | None = state.get("fills")
@@ -39,7 +76,10 @@ class WashTradingDetector(Detector):
         if start:
             del fills[:start]
         side = event.side
-        opposite = [f for f in fills if f[2] != side] if fills else []
+        if self.config.wash_trading_rule == "opposite_fills":
+            opposite = [f for f in fills if f[2] != side] if fills else []
+        else:
+            opposite = self._self_trade_legs(fills, event) if fills else []
         fills.append(
             [
                 event.ts,
@@ -74,6 +114,11 @@ class WashTradingDetector(Detector):
             f"agent {agents[0]}" if len(agents) == 1 else f"agents {', '.join(agents)} of one owner"
         )
         span = event.ts - opposite[0][0]
+        how = (
+            "bought and sold"
+            if self.config.wash_trading_rule == "opposite_fills"
+            else "traded with itself (opposite fills at the same price, no change of position)"
+        )
         return [
             self.finding(
                 event=event,
@@ -81,7 +126,7 @@ class WashTradingDetector(Detector):
                 anchor=anchor,
                 evidence=evidence,
                 detail=(
-                    f"{who} bought and sold {event.market} within {secs(span)}s "
+                    f"{who} {how} in {event.market} within {secs(span)}s "
                     f"(threshold {secs(threshold)}s): {described}"
                 ),
                 facts={
@@ -90,6 +135,7 @@ class WashTradingDetector(Detector):
                     "fills": [leg[1] for leg in legs],
                     "span_secs": secs(span),
                     "threshold_secs": secs(threshold),
+                    "rule": self.config.wash_trading_rule,
                 },
             )
         ]
