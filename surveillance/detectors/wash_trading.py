@@ -8,7 +8,10 @@ agents of the same owner (one beneficial owner on both sides), within
 `wash_trade_price_tolerance_pct`), with overlapping quantity (the smaller leg
 at least `wash_trade_min_overlap` of the larger) and no real change of
 position (the owner's fills from the first leg to the second net out within
-that overlap). Buying at one's bid and selling at one's ask is a market
+that overlap), where the two orders crossed each other: when the first leg
+filled, the second leg's order rested on the other side at a price that
+would trade with it (within the tolerance), so each could be the other's
+counterparty. Buying at one's bid and selling at one's ask is a market
 maker's spread, not a wash: the prices differ by the spread.
 
 The seed's plain rule (`opposite_fills`) stays selectable: any buy and sell
@@ -24,13 +27,17 @@ from typing import Any
 
 from .base import Detector, Finding, TradeEvent, dec, secs
 
-# A remembered fill: [ts, seq, side, agent_id, quantity, price, order_seq]
+# A remembered fill: [ts, seq, side, agent_id, quantity, price, order_seq, crossing]
+#   crossing: ids of the owner's opposite orders resting at a price that would
+#   trade with this fill when it happened (self_trade rule).
+# A resting order of the owner (self_trade rule): order_id -> [ts, side, price,
+#   quantity, filled]
 
 
 class WashTradingDetector(Detector):
     name = "wash_trading"
     severity = "critical"
-    kinds = frozenset({"fill"})
+    kinds = frozenset({"submit", "amend", "fill", "cancel"})
 
     def partition(self, event: TradeEvent) -> str | None:
         if event.market is None or event.side is None:
@@ -38,10 +45,13 @@ class WashTradingDetector(Detector):
         return f"{event.owner}|{event.market}"
 
     def horizon_us(self) -> int:
-        return self.config.wash_trade_threshold_us
+        if self.config.wash_trading_rule == "opposite_fills":
+            return self.config.wash_trade_threshold_us
+        # resting orders are remembered for the window, like layering's
+        return max(self.config.wash_trade_threshold_us, self.config.window_us)
 
     def _self_trade_legs(self, fills: list[list[Any]], event: TradeEvent) -> list[list[Any]]:
-        """The earlier fills that make a self-trade with this one (oldest first)."""
+        """The earlier fill that makes a self-trade with this one, as a list."""
         quantity = event.quantity or Decimal(0)
         price = event.price or Decimal(0)
         tolerance = self.config.wash_price_tolerance
@@ -53,8 +63,8 @@ class WashTradingDetector(Detector):
             leg = fills[index]
             leg_qty = Decimal(leg[4])
             signed += leg_qty if leg[2] == "buy" else -leg_qty
-            if leg[2] == event.side:
-                continue
+            if leg[2] == event.side or event.order_id not in (leg[7] if len(leg) > 7 else ()):
+                continue  # this fill's order was not resting across from that one
             leg_price = Decimal(leg[5])
             larger = max(leg_qty, quantity)
             if (
@@ -65,7 +75,56 @@ class WashTradingDetector(Detector):
                 return [leg]
         return []
 
+    def _crossing(self, state: dict[str, Any], event: TradeEvent) -> list[str]:
+        """The owner's opposite orders resting at a price that would trade with this fill."""
+        price = event.price or Decimal(0)
+        slack = price * self.config.wash_price_tolerance
+        out = []
+        for order_id, order in state.get("orders", {}).items():
+            if order[1] == event.side:
+                continue
+            rest = Decimal(order[2])
+            if (rest >= price - slack) if event.side == "sell" else (rest <= price + slack):
+                out.append(order_id)
+        return out
+
+    def _track(self, state: dict[str, Any], event: TradeEvent) -> None:
+        """Keep the owner's resting orders in this market (self_trade rule)."""
+        orders: dict[str, list[Any]] = state.setdefault("orders", {})
+        horizon = event.ts - self.config.window_us
+        for order_id in [k for k, o in orders.items() if o[0] < horizon]:
+            del orders[order_id]  # the window slides on
+        order_id = event.order_id or ""
+        if event.kind == "submit":
+            if event.accepted:
+                orders[order_id] = [
+                    event.ts, event.side, dec(event.price or Decimal(0)),
+                    dec(event.quantity or Decimal(0)), "0",
+                ]  # fmt: skip
+            return
+        order = orders.get(order_id)
+        if order is None:
+            return
+        if event.kind == "cancel":
+            del orders[order_id]
+        elif event.kind == "amend":
+            if event.price is not None:
+                order[2] = dec(event.price)
+            if event.quantity is not None:
+                order[3] = dec(event.quantity)
+        elif event.kind == "fill":
+            filled = Decimal(order[4]) + (event.quantity or Decimal(0))
+            if filled >= Decimal(order[3]):
+                del orders[order_id]
+            else:
+                order[4] = dec(filled)
+
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
+        plain = self.config.wash_trading_rule == "opposite_fills"
+        if event.kind != "fill":
+            if not plain:
+                self._track(state, event)
+            return []
         threshold = self.config.wash_trade_threshold_us
         fills: list[list[Any]] | None = state.get("fills")
         if fills is None:
@@ -76,7 +135,7 @@ class WashTradingDetector(Detector):
         if start:
             del fills[:start]
         side = event.side
-        if self.config.wash_trading_rule == "opposite_fills":
+        if plain:
             opposite = [f for f in fills if f[2] != side] if fills else []
         else:
             opposite = self._self_trade_legs(fills, event) if fills else []
@@ -89,8 +148,11 @@ class WashTradingDetector(Detector):
                 dec(event.quantity or Decimal(0)),
                 dec(event.price or Decimal(0)),
                 event.order_seq,
+                [] if plain else self._crossing(state, event),
             ]
         )
+        if not plain:
+            self._track(state, event)
         if not opposite:
             return []
         episode = state.get("episode")
