@@ -22,9 +22,9 @@ from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
 from compliance_site.db import fetch_prepared, insert_new
 
-from ..models import Fill, GateBypass, KillSwitch, Order
+from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
 from . import risk
-from .config import limits_current
+from .config import limits_named
 from .counters import counts_add_cancels
 
 _FILL_COLUMNS = (
@@ -73,7 +73,14 @@ def _lock_orders(agent: Agent, order_ids: set[str]) -> dict[str, Order]:
 # the bot sent it to a venue anyway.
 NOT_OPEN = frozenset({Order.Status.PENDING_APPROVAL, Order.Status.REJECTED, Order.Status.EXPIRED})
 _REPORTED = frozenset({"ORDER_FILLED", "ORDER_CANCELED", "VENUE_REJECTED", "POSITION_CHANGED"})
-_KILL_SWITCHES_SQL = f"SELECT scope, target FROM {KillSwitch._meta.db_table} WHERE active = %s"  # noqa: S608
+# The active kill switches and (scope '') the config version in force, in one
+# round trip: the ingest path runs it under the log head, once per batch with fills.
+_IN_FORCE_SQL = (
+    f"SELECT scope, target FROM {KillSwitch._meta.db_table} WHERE active = %s"  # noqa: S608
+    " UNION ALL SELECT '', CAST(version AS TEXT) || ':' || hash FROM"
+    f" (SELECT version, hash FROM {ComplianceConfigVersion._meta.db_table}"
+    " ORDER BY version DESC LIMIT 1) v"
+)
 
 
 @dataclass
@@ -92,8 +99,13 @@ class _Bypasses:
         log head that every switch change also takes."""
         out = cls(agent, [])
         if any(t == "ORDER_FILLED" for t, _, _ in relevant):
-            out.switches = set(fetch_prepared(_KILL_SWITCHES_SQL, [True], every_row=True) or [])
-            out.restricted = limits_current().restricted_markets
+            rows = fetch_prepared(_IN_FORCE_SQL, [True], every_row=True) or []
+            out.switches = {(scope, target) for scope, target in rows if scope}
+            version = next((target for scope, target in rows if not scope), None)
+            # No version yet: the defaults, which restrict nothing (creating
+            # version 1 here would take the firm lock after the log head).
+            if version is not None:
+                out.restricted = limits_named(version).restricted_markets
         return out
 
     def fill_reasons(self, market: str, overfill: bool) -> list[str]:
