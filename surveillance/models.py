@@ -246,7 +246,7 @@ class GateBypass(models.Model):
     side = models.CharField(max_length=4, blank=True, default="")
     quantity = quantity_field(null=True)
     price = quantity_field(null=True)
-    seq = models.BigIntegerField(unique=True, help_text="seq of the reported record")
+    seq = models.BigIntegerField(db_index=True, help_text="seq of the reported record")
     order_seq = models.BigIntegerField(null=True, help_text="seq of the order's gate decision")
     recorded_at_us = models.BigIntegerField()
 

@@ -30,7 +30,7 @@ ZERO = Decimal(0)
 class LayeringDetector(Detector):
     name = "layering"
     severity = "high"
-    kinds = frozenset({"submit", "amend", "fill", "cancel"})
+    kinds = frozenset({"submit", "amend", "fill", "cancel", "venue_reject"})
 
     def partition(self, event: TradeEvent) -> str | None:
         if event.market is None:
@@ -100,7 +100,7 @@ class LayeringDetector(Detector):
                 resting[order_id] = order
                 self._join(levels, order)
         elif order is not None:
-            if kind == "cancel":
+            if kind == "cancel" or kind == "venue_reject":
                 self._leave(levels, resting.pop(order_id))
             elif kind == "fill":
                 order[5] += event.quantity or ZERO

@@ -32,7 +32,7 @@ HISTORY = 20  # the orders whose median is the agent's usual size
 class SpoofingDetector(Detector):
     name = "spoofing"
     severity = "high"
-    kinds = frozenset({"submit", "fill", "cancel"})
+    kinds = frozenset({"submit", "fill", "cancel", "venue_reject"})
 
     def partition(self, event: TradeEvent) -> str | None:
         if event.market is None:
@@ -88,6 +88,8 @@ class SpoofingDetector(Detector):
         if order is None:
             return []
         del orders[event.order_id or ""]
+        if event.kind == "venue_reject":
+            return []  # the venue refused it: the bot did not pull it
         lived = event.ts - order[0]
         if order[5] or lived > threshold or not order[6]:
             return []

@@ -37,7 +37,7 @@ from .base import Detector, Finding, TradeEvent, dec, secs
 class WashTradingDetector(Detector):
     name = "wash_trading"
     severity = "critical"
-    kinds = frozenset({"submit", "amend", "fill", "cancel"})
+    kinds = frozenset({"submit", "amend", "fill", "cancel", "venue_reject"})
 
     def partition(self, event: TradeEvent) -> str | None:
         if event.market is None or event.side is None:
@@ -105,7 +105,7 @@ class WashTradingDetector(Detector):
         order = orders.get(order_id)
         if order is None:
             return
-        if event.kind == "cancel":
+        if event.kind == "cancel" or event.kind == "venue_reject":
             del orders[order_id]
         elif event.kind == "amend":
             if event.price is not None:

@@ -53,8 +53,11 @@ TRADING_TYPES = (
     "ORDER_AMENDED",
     "ORDER_FILLED",
     "ORDER_CANCELED",
+    "VENUE_REJECTED",
     "POSITION_CHANGED",
 )
+# Reported events about one order: they take the market and side of its submission.
+_RESOLVING = frozenset({"ORDER_FILLED", "ORDER_CANCELED", "VENUE_REJECTED"})
 CHUNK_RECORDS = 20_000
 MAX_RECORDS_PER_RUN = 100_000
 _IN_BATCH = 500
@@ -307,7 +310,7 @@ def events_from_records(
             continue
         kind, payload, detail = found
         agent_pk, owner = who
-        if event_type == "ORDER_FILLED" or event_type == "ORDER_CANCELED":
+        if event_type in _RESOLVING:
             order_id = payload["order_id"]
             if event_type == "ORDER_FILLED":
                 text = payload["quantity"]
@@ -317,7 +320,7 @@ def events_from_records(
                 name = "fill"
             else:
                 quantity = price = None
-                name = "cancel"
+                name = "cancel" if event_type == "ORDER_CANCELED" else "venue_reject"
             key = (agent_pk, order_id)
             # A submission earlier in this chunk is what the lookup at the
             # end would find too (the first one of its key is kept).

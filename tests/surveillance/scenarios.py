@@ -148,6 +148,13 @@ class Tape:
             "cancel", agent, market=market, side=side, order_id=order_id, order_seq=order_seq
         )
 
+    def venue_reject(self, order_id: str) -> None:
+        agent, market, side, order_seq = self._of(order_id)
+        self._emit(
+            "venue_reject", agent, market=market, side=side, order_id=order_id,
+            order_seq=order_seq,
+        )  # fmt: skip
+
     def amend(self, order_id: str, price: Decimal) -> None:
         agent, market, side, order_seq = self._of(order_id)
         self._emit(

@@ -19,7 +19,7 @@ from surveillance.models import Alert, DetectorState, Order, SurveillanceCursor
 from surveillance.services.cycle import surveillance_cycle
 from surveillance.services.gate import order_submit
 
-from .scenarios import PLANTED, alerts_for, detector_config, generate, score
+from .scenarios import PLANTED, Case, Tape, _history, alerts_for, detector_config, generate, score
 
 SEED_RULES = {
     "wash_trading_rule": "opposite_fills",
@@ -178,3 +178,20 @@ def test_market_maker_session_through_the_gate_raises_no_alert(make_bot, monkeyp
     DetectorState.objects.all().delete()
     surveillance_cycle()
     assert {"spoofing", "wash_trading"} <= set(Alert.objects.values_list("detector", flat=True))
+
+
+@pytest.mark.parametrize(("how", "spoof_alerts"), [("cancel", 1), ("venue_reject", 0)])
+def test_a_venue_refusal_is_not_the_bot_pulling_its_order(how, spoof_alerts):
+    import random
+
+    case = Case("v", "spoof/venue", None)
+    t = Tape(case, random.Random(1))
+    bot, market = t.agent("bot"), t.market("ADA")
+    _history(t, bot, market, Decimal(100))
+    big = t.submit(bot, market, "buy", 100, Decimal(100))
+    real = t.submit(bot, market, "sell", 1, Decimal(100))
+    t.wait(0.5)
+    t.fill(real, 1, Decimal(100))
+    t.wait(0.5)
+    t.cancel(big) if how == "cancel" else t.venue_reject(big)
+    assert alerts_for(case, detector_config()).get("spoofing", 0) == spoof_alerts
