@@ -44,7 +44,14 @@ class SpoofingDetector(Detector):
         orders = sorted(stored.get("orders", {}).items(), key=lambda kv: (kv[1][0], kv[1][1]))
         # State written before the rules existed holds six fields per order.
         pad = [int(self.config.spoofing_rule == "quick_cancel"), None, None]
-        return {**stored, "orders": {k: [*o, *pad[len(o) - 6 :]] for k, o in orders}}
+        return {
+            **stored,
+            "orders": {k: [*o, *pad[len(o) - 6 :]] for k, o in orders},
+            "sizes": [Decimal(q) for q in stored.get("sizes", ())],
+        }
+
+    def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "sizes": [dec(q) for q in state.get("sizes", ())]}
 
     def horizon_us(self) -> int:
         if self.config.spoofing_rule == "quick_cancel":
@@ -137,13 +144,13 @@ class SpoofingDetector(Detector):
     def _large(self, state: dict[str, Any], quantity: Decimal) -> tuple[int, str | None]:
         """Whether `quantity` is large against the agent's recent orders here
         (their median); then the order joins them."""
-        sizes: list[str] = state.setdefault("sizes", [])
+        sizes: list[Decimal] = state.setdefault("sizes", [])
         large, usual = 0, None
         if len(sizes) >= self.config.spoof_min_history:
-            middle = median(Decimal(s) for s in sizes)
-            usual = dec(middle)
+            middle = median(sizes)
             large = int(middle > 0 and quantity >= self.config.spoof_size_multiple * middle)
-        sizes.append(dec(quantity))
+            usual = dec(middle) if large else None
+        sizes.append(quantity)
         if len(sizes) > HISTORY:
-            del sizes[:-HISTORY]
+            del sizes[0]
         return large, usual

@@ -27,11 +27,13 @@ from typing import Any
 
 from .base import Detector, Finding, TradeEvent, dec, secs
 
+ZERO = Decimal(0)
+
 # A remembered fill: [ts, seq, side, agent_id, quantity, price, order_seq, crossing]
 #   crossing: ids of the owner's opposite orders resting at a price that would
 #   trade with this fill when it happened (self_trade rule).
 # A resting order of the owner (self_trade rule): order_id -> [ts, side, price,
-#   quantity, filled]
+#   quantity, filled], Decimals in memory, decimal strings when stored
 
 
 class WashTradingDetector(Detector):
@@ -43,6 +45,28 @@ class WashTradingDetector(Detector):
         if event.market is None or event.side is None:
             return None  # a fill for an order the gate never saw
         return f"{event.owner}|{event.market}"
+
+    def load_state(self, stored: dict[str, Any]) -> dict[str, Any]:
+        orders = stored.get("orders")
+        if not orders:
+            return stored
+        # Oldest first (jsonb does not keep key order): pruning relies on it.
+        ordered = sorted(orders.items(), key=lambda kv: kv[1][0])
+        return {
+            **stored,
+            "orders": {
+                k: [o[0], o[1], Decimal(o[2]), Decimal(o[3]), Decimal(o[4])] for k, o in ordered
+            },
+        }
+
+    def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        orders = state.get("orders")
+        if not orders:
+            return state
+        return {
+            **state,
+            "orders": {k: [o[0], o[1], dec(o[2]), dec(o[3]), dec(o[4])] for k, o in orders.items()},
+        }
 
     def horizon_us(self) -> int:
         if self.config.wash_trading_rule == "opposite_fills":
@@ -83,7 +107,7 @@ class WashTradingDetector(Detector):
         for order_id, order in state.get("orders", {}).items():
             if order[1] == event.side:
                 continue
-            rest = Decimal(order[2])
+            rest = order[2]
             if (rest >= price - slack) if event.side == "sell" else (rest <= price + slack):
                 out.append(order_id)
         return out
@@ -92,14 +116,17 @@ class WashTradingDetector(Detector):
         """Keep the owner's resting orders in this market (self_trade rule)."""
         orders: dict[str, list[Any]] = state.setdefault("orders", {})
         horizon = event.ts - self.config.window_us
-        for order_id in [k for k, o in orders.items() if o[0] < horizon]:
-            del orders[order_id]  # the window slides on
+        # Oldest first (load_state sorts them): most events look at one order here.
+        while orders:
+            oldest = next(iter(orders))
+            if orders[oldest][0] >= horizon:
+                break
+            del orders[oldest]  # the window slides on
         order_id = event.order_id or ""
         if event.kind == "submit":
             if event.accepted:
                 orders[order_id] = [
-                    event.ts, event.side, dec(event.price or Decimal(0)),
-                    dec(event.quantity or Decimal(0)), "0",
+                    event.ts, event.side, event.price or ZERO, event.quantity or ZERO, ZERO,
                 ]  # fmt: skip
             return
         order = orders.get(order_id)
@@ -109,15 +136,15 @@ class WashTradingDetector(Detector):
             del orders[order_id]
         elif event.kind == "amend":
             if event.price is not None:
-                order[2] = dec(event.price)
+                order[2] = event.price
             if event.quantity is not None:
-                order[3] = dec(event.quantity)
+                order[3] = event.quantity
         elif event.kind == "fill":
-            filled = Decimal(order[4]) + (event.quantity or Decimal(0))
-            if filled >= Decimal(order[3]):
+            filled = order[4] + (event.quantity or ZERO)
+            if filled >= order[3]:
                 del orders[order_id]
             else:
-                order[4] = dec(filled)
+                order[4] = filled
 
     def feed(self, state: dict[str, Any], event: TradeEvent) -> list[Finding]:
         plain = self.config.wash_trading_rule == "opposite_fills"
