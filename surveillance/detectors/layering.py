@@ -206,6 +206,8 @@ class LayeringDetector(Detector):
         ]
 
     def _open_candidate(self, state: dict[str, Any], event: TradeEvent, side: str) -> None:
+        if len(state["levels"].get(side, ())) < self.config.layering_depth:
+            return  # not even the resting orders make a stack (most fills stop here)
         resting: dict[str, list[Any]] = state["open"]
         since = event.ts - self.config.layering_window_us
         stack = {k: o for k, o in resting.items() if o[2] == side and o[5] == 0 and o[0] >= since}

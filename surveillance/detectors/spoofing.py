@@ -18,15 +18,15 @@ to its episode."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from decimal import Decimal
-from statistics import median
 from typing import Any
 
 from .base import Detector, Finding, TradeEvent, dec, secs
 
 # A remembered order: order_id -> [ts, seq, side, quantity, price, filled (0/1),
 #   large (0/1), usual size, opposite fill seq or None]
-HISTORY = 20  # the orders whose median is the agent's usual size
+HISTORY = 10  # the orders whose median is the agent's usual size
 
 
 class SpoofingDetector(Detector):
@@ -50,8 +50,18 @@ class SpoofingDetector(Detector):
             "sizes": [Decimal(q) for q in stored.get("sizes", ())],
         }
 
+    @staticmethod
+    def _sorted(state: dict[str, Any]) -> list[Decimal]:
+        """The recent sizes in order (in memory only, beside the FIFO `sizes`)."""
+        ordered: list[Decimal] | None = state.get("_sorted")
+        if ordered is None:
+            ordered = state["_sorted"] = sorted(state.setdefault("sizes", []))
+        return ordered
+
     def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {**state, "sizes": [dec(q) for q in state.get("sizes", ())]}
+        out = {k: v for k, v in state.items() if k != "_sorted"}
+        out["sizes"] = [dec(q) for q in state.get("sizes", ())]
+        return out
 
     def horizon_us(self) -> int:
         if self.config.spoofing_rule == "quick_cancel":
@@ -144,13 +154,16 @@ class SpoofingDetector(Detector):
     def _large(self, state: dict[str, Any], quantity: Decimal) -> tuple[int, str | None]:
         """Whether `quantity` is large against the agent's recent orders here
         (their median); then the order joins them."""
-        sizes: list[Decimal] = state.setdefault("sizes", [])
+        ordered = self._sorted(state)
+        sizes: list[Decimal] = state["sizes"]
         large, usual = 0, None
-        if len(sizes) >= self.config.spoof_min_history:
-            middle = median(sizes)
+        n = len(ordered)
+        if n >= self.config.spoof_min_history:
+            middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
             large = int(middle > 0 and quantity >= self.config.spoof_size_multiple * middle)
             usual = dec(middle) if large else None
         sizes.append(quantity)
+        insort(ordered, quantity)
         if len(sizes) > HISTORY:
-            del sizes[0]
+            ordered.pop(bisect_left(ordered, sizes.pop(0)))
         return large, usual
