@@ -23,11 +23,26 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from .models import ApprovalRequest
-from .registry import UnknownKind
+from .registry import UnknownKind, context_of, get_resolver
 from .selectors import approval_list_for_user, work_queue_ordering
 from .services import MAX_REASON_CHARS, ApprovalError, approval_deny, approval_grant, may_decide
 
 CONFIRMATION_TEMPLATE = "admin/approvals/approvalrequest/decide_confirmation.html"
+
+
+def subject_context(approval: ApprovalRequest) -> dict[str, Any] | None:
+    """What the kind's resolver tells about the subject (for orders: the order,
+    bot, owner, position and limits, and the re-check now), or None."""
+    try:
+        return context_of(get_resolver(approval.kind), approval)
+    except UnknownKind:
+        return None
+
+
+def _summary(obj: ApprovalRequest, key: str) -> Any:
+    summary = obj.summary if isinstance(obj.summary, dict) else {}
+    value = summary.get(key)
+    return "-" if value is None else value
 
 
 def format_time_left(left: timedelta | None) -> str:
@@ -79,8 +94,12 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "id",
         "status",
         "time_left",
+        "market",
+        "agent",
+        "side",
+        "quantity",
+        "notional",
         "kind",
-        "subject_id",
         "what_is_asked",
         "requester",
         "expires_at",
@@ -88,7 +107,16 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "decided_at",
     ]
     list_filter = ["status", "kind"]
-    search_fields = ["subject_id"]
+    # Officers look a request up by the bot, the market or the order.
+    search_fields = [
+        "subject_id",
+        "requested_by_agent__agent_id",
+        "summary__agent_id",
+        "summary__market",
+        "summary__order_id",
+    ]
+    search_help_text = "Search by agent, market or order id."
+    change_form_template = "admin/approvals/approvalrequest/change_form.html"
     actions = ["approve_selected", "deny_selected"]
     list_per_page = 50
     fields = DETAIL_FIELDS
@@ -124,6 +152,44 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     @admin.display(description="time left")
     def time_left(self, obj: ApprovalRequest) -> str:
         return format_time_left(obj.time_left())
+
+    @admin.display(description="market")
+    def market(self, obj: ApprovalRequest) -> Any:
+        return _summary(obj, "market")
+
+    @admin.display(description="agent")
+    def agent(self, obj: ApprovalRequest) -> Any:
+        agent = obj.requested_by_agent
+        return agent.agent_id if agent is not None else _summary(obj, "agent_id")
+
+    @admin.display(description="side")
+    def side(self, obj: ApprovalRequest) -> Any:
+        return _summary(obj, "side")
+
+    @admin.display(description="quantity")
+    def quantity(self, obj: ApprovalRequest) -> Any:
+        return _summary(obj, "quantity")
+
+    @admin.display(description="notional")
+    def notional(self, obj: ApprovalRequest) -> Any:
+        return _summary(obj, "notional")
+
+    # --- the request page: the subject's context and the way to decide ---------------
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        approval = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if approval is not None:
+            extra["subject_context"] = subject_context(approval)
+            extra["may_decide"] = approval.is_pending and self.has_decide_permission(request)
+            extra["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description="what is asked")
     def what_is_asked(self, obj: ApprovalRequest) -> str:
@@ -177,7 +243,16 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             form = ReasonForm()
         now = timezone.now()
         rows = [(approval, format_time_left(approval.time_left(now))) for approval in queryset]
+        # Before a grant is confirmed: what the re-check says now (the grant
+        # re-checks again under the lock, and refuses if it fails).
+        warnings = []
+        if verb == "Approve":
+            for approval in queryset:
+                found = subject_context(approval) if approval.is_pending else None
+                if found and found.get("recheck"):
+                    warnings.append((approval, found["recheck"]))
         context = {
+            "recheck_warnings": warnings,
             **self.admin_site.each_context(request),
             "title": f"{verb} approval requests",
             "opts": self.model._meta,

@@ -3,10 +3,10 @@ approve and deny. Thin views: the rules live in approvals.services."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +17,13 @@ from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsViewer
 
 from .models import ApprovalRequest
 from .selectors import approval_get_for_user, approval_list_for_user
-from .services import MAX_REASON_CHARS, ApprovalError, approval_deny, approval_grant
+from .services import (
+    MAX_REASON_CHARS,
+    ApprovalError,
+    ApprovalRecheckFailed,
+    approval_deny,
+    approval_grant,
+)
 
 
 class ApprovalOutSerializer(serializers.ModelSerializer):
@@ -45,7 +51,10 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
 
 
 def _error(exc: ApprovalError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
+    body: dict[str, Any] = {"code": exc.code, "detail": exc.detail}
+    if isinstance(exc, ApprovalRecheckFailed):
+        body["reasons"] = exc.reasons
+    return Response(body, status=exc.http_status)
 
 
 class ApprovalListApi(APIView):
@@ -89,11 +98,42 @@ class ReasonInSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=MAX_REASON_CHARS, allow_blank=False)
 
 
+class RecheckReasonSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="a gate reason code, e.g. kill_switch, max_position")
+    limit = serializers.JSONField()
+    value = serializers.JSONField()
+    detail = serializers.CharField()
+
+
+class DecideErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="permission_denied, four_eyes_requester, four_eyes_owner, not_found, "
+        "expired, already_decided, or recheck_failed (a grant only)"
+    )
+    detail = serializers.CharField()
+    reasons = RecheckReasonSerializer(
+        many=True, required=False, help_text="with recheck_failed: every check that fails now"
+    )
+
+
+_DECIDE_RESPONSES = {
+    200: ApprovalOutSerializer,
+    403: DecideErrorSerializer,
+    404: DecideErrorSerializer,
+    409: OpenApiResponse(
+        DecideErrorSerializer,
+        description="expired or already decided; or, for a grant, `recheck_failed`: the "
+        "kill switch or a hard limit fails against the state now (CONTRACT 12). Nothing "
+        "changed and the request stays pending.",
+    ),
+}
+
+
 class _DecideApi(APIView):
     permission_classes = [IsComplianceOfficer]
     decide = staticmethod(approval_grant)
 
-    @extend_schema(request=ReasonInSerializer, responses=ApprovalOutSerializer)
+    @extend_schema(request=ReasonInSerializer, responses=_DECIDE_RESPONSES)
     def post(self, request: Request, approval_id: int) -> Response:
         data = ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,11 +10,16 @@ row and the log head: lock your own rows there (the project's lock order is
 approval row -> log head -> domain rows), write your own records (they follow
 the approval's), and call out to nothing slow. If a resolver raises, the whole
 decision rolls back with it (fail closed).
+
+Optionally a resolver has `recheck(request) -> [reason, ...]`, run when a grant
+is asked for, before anything changes: any reason refuses the grant (409
+`recheck_failed`) and the request stays pending. And `context(request)`, what
+the officer's page shows about the subject.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -35,6 +40,22 @@ class Resolver(Protocol):
 
     def owner_of(self, request: ApprovalRequest) -> User | None:
         """The person accountable for the subject, who may therefore not decide on it."""
+
+
+def recheck_of(resolver: Resolver, request: ApprovalRequest) -> list[dict[str, Any]]:
+    """What the kind's optional `recheck(request)` says now: the reasons a grant
+    must be refused (`[]`: none). Called inside the grant's transaction, before
+    anything is written, so it may take the kind's locks that come before the
+    approval row."""
+    recheck = getattr(resolver, "recheck", None)
+    return list(recheck(request)) if callable(recheck) else []
+
+
+def context_of(resolver: Resolver, request: ApprovalRequest) -> dict[str, Any] | None:
+    """The kind's optional `context(request)`: `{"facts": [(label, text)...],
+    "recheck": [reason...]}` for the officer's page, or None."""
+    context = getattr(resolver, "context", None)
+    return context(request) if callable(context) else None
 
 
 class BaseResolver:

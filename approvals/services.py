@@ -40,7 +40,7 @@ from audit.webhooks.services import webhook_notify
 from compliance_site.exceptions import ServiceError
 
 from .models import ApprovalRequest, Notification
-from .registry import Resolver, get_resolver
+from .registry import Resolver, get_resolver, recheck_of
 from .selectors import decider_emails
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,15 @@ class ApprovalNotFound(ApprovalError):
 
 class ApprovalConflict(ApprovalError):
     http_status = 409
+
+
+class ApprovalRecheckFailed(ApprovalConflict):
+    """The grant's re-check failed (CONTRACT 12): 409 with the reasons; nothing changed."""
+
+    def __init__(self, reasons: list[dict[str, Any]]):
+        shown = "; ".join(str(r.get("detail") or r.get("code")) for r in reasons)
+        super().__init__("recheck_failed", f"The re-check at the grant failed: {shown}")
+        self.reasons = reasons
 
 
 def to_us(moment: datetime) -> int:
@@ -287,6 +296,12 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
     _check_four_eyes(request, acting_user, resolver)
 
     now = timezone.now()
+    if outcome == Status.GRANTED and request.status == Status.PENDING and request.expires_at > now:
+        # Against the state now, not the state when it was held; before the
+        # status changes, so a refusal leaves the request pending and writes nothing.
+        reasons = recheck_of(resolver, request)
+        if reasons:
+            raise ApprovalRecheckFailed(reasons)
     won = ApprovalRequest.objects.filter(
         pk=request.pk, status=Status.PENDING, expires_at__gt=now
     ).update(status=outcome, decided_by=acting_user, decided_at=now, reason=text)
@@ -327,6 +342,8 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
 
 def approval_grant(*, request_id: int, acting_user: User, reason: str) -> ApprovalRequest:
     """Grant a pending request and carry out the held action (resolver.on_grant).
+    The kind's re-check runs first; if it finds reasons, ApprovalRecheckFailed
+    (409 `recheck_failed`) and nothing changes: the request stays pending.
 
     For compliance officers and admins who neither requested it nor own its
     agent or subject (403 otherwise); a decided or expired request is a 409.

@@ -74,6 +74,15 @@ ORDER_PAYLOAD = obj(
     {"venue": {"type": "string", "maxLength": 64}},
 )
 
+SIDE = {"enum": ["buy", "sell"]}
+FILL_REQUIRED = {
+    "order_id": ID,
+    "fill_id": ID,
+    "quantity": POSITIVE_DECIMAL,
+    "price": POSITIVE_DECIMAL,
+}
+FILL_OPTIONAL = {"venue": {"type": "string", "maxLength": 64}, "fee": DECIMAL}
+
 _SPECS: list[EventTypeSpec] = [
     # Through the gate.
     EventTypeSpec("ORDER_SUBMITTED", Channel.GATE, {1: ORDER_PAYLOAD}),
@@ -87,18 +96,28 @@ _SPECS: list[EventTypeSpec] = [
         "ORDER_FILLED",
         Channel.BOT,
         {
-            1: obj(
-                {
-                    "order_id": ID,
-                    "fill_id": ID,
-                    "quantity": POSITIVE_DECIMAL,
-                    "price": POSITIVE_DECIMAL,
-                },
-                {"venue": {"type": "string", "maxLength": 64}, "fee": DECIMAL},
-            )
+            1: obj(FILL_REQUIRED, FILL_OPTIONAL),
+            # v2: a fill for an order the gate never saw names its own market and
+            # side, so the position still follows it (evidence of a gate bypass).
+            2: obj(FILL_REQUIRED, {**FILL_OPTIONAL, "market": MARKET, "side": SIDE}),
         },
     ),
     EventTypeSpec("ORDER_CANCELED", Channel.BOT, {1: obj({"order_id": ID, "reason": TEXT})}),
+    # The venue refused an order the gate had accepted (RTS 25 / MiFID II keep
+    # refusals too): the order becomes rejected and its reserved exposure is released.
+    EventTypeSpec(
+        "VENUE_REJECTED",
+        Channel.BOT,
+        {
+            1: obj(
+                {"order_id": ID, "reason": TEXT},
+                {
+                    "venue": {"type": "string", "maxLength": 64},
+                    "venue_code": {"type": "string", "maxLength": 64},
+                },
+            )
+        },
+    ),
     EventTypeSpec(
         "POSITION_CHANGED",
         Channel.BOT,

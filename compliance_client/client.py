@@ -176,3 +176,20 @@ class ComplianceClient:
         return self.report(
             [self.signer.item("ORDER_CANCELED", {"order_id": order_id, "reason": reason})]
         )[0]
+
+    def venue_rejected(
+        self,
+        *,
+        order_id: str,
+        reason: str,
+        venue: str | None = None,
+        venue_code: str | None = None,
+    ) -> dict[str, Any]:
+        """The venue refused an order the gate accepted (CONTRACT 12): the server
+        marks it rejected and releases its reserved exposure."""
+        payload = {"order_id": order_id, "reason": reason}
+        if venue is not None:
+            payload["venue"] = venue
+        if venue_code is not None:
+            payload["venue_code"] = venue_code
+        return self.report([self.signer.item("VENUE_REJECTED", payload)])[0]

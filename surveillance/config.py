@@ -18,6 +18,7 @@ from compliance_site.exceptions import ServiceError
 # The market names the gate accepts (audit.event_types.MARKET).
 MARKET_PATTERN = r"^[A-Za-z0-9._:/\-]+$"
 
+
 DEFAULT_REGULATORY_LIMITS: dict[str, Any] = {
     "max_position_per_market": None,
     "max_total_notional": None,
@@ -142,6 +143,26 @@ class RegulatoryLimitsSerializer(serializers.Serializer):
     portfolio_capital = DecimalText()
 
 
+class DetectionSerializer(serializers.Serializer):
+    """Optional: every field may be left out (its default applies)."""
+
+    wash_trading_rule = serializers.ChoiceField(
+        choices=["self_trade", "opposite_fills"], required=False
+    )
+    wash_trade_price_tolerance_pct = DecimalText(required=False, max_value=Decimal(100))
+    wash_trade_min_overlap = DecimalText(required=False, max_value=Decimal(1))
+    layering_rule = serializers.ChoiceField(
+        choices=["stack_execute_cancel", "stack_depth"], required=False
+    )
+    layering_window_secs = serializers.IntegerField(min_value=1, max_value=86400, required=False)
+    layering_imbalance_ratio = DecimalText(required=False, min_value=Decimal(1))
+    spoofing_rule = serializers.ChoiceField(
+        choices=["large_cancel_opposite", "quick_cancel"], required=False
+    )
+    spoof_size_multiple = DecimalText(required=False, min_value=Decimal(1))
+    spoof_min_history = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
 class ComplianceConfigSerializer(serializers.Serializer):
     """The whole config; PUT must send every field (partial updates would make the
     four-eyes review of a change ambiguous)."""
@@ -160,6 +181,7 @@ class ComplianceConfigSerializer(serializers.Serializer):
     layering_depth = serializers.IntegerField(min_value=2)
     kill_switch_requires_role = serializers.ChoiceField(choices=ROLE_ORDER)
     regulatory_limits = RegulatoryLimitsSerializer()
+    detection = DetectionSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = set(self.initial_data) - set(self.fields)
@@ -171,6 +193,13 @@ class ComplianceConfigSerializer(serializers.Serializer):
             if extra:
                 raise serializers.ValidationError(
                     {"regulatory_limits": {k: "unknown field" for k in sorted(extra)}}
+                )
+        detection = self.initial_data.get("detection")
+        if isinstance(detection, dict):
+            extra = set(detection) - set(DetectionSerializer().fields)
+            if extra:
+                raise serializers.ValidationError(
+                    {"detection": {k: "unknown field" for k in sorted(extra)}}
                 )
         return attrs
 

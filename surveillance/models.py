@@ -250,6 +250,34 @@ class Fill(models.Model):
         return f"{self.order_ref}/{self.fill_id}"
 
 
+class GateBypass(models.Model):
+    """A reported fill, cancel or venue rejection that contradicts the gate,
+    noted by the ingest projection in the transaction that stores its record
+    (the order's state at that seq is known only there). Immutable: the
+    surveillance cycle reads the rows of its seq range and the gate_bypass
+    detector turns them into alerts. `reasons`: unknown_order, order_not_open,
+    overfill, kill_switch, restricted_market."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="+", db_index=False)
+    order_ref = models.CharField(max_length=128)
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
+    event_type = models.CharField(max_length=32)
+    reasons = models.JSONField(default=list)
+    detail = models.TextField()
+    market = models.CharField(max_length=64, blank=True, default="")
+    side = models.CharField(max_length=4, blank=True, default="")
+    quantity = quantity_field(null=True)
+    price = quantity_field(null=True)
+    seq = models.BigIntegerField(db_index=True, help_text="seq of the reported record")
+    order_seq = models.BigIntegerField(null=True, help_text="seq of the order's gate decision")
+    recorded_at_us = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.order_ref}@{self.seq}"
+
+
 class KillSwitch(models.Model):
     """A kill switch. Activation snapshots open positions; at most one active
     switch per scope and target."""

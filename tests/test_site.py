@@ -150,3 +150,18 @@ def test_the_openapi_schema_validates_with_no_warning_and_documents_every_body()
     assert "200" not in events["responses"]
     assert "201" in schema["paths"]["/api/v1/agents/"]["post"]["responses"]
     assert "202" in schema["paths"]["/api/v1/log/exports/"]["post"]["responses"]
+
+
+def test_openapi_schema_names_the_second_wave_codes_and_types(api):
+    """CONTRACT 12: VENUE_REJECTED, the gate_bypass detector and recheck_failed."""
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schema = response.json()
+    events = schema["paths"]["/api/v1/events/"]["post"]["description"]
+    assert "`VENUE_REJECTED` ['order_id', 'reason', 'venue', 'venue_code']" in events
+    assert "gate_bypass" in events
+    alerts = schema["paths"]["/api/v1/alerts/"]["get"]["parameters"]
+    [detector] = [p for p in alerts if p["name"] == "detector"]
+    assert "gate_bypass" in detector["schema"]["enum"]
+    approve = schema["paths"]["/api/v1/approvals/{approval_id}/approve/"]["post"]["responses"]
+    assert "recheck_failed" in approve["409"]["description"]
+    assert "reasons" in schema["components"]["schemas"]["DecideError"]["properties"]

@@ -132,6 +132,30 @@ BATCH_ERRORS = inline_serializer(
 )
 
 
+def _bot_types() -> str:
+    from ..event_types import CORE_TYPES, Channel
+
+    return ", ".join(
+        f"`{name}` {sorted(spec.versions[spec.latest]['properties'])}"
+        for name, spec in CORE_TYPES.items()
+        if spec.channel == Channel.BOT
+    )
+
+
+_EVENTS_POST_DESCRIPTION = (
+    'Report signed lifecycle events: `{"events": [item, ...]}`, 1 to 500 items, all or '
+    "nothing (CONTRACT 6). Bot event types and their payload fields: "
+    + _bot_types()
+    + ". `VENUE_REJECTED` (CONTRACT 12): the venue refused an order the gate accepted; "
+    "the order becomes `rejected` and its reserved exposure is released. Events that "
+    "contradict the gate (a fill or cancel for an order it never accepted, an overfill, a "
+    "fill under a kill switch or in a restricted market) are stored (201 `created`) and "
+    "raise a critical `gate_bypass` alert. Error codes: `invalid_signature`, `unknown_key`, "
+    "`revoked_key`, `agent_mismatch`, `unknown_event_type`, `schema_violation`, "
+    "`float_not_allowed`, `server_only_event_type`."
+)
+
+
 class EventsApi(APIView):
     parser_classes = [StrictJSONParser]
 
@@ -170,6 +194,7 @@ class EventsApi(APIView):
 
     @extend_schema(
         request=EVENT_BATCH,
+        description=_EVENTS_POST_DESCRIPTION,
         responses={
             201: EVENT_RESULTS,
             400: OpenApiResponse(BATCH_ERRORS, description="Nothing stored: the bad items."),

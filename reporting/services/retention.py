@@ -66,6 +66,7 @@ POLICIES: tuple[Policy, ...] = (
                 "ORDER_AMENDED",
                 "ORDER_REJECTED",
                 "ORDER_CANCELED",
+                "VENUE_REJECTED",
                 "LIMIT_BREACH",
                 "APPROVAL_REQUESTED",
                 "APPROVAL_GRANTED",

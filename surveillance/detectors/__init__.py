@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .base import Detector, DetectorConfig, Finding, TradeEvent
 from .concentration import ConcentrationDetector
+from .gate_bypass import GateBypassDetector
 from .layering import LayeringDetector
 from .rapid_fire import RapidFireDetector
 from .spoofing import SpoofingDetector
@@ -17,6 +18,7 @@ DETECTORS: list[type[Detector]] = [
     LayeringDetector,
     RapidFireDetector,
     ConcentrationDetector,
+    GateBypassDetector,
 ]
 DETECTOR_NAMES: list[str] = [d.name for d in DETECTORS]
 

@@ -24,6 +24,31 @@ MINUTE_US = 60_000_000
 SECOND_US = 1_000_000
 FOREVER_US = 2**62
 
+# The detectors' rules (an optional `detection` object in the config). Each
+# default is the rule surveillance vendors and regulators use; the seed's plain
+# rule stays selectable. A config without `detection` (every config written
+# before it existed) means these defaults: its hash is unchanged.
+DEFAULT_DETECTION: dict[str, Any] = {
+    # "self_trade": a buy and a sell of one agent or owner at (nearly) the same
+    # price, overlapping quantity, a round trip with no fill between the legs;
+    # "opposite_fills": the seed's rule, any buy and sell within the threshold.
+    "wash_trading_rule": "self_trade",
+    "wash_trade_price_tolerance_pct": "0.01",
+    "wash_trade_min_overlap": "0.5",
+    # "stack_execute_cancel": a one-sided stack at `layering_depth` price levels,
+    # an execution on the other side, then the stack cancelled, within the window;
+    # "stack_depth": the seed's rule, any such stack.
+    "layering_rule": "stack_execute_cancel",
+    "layering_window_secs": 60,
+    "layering_imbalance_ratio": "3",
+    # "large_cancel_opposite": an order `spoof_size_multiple` times the agent's
+    # usual size, cancelled unfilled within the threshold while the agent trades
+    # on the other side; "quick_cancel": the seed's rule, any quick cancel.
+    "spoofing_rule": "large_cancel_opposite",
+    "spoof_size_multiple": "5",
+    "spoof_min_history": 3,
+}
+
 
 def dec(value: Decimal) -> str:
     """A Decimal as a plain decimal string (records hold no floats, no exponents).
@@ -47,7 +72,9 @@ class TradeEvent:
     """One trading fact from one record, normalized for the detectors.
 
     kind: submit (an order the gate accepted or held), reject (an order the
-    gate refused), amend (an accepted amendment), fill, cancel, position.
+    gate refused), amend (an accepted amendment), fill, cancel, position,
+    venue_reject (the venue refused an order), bypass (a reported fact that
+    contradicts the gate, with its `note`).
     `ts` is the record's recorded_at_us: the server's clock, not the bot's.
     `market` and `side` of fills, cancels and amendments come from the order's
     own submission. `order_seq` is the seq of that submission."""
@@ -64,6 +91,8 @@ class TradeEvent:
     price: Decimal | None = None
     accepted: bool = False
     order_seq: int | None = None
+    # kind "bypass": what the ingest projection noted (surveillance.models.GateBypass).
+    note: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,11 +107,22 @@ class DetectorConfig:
     max_orders_per_minute: int | None
     max_concentration: Decimal | None  # a fraction, e.g. 0.25
     portfolio_capital: Decimal
+    # The rules (the config's optional `detection` object; see surveillance.config).
+    wash_trading_rule: str = "self_trade"
+    wash_price_tolerance: Decimal = Decimal("0.0001")  # a fraction of the price
+    wash_min_overlap: Decimal = Decimal("0.5")
+    layering_rule: str = "stack_execute_cancel"
+    layering_window_us: int = 60 * SECOND_US
+    layering_imbalance_ratio: Decimal = Decimal(3)
+    spoofing_rule: str = "large_cancel_opposite"
+    spoof_size_multiple: Decimal = Decimal(5)
+    spoof_min_history: int = 3
 
     @classmethod
     def from_config(cls, config: dict[str, Any], config_hash: str) -> DetectorConfig:
         limits = config["regulatory_limits"]
         pct = limits.get("max_concentration_pct")
+        rules = {**DEFAULT_DETECTION, **(config.get("detection") or {})}
         return cls(
             config_hash=config_hash,
             window_us=seconds_us(config["surveillance_window_secs"]),
@@ -92,6 +132,15 @@ class DetectorConfig:
             max_orders_per_minute=limits.get("max_orders_per_minute"),
             max_concentration=None if pct is None else Decimal(pct) / 100,
             portfolio_capital=Decimal(limits.get("portfolio_capital") or "1000000"),
+            wash_trading_rule=rules["wash_trading_rule"],
+            wash_price_tolerance=Decimal(rules["wash_trade_price_tolerance_pct"]) / 100,
+            wash_min_overlap=Decimal(rules["wash_trade_min_overlap"]),
+            layering_rule=rules["layering_rule"],
+            layering_window_us=int(rules["layering_window_secs"]) * SECOND_US,
+            layering_imbalance_ratio=Decimal(rules["layering_imbalance_ratio"]),
+            spoofing_rule=rules["spoofing_rule"],
+            spoof_size_multiple=Decimal(rules["spoof_size_multiple"]),
+            spoof_min_history=int(rules["spoof_min_history"]),
         )
 
 

@@ -71,6 +71,19 @@ def limits_current() -> Limits:
     return limits
 
 
+def limits_named(version_hash: str) -> Limits:
+    """The config named "<version>:<hash>" (as a caller read it in its own
+    query), parsed once per version and process."""
+    version, _, digest = version_hash.partition(":")
+    cached = _parsed.get(int(version))
+    if cached is not None and cached.hash == digest:
+        return cached
+    row = ComplianceConfigVersion.objects.get(version=int(version))
+    limits = Limits.parse(row.version, row.hash, row.config)
+    _parsed[row.version] = limits
+    return limits
+
+
 def limits_in_force(firm: FirmRisk) -> Limits:
     """The config for a decision taken under the firm lock. The locked row names
     the version in force, so the parsed copy is used without a query; the hash

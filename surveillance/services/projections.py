@@ -1,6 +1,12 @@
 """Projections from what bots report (ORDER_FILLED, ORDER_CANCELED,
-POSITION_CHANGED), and the approval resolver for held orders. Both run inside
-the transaction that writes the record, after the log head lock."""
+VENUE_REJECTED, POSITION_CHANGED), and the approval resolver for held orders.
+Both run inside the transaction that writes the record, after the log head lock.
+
+What a venue did is stored even when it contradicts the gate (a fill or cancel
+for an order the gate never accepted, an overfill, a fill under a kill switch
+or in a restricted market): refusing it would lose evidence. Positions follow
+the real fills, and each contradiction is noted as a GateBypass row for the
+surveillance cycle's gate_bypass detector (CONTRACT 12)."""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
 from compliance_site.db import fetch_prepared, insert_new
 
-from ..models import Fill, Order
+from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
 from . import risk
+from .config import limits_named
 from .counters import counts_add_cancels
 
 _FILL_COLUMNS = (
@@ -62,20 +69,122 @@ def _lock_orders(agent: Agent, order_ids: set[str]) -> dict[str, Order]:
     return {o.order_id: o for o in orders}
 
 
+# An order the gate never let out: a fill, cancel or venue refusal for it means
+# the bot sent it to a venue anyway.
+NOT_OPEN = frozenset({Order.Status.PENDING_APPROVAL, Order.Status.REJECTED, Order.Status.EXPIRED})
+_REPORTED = frozenset({"ORDER_FILLED", "ORDER_CANCELED", "VENUE_REJECTED", "POSITION_CHANGED"})
+# The active kill switches and (scope '') the config version in force, in one
+# round trip: the ingest path runs it under the log head, once per batch with fills.
+_IN_FORCE_SQL = (
+    f"SELECT scope, target FROM {KillSwitch._meta.db_table} WHERE active = %s"  # noqa: S608
+    " UNION ALL SELECT '', CAST(version AS TEXT) || ':' || hash FROM"
+    f" (SELECT version, hash FROM {ComplianceConfigVersion._meta.db_table}"
+    " ORDER BY version DESC LIMIT 1) v"
+)
+
+
+@dataclass
+class _Bypasses:
+    """The batch's contradictions of the gate, written as GateBypass rows."""
+
+    agent: Agent
+    rows: list[GateBypass]
+    switches: set[tuple[str, str]] | None = None
+    restricted: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_batch(cls, agent: Agent, relevant: list[tuple[str, Any, Any]]) -> _Bypasses:
+        """Fills are checked against the kill switches and restricted markets
+        in force at their seq: read once per batch that has fills, under the
+        log head that every switch change also takes."""
+        out = cls(agent, [])
+        if any(t == "ORDER_FILLED" for t, _, _ in relevant):
+            rows = fetch_prepared(_IN_FORCE_SQL, [True], every_row=True) or []
+            out.switches = {(scope, target) for scope, target in rows if scope}
+            version = next((target for scope, target in rows if not scope), None)
+            # No version yet: the defaults, which restrict nothing (creating
+            # version 1 here would take the firm lock after the log head).
+            if version is not None:
+                out.restricted = limits_named(version).restricted_markets
+        return out
+
+    def fill_reasons(self, market: str, overfill: bool) -> list[str]:
+        reasons = ["overfill"] if overfill else []
+        switches = self.switches or set()
+        if market and (
+            ("global", "") in switches
+            or ("agent", self.agent.agent_id) in switches
+            or ("market", market) in switches
+        ):
+            reasons.append("kill_switch")
+        if market in self.restricted:
+            reasons.append("restricted_market")
+        return reasons
+
+    def note(
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        record: Any,
+        order: Order | None,
+        reasons: list[str],
+        *,
+        market: str = "",
+        side: str = "",
+    ) -> None:
+        if not reasons:
+            return
+        what = {"ORDER_FILLED": "fill", "ORDER_CANCELED": "cancel"}.get(event_type, "venue refusal")
+        if order is None:
+            state = "an order the gate never accepted"
+        else:
+            state = f"order {order.order_id} ({order.status}, {_plain(order.filled_quantity)}"
+            state += f" of {_plain(order.quantity)} filled)"
+        quantity = payload.get("quantity")
+        self.rows.append(
+            GateBypass(
+                agent=self.agent,
+                order_ref=payload["order_id"],
+                order=order,
+                event_type=event_type,
+                reasons=reasons,
+                detail=f"{what} (seq {record.seq}) for {state}: {', '.join(reasons)}",
+                market=order.market if order is not None else market,
+                side=order.side if order is not None else side,
+                quantity=Decimal(quantity) if quantity is not None else None,
+                price=Decimal(payload["price"]) if "price" in payload else None,
+                seq=record.seq,
+                order_seq=order.seq if order is not None else None,
+                recorded_at_us=record.recorded_at_us,
+            )
+        )
+
+    def save(self) -> None:
+        if self.rows:
+            GateBypass.objects.bulk_create(self.rows)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
-    """audit.services.ingest projection hook: update orders, fills and positions.
+    """audit.services.ingest projection hook: update orders, fills and positions,
+    and note what contradicts the gate (GateBypass).
 
     Works on the whole batch at once (a handful of queries, not a handful per
     event), applying the events in seq order."""
     relevant = [
         (item.envelope["event_type"], item.envelope["payload"], record)
         for item, record in created
-        if item.envelope["event_type"] in {"ORDER_FILLED", "ORDER_CANCELED", "POSITION_CHANGED"}
+        if item.envelope["event_type"] in _REPORTED
     ]
     if not relevant:
         return
     order_ids = {p["order_id"] for t, p, _ in relevant if t != "POSITION_CHANGED"}
     orders = _lock_orders(agent, order_ids)
+    bypasses = _Bypasses.for_batch(agent, relevant)
     # Store each fill once (a resent fill under a new event_id keeps its record
     # but moves nothing): one statement inserts the new ones and names them.
     fill_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -86,7 +195,8 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         order = orders.get(key[0])
         fill_rows[key] = (
             agent.pk, order.pk if order else None, key[0], key[1],
-            order.market if order else "", order.side if order else "",
+            order.market if order else payload.get("market", ""),
+            order.side if order else payload.get("side", ""),
             Decimal(payload["quantity"]), Decimal(payload["price"]),
             record.seq, record.recorded_at_us,
         )  # fmt: skip
@@ -115,20 +225,25 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
             )
             continue
         order = orders.get(payload["order_id"])
-        if event_type == "ORDER_CANCELED":
-            if order is not None and order.status in (
-                Order.Status.OPEN,
-                Order.Status.PARTIALLY_FILLED,
-            ):
+        if event_type != "ORDER_FILLED":
+            if order is None:
+                bypasses.note(event_type, payload, record, None, ["unknown_order"])
+            elif order.status in NOT_OPEN:
+                bypasses.note(event_type, payload, record, order, ["order_not_open"])
+            elif order.status in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
+                # A cancel, or the venue refused it: what was left stops resting.
                 delta = deltas[order.market]
                 if order.side == "buy":
                     delta.open_buy -= order.remaining
                 else:
                     delta.open_sell -= order.remaining
-                order.status = Order.Status.CANCELED
+                if event_type == "ORDER_CANCELED":
+                    order.status = Order.Status.CANCELED
+                    canceled.append(order)
+                else:
+                    order.status = Order.Status.REJECTED
                 order.updated_at_us = record.recorded_at_us
                 changed[order.order_id] = order
-                canceled.append(order)
             continue
         key = (payload["order_id"], payload["fill_id"])
         if key not in new_keys:
@@ -136,7 +251,28 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         new_keys.discard(key)
         quantity, price = Decimal(payload["quantity"]), Decimal(payload["price"])
         if order is None:
-            continue  # a fill for an order the gate never saw: kept as evidence for surveillance
+            # A fill for an order the gate never saw: evidence. Its position
+            # moves when the fill names its market and side (ORDER_FILLED v2).
+            market, side = payload.get("market", ""), payload.get("side", "")
+            bypasses.note(
+                event_type,
+                payload,
+                record,
+                None,
+                ["unknown_order", *bypasses.fill_reasons(market, False)],
+                market=market,
+                side=side,
+            )
+            if market and side:
+                delta = deltas[market]
+                delta.position += quantity if side == "buy" else -quantity
+                delta.price = price
+            continue
+        reasons = ["order_not_open"] if order.status in NOT_OPEN else []
+        reasons += bypasses.fill_reasons(
+            order.market, order.filled_quantity + quantity > order.quantity
+        )
+        bypasses.note(event_type, payload, record, order, reasons)
         resting = min(quantity, order.remaining) if order.status in Order.RESTING else Decimal(0)
         delta = deltas[order.market]
         delta.position += quantity if order.side == "buy" else -quantity
@@ -162,6 +298,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
         )
     # The gate's cancel-ratio check reads these counters, not the orders.
     counts_add_cancels(canceled)
+    bypasses.save()
 
 
 class OrderApprovalResolver(BaseResolver):
@@ -174,6 +311,26 @@ class OrderApprovalResolver(BaseResolver):
             .select_related("agent")
             .get(pk=int(request.subject_id))
         )
+
+    def recheck(self, request: Any) -> list[dict[str, Any]]:
+        """At the grant, under the firm lock: the kill switch and hard limits now."""
+        from .recheck import order_recheck
+
+        order = Order.objects.select_related("agent").filter(pk=int(request.subject_id)).first()
+        if order is None or order.status != Order.Status.PENDING_APPROVAL:
+            return []
+        return [r.as_dict() for r in order_recheck(order, lock=True).reasons]
+
+    def context(self, request: Any) -> dict[str, Any] | None:
+        """The order's context for the officer's page (a read, no lock)."""
+        from .recheck import order_context
+
+        order = (
+            Order.objects.select_related("agent__owner", "agent__risk_limit")
+            .filter(pk=int(request.subject_id))
+            .first()
+        )
+        return order_context(order) if order is not None else None
 
     def on_grant(self, request: Any, acting_user: User) -> None:
         order = self._order(request)

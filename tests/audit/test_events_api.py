@@ -43,7 +43,9 @@ def test_fill_is_stored_as_signed_record_with_chain(bot):
         "signature": item["signature"],
     }
     assert stored["actor"] == {"type": "agent", "id": "bot-1"}
-    assert stored["data"]["schema_version"] == 1
+    # ORDER_FILLED v2 added the optional market and side (CONTRACT 12); a v1
+    # payload is valid under it and recorded with the version it was checked against
+    assert stored["data"]["schema_version"] == 2
     assert "clock_drift_us" in stored["data"]
     assert result["leaf_hash"] == stored["leaf_hash"]
     assert Log.objects.get().size == result["seq"] + 1

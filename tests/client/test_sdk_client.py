@@ -35,6 +35,13 @@ def test_bot_submits_fills_and_cancels_through_the_sdk(live_server, people):
     with pytest.raises(ComplianceError) as refused:
         client.submit_order(order_id="o-1", market="BTC-USD", side="buy", quantity="2", price="100")
     assert refused.value.status == 409 and refused.value.code == "order_id_conflict"
+    # the venue refuses an accepted order: reported, and the order is rejected
+    assert client.submit_order(
+        order_id="o-2", market="BTC-USD", side="sell", quantity="1", price="101"
+    ).accepted
+    refusal = client.venue_rejected(order_id="o-2", reason="price band", venue_code="17")
+    assert refusal["status"] == "created"
+    assert client.order("o-2")["status"] == "rejected"
     client.close()
 
 

@@ -32,6 +32,8 @@ EXPECTED_SUMMARY = {
     "amendments_rejected": 0,
     "fills": 3,
     "orders_cancelled": 11,
+    "venue_rejections": 0,  # the known day has no venue refusal and no gate bypass
+    "gate_bypasses": 0,
     "limit_breaches": 1,
     "kill_switch_activations": 1,
     "kill_switch_releases": 1,

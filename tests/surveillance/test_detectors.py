@@ -30,6 +30,24 @@ pytestmark = pytest.mark.django_db
 
 SECOND = 1_000_000
 
+# These tests document the seed's plain rules, which stay selectable in the
+# config's `detection` object; the default (vendor) rules have their own tests
+# and labelled scenarios (test_detection_rules.py).
+SEED_RULES = {
+    "wash_trading_rule": "opposite_fills",
+    "layering_rule": "stack_depth",
+    "spoofing_rule": "quick_cancel",
+}
+
+
+@pytest.fixture(autouse=True)
+def seed_rules(monkeypatch: pytest.MonkeyPatch, set_config: Any) -> None:
+    from surveillance.config import DEFAULT_CONFIG
+
+    # every config a test sets from here on keeps the seed rules
+    monkeypatch.setitem(DEFAULT_CONFIG, "detection", SEED_RULES)
+    set_config()
+
 
 class Clock:
     """The server's clock during the simulated day (microseconds)."""
@@ -286,6 +304,14 @@ class Day:
         for i in range(orders):
             self.at(at + within * i / orders, lambda i=i: place(i))
 
+    def bypass(self, at: float, agent_id: str, market: str) -> None:
+        """A fill for an order the gate never saw (the bot went straight to the venue)."""
+        self.plant("gate_bypass", agent_id, market)
+        self.order_n += 1
+        fill = {"order_id": f"{agent_id}-x{self.order_n}", "fill_id": f"x{self.order_n}",
+                "quantity": "1", "price": "100", "market": market, "side": "buy"}  # fmt: skip
+        self.at(at, lambda: self.report(agent_id, ("ORDER_FILLED", fill)))
+
     def concentrate(
         self, at: float, agent_id: str, market: str, qty: str, release_after: float
     ) -> None:
@@ -328,6 +354,7 @@ def trading_day(day: Day, *, orders_per_book: int, gap: tuple[int, int]) -> None
     day.rapid_fire(span * 0.85, "sly", "DOT-USD", 125, 50)
     day.concentrate(span * 0.54, "whale", "DOGE-USD", "3000", 300)
     day.concentrate(span * 0.93, "whale", "DOGE-USD", "2700", 300)
+    day.bypass(span * 0.40, "sly", "TRX-USD")
     day.run()
 
 
@@ -370,7 +397,7 @@ def day(clock: Clock, make_bot: Callable[..., Any], set_config: Any) -> Iterator
 
 def test_synthetic_day_every_planted_case_gives_exactly_one_alert(day: Day) -> None:
     # given a day of ordinary trading by four bots of different owners, with
-    # ten planted cases of the five patterns
+    # eleven planted cases of the six patterns
     started = time.monotonic()
     trading_day(day, orders_per_book=175, gap=(20, 80))
     generated = time.monotonic() - started
@@ -619,6 +646,7 @@ def test_layering_counts_distinct_price_levels_within_the_window() -> None:
             "spoof_cancel_threshold_secs": 5,
             "layering_depth": 3,
             "regulatory_limits": {"max_orders_per_minute": 120, "max_concentration_pct": "25"},
+            "detection": SEED_RULES,
         },
         "h",
     )
