@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "surveillance.models.Alert.Status",
         # reports and evidence exports share one lifecycle
         "JobStatusEnum": "reporting.models.Report.Status",
+        # the five roles, wherever a role is named (users, the kill switch's role)
+        "RoleEnum": "accounts.models.ROLE_ORDER",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -221,6 +221,28 @@ class RetentionManifestApi(APIView):
         return Response(retention_manifest())
 
 
+class PurgePreviewSerializer(serializers.Serializer):
+    """What a purge started now would clear (documentation shape)."""
+
+    as_of = serializers.DateTimeField()
+    retention_days = serializers.IntegerField()
+    count = serializers.IntegerField()
+    from_seq = serializers.IntegerField(allow_null=True)
+    to_seq = serializers.IntegerField(allow_null=True)
+    by_event_type = serializers.DictField(child=serializers.IntegerField())
+    active_holds = serializers.ListField(child=serializers.IntegerField())
+
+
+class PurgeSummarySerializer(serializers.Serializer):
+    """What a purge cleared, and the DATA_PURGED records that say so."""
+
+    count = serializers.IntegerField()
+    batches = serializers.IntegerField()
+    from_seq = serializers.IntegerField(allow_null=True)
+    to_seq = serializers.IntegerField(allow_null=True)
+    data_purged_seqs = serializers.ListField(child=serializers.IntegerField())
+
+
 class RetentionPurgeApi(APIView):
     """GET /api/v1/retention/purge/: what a purge would clear now. POST
     {"reason"}: purge it now (admins), recorded as DATA_PURGED with the
@@ -231,10 +253,11 @@ class RetentionPurgeApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=4000)
 
+    @extend_schema(responses=PurgePreviewSerializer)
     def get(self, request: Request) -> Response:
         return Response(retention_purge_preview().as_dict())
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=PurgeSummarySerializer)
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ROLE_ORDER
@@ -88,6 +89,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "a decimal: the cap in every market"},
+            {
+                "type": "object",
+                "additionalProperties": {"type": "string", "nullable": True},
+                "description": 'per market, "*" for the others',
+            },
+        ],
+        "nullable": True,
+    }
+)
 class PositionCapField(serializers.Field):
     """`max_position_per_market`: a number (every market), null (no cap), or a
     map `{market: cap, "*": default}` whose caps are numbers or null. A market

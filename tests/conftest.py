@@ -185,6 +185,16 @@ def bot(make_bot: Callable[..., BotHandle]) -> BotHandle:
     return make_bot()
 
 
+def holding_on(people: dict[str, Any]) -> None:
+    """Orders over the threshold are held: a new install's config has
+    approval_enabled off (the seed's default), so tests of held orders turn it
+    on, as alice (a compliance officer) would."""
+    from surveillance.services.config import config_current, config_update
+
+    config = config_current().config
+    config_update(config={**config, "approval_enabled": True}, acting_user=people["alice"])
+
+
 def fill_payload(n: int = 1) -> dict[str, str]:
     return {"order_id": f"o-{n}", "fill_id": f"f-{n}", "quantity": "2", "price": "101.5"}
 

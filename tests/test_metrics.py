@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import fill_payload
+from tests.conftest import fill_payload, holding_on
 
 pytestmark = pytest.mark.django_db
 
@@ -62,12 +62,9 @@ def test_events_ingested_refused_and_ingest_latency_move(bot):
 
 
 def test_gate_decisions_by_outcome_and_reason_and_gate_latency_move(bot, order_item, people):
-    from surveillance.services.config import config_current, config_update
     from surveillance.services.kill_switch import kill_switch_activate
 
-    # a new install holds nothing (approval_enabled is off): turn holding on
-    config = config_current().config
-    config_update(config={**config, "approval_enabled": True}, acting_user=people["alice"])
+    holding_on(people)
     delta = Delta()
 
     def submit(**kwargs: Any) -> dict:

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin, IsViewer
 from compliance_client.note import witness_vkey
+from compliance_site.openapi import ErrorSerializer
 
 from ..models import Witness
 from ..services.witnesses import (
@@ -26,6 +27,35 @@ from ..services.witnesses import (
     witness_revoke,
 )
 from .log import IsPublicOrViewer
+
+
+class WitnessOutSerializer(serializers.Serializer):
+    """A witness key the firm registered (documentation shape)."""
+
+    name = serializers.CharField()
+    public_key = serializers.CharField(help_text="base64 of the raw 32-byte Ed25519 key")
+    vkey = serializers.CharField(help_text="the C2SP verifier key: name+keyid+base64")
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class CosignatureOutSerializer(serializers.Serializer):
+    witness = serializers.CharField()
+    timestamp = serializers.IntegerField(help_text="seconds since the epoch, as signed")
+    line = serializers.CharField(help_text="the signed note's cosignature line")
+
+
+class CheckpointCosignaturesSerializer(serializers.Serializer):
+    tree_size = serializers.IntegerField()
+    timestamp_us = serializers.IntegerField()
+    published = serializers.BooleanField()
+    cosignatures = CosignatureOutSerializer(many=True)
+
+
+class CosignatureCreatedSerializer(CosignatureOutSerializer):
+    tree_size = serializers.IntegerField()
+    checkpoint_timestamp_us = serializers.IntegerField()
 
 
 def _error(exc: WitnessError) -> Response:
@@ -55,10 +85,14 @@ class WitnessListCreateApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [IsAdmin()] if self.request.method == "POST" else [IsViewer()]
 
+    @extend_schema(responses=WitnessOutSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response([witness_dict(w) for w in Witness.objects.order_by("name")])
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: WitnessOutSerializer, 409: ErrorSerializer},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,7 +109,7 @@ class WitnessRevokeApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=4000, required=False, default="")
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=WitnessOutSerializer)
     def post(self, request: Request, name: str) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -97,6 +131,7 @@ class CosignatureCreateApi(APIView):
     def get_permissions(self):  # type: ignore[no-untyped-def]
         return [AllowAny()] if self.request.method == "POST" else [IsPublicOrViewer()]
 
+    @extend_schema(responses=CheckpointCosignaturesSerializer(many=True))
     def get(self, request: Request, tree_size: int) -> Response:
         rows = checkpoints_of_size(tree_size)
         if not rows:
@@ -120,7 +155,11 @@ class CosignatureCreateApi(APIView):
         witness = serializers.CharField(max_length=200)
         cosignature = serializers.CharField(max_length=1000)
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: CosignatureCreatedSerializer, 409: ErrorSerializer},
+        auth=[],
+    )
     def post(self, request: Request, tree_size: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -11,6 +11,7 @@ from django.test import Client
 
 from audit.models import LogExport, Record
 from surveillance.models import KillSwitch
+from tests.conftest import holding_on
 from tests.surveillance.test_alerts import finding, make_alerts
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +46,7 @@ def trading_day(people: dict[str, Any], bot: Any) -> dict[str, Any]:
     from surveillance.services.kill_switch import kill_switch_activate
 
     config_current()
+    holding_on(people)
     decisions = [order(bot, 1)["decision"], order(bot, 2)["decision"]]
     decisions.append(order(bot, 3, quantity="100")["decision"])  # 10,000 notional: held
     high, critical = make_alerts(finding(1, severity="high"), finding(2, severity="critical"))

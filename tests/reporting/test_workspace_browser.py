@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit.models import LogExport, Record
 from surveillance.models import KillSwitch, Order
+from tests.conftest import holding_on
 from tests.surveillance.test_alerts import finding, make_alerts
 from tests.surveillance.test_kill_switch_browser import _go, _text
 
@@ -151,6 +152,7 @@ def test_the_officers_day(
 
     base = live_server.url
     config_current()
+    holding_on(people)
     # the day so far: a few accepted orders, two held for approval, an alert on the bot
     for n in range(1, 4):
         item = bot.signer.item(

@@ -30,7 +30,7 @@ def officer(people) -> Client:
 
 
 @pytest.fixture
-def held(bot, submit) -> ApprovalRequest:
+def held(bot, submit, approvals_on) -> ApprovalRequest:
     body = submit(bot, quantity="60", price="100", order_id="big-1").json()
     assert body["decision"] == "held"
     return ApprovalRequest.objects.get(pk=body["approval"]["id"])
@@ -46,7 +46,7 @@ def test_request_page_shows_the_order_in_context(officer, held, set_config):
         '<th scope="row">Owner</th><td>bob</td>',
         "Bot position in BTC-USD",
         "0 (open buy 60, open sell 0)",
-        '<th scope="row">Firm max position per market</th><td>500</td>',
+        '<th scope="row">Firm max position in BTC-USD</th><td>500</td>',
         "the kill switch and the hard limits pass",
     ):
         assert text in html, text

@@ -30,6 +30,7 @@ from surveillance.detectors.spoofing import SpoofingDetector
 from surveillance.detectors.wash_trading import WashTradingDetector
 from surveillance.models import ComplianceConfigVersion
 from surveillance.services.config import config_current, config_update
+from tests.surveillance.test_detectors import SEED_RULES
 
 pytestmark = pytest.mark.django_db
 
@@ -270,8 +271,10 @@ def test_cancel_ratio_min_orders_waits_for_enough_orders(bot, submit, set_config
 
 
 def detectors(**changes: Any) -> DetectorConfig:
-    """The detectors' view of a config as the service stores it."""
-    config = copy.deepcopy(DEFAULT_CONFIG) | changes
+    """The detectors' view of a config as the service stores it, with the
+    seed's plain rules (`detection`), whose thresholds these tests read off
+    one or two events; the vendor rules' use of them is in test_detection_rules."""
+    config = copy.deepcopy(DEFAULT_CONFIG) | {"detection": SEED_RULES} | changes
     return DetectorConfig.from_config(config_validate(config), "h")
 
 

@@ -44,9 +44,11 @@ SEED_RULES = {
 def seed_rules(monkeypatch: pytest.MonkeyPatch, set_config: Any) -> None:
     from surveillance.config import DEFAULT_CONFIG
 
-    # every config a test sets from here on keeps the seed rules
+    # the config in force takes the seed rules, and every config a test sets
+    # from here on keeps them (set_config changes the config in force); a
+    # version 1 made from the defaults later has them too
     monkeypatch.setitem(DEFAULT_CONFIG, "detection", SEED_RULES)
-    set_config()
+    set_config(detection=SEED_RULES)
 
 
 class Clock:

@@ -93,7 +93,7 @@ def test_fill_for_a_rejected_order(bot, submit, set_config):
     assert Order.objects.get(order_id="too-big").status == "rejected"
 
 
-def test_fill_for_an_expired_order(bot, submit):
+def test_fill_for_an_expired_order(bot, submit, approvals_on):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     assert body["decision"] == "held"
     assert approval_expire_due(now=timezone.now() + timedelta(seconds=301)) == 1
@@ -103,7 +103,7 @@ def test_fill_for_an_expired_order(bot, submit):
     assert_one_alert("big", "order_not_open", seq)
 
 
-def test_fill_for_an_order_still_pending_approval(bot, submit):
+def test_fill_for_an_order_still_pending_approval(bot, submit, approvals_on):
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     assert body["decision"] == "held"
     seq = stored(fill(bot, "big", "20"))

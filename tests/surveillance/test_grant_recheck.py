@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def held(bot, submit) -> dict[str, Any]:
+def held(bot, submit, approvals_on) -> dict[str, Any]:
     body = submit(bot, quantity="60", price="100", order_id="big").json()
     assert body["decision"] == "held"
     return body
