@@ -185,3 +185,24 @@ def test_venue_rejection_schema_is_enforced(bot):
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "schema_violation"
     assert not Record.objects.filter(event_type="VENUE_REJECTED").exists()
+
+
+def test_fills_of_a_manual_order_the_gate_accepted_raise_nothing(bot, client_for):
+    """A trader's manual order goes through the same gate (CONTRACT 12), so its
+    fills, reported by the bot that trades it, are not a bypass."""
+    body = {
+        "agent_id": "bot-1",
+        "order_id": "m-1",
+        "market": "BTC-USD",
+        "side": "buy",
+        "quantity": "2",
+        "price": "100",
+        "order_type": "limit",
+    }
+    response = client_for("bob").post("/api/v1/orders/", body, format="json")
+    assert response.status_code == 201 and response.json()["decision"] == "accepted"
+    stored(fill(bot, "m-1", "2"))
+    surveillance_cycle()
+    assert position("bot-1") == 2
+    assert GateBypass.objects.count() == 0
+    assert bypass_alerts() == []
