@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "compliance_site.errors.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,7 +134,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["compliance_site.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -225,7 +226,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 
 # Audit log settings.
 COMPLIANCE_LOG_ORIGIN = env.str("COMPLIANCE_LOG_ORIGIN", default="compliance.local/log")
-COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=100_000)
+# The window an envelope's occurred_at_us must fall in (else timestamp_out_of_range):
+# at most this far ahead of the server's clock...
+COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=5_000_000)
+# ...and at most this far behind it (an SDK outbox replays events after an outage).
+COMPLIANCE_MAX_EVENT_AGE_US = env.int(
+    "COMPLIANCE_MAX_EVENT_AGE_US", default=30 * 24 * 3600 * 1_000_000
+)
 COMPLIANCE_TOKEN_TTL = timedelta(seconds=env.int("COMPLIANCE_TOKEN_TTL_SECS", default=8 * 3600))
 
 # Webhooks: targets on private, loopback or link-local addresses are refused

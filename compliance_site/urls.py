@@ -17,3 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+handler400 = "compliance_site.errors.handler400"
+handler403 = "compliance_site.errors.handler403"
+handler404 = "compliance_site.errors.handler404"
+handler500 = "compliance_site.errors.handler500"

@@ -12,6 +12,7 @@ from accounts.roles import has_role
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
 
+from ..config import market_key
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
 from .risk import lock_firm
@@ -78,6 +79,13 @@ def _check_role(user: User) -> None:
         )
 
 
+def _target(scope: str, target: str | None) -> str:
+    """The switch's target as stored: none for global, a market id normalized."""
+    if scope == "global":
+        return ""
+    return market_key(target or "") if scope == "market" else (target or "")
+
+
 @transaction.atomic
 def kill_switch_activate(
     *, scope: str, target: str | None, reason: str, acting_user: User
@@ -85,7 +93,7 @@ def kill_switch_activate(
     """Activate: takes the firm risk lock, so every gate decision after this commits
     sees it. Snapshots open positions into the record."""
     _check_role(acting_user)
-    target = "" if scope == "global" else (target or "")
+    target = _target(scope, target)
     if scope != "global" and not target:
         raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
     lock_firm()
@@ -126,7 +134,7 @@ def kill_switch_deactivate(
     *, scope: str, target: str | None, reason: str, acting_user: User
 ) -> KillSwitch:
     _check_role(acting_user)
-    target = "" if scope == "global" else (target or "")
+    target = _target(scope, target)
     lock_firm()
     switch = (
         KillSwitch.objects.select_for_update()
