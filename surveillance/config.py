@@ -54,7 +54,6 @@ def market_key(market: str) -> str:
     return market.upper()
 
 
-
 def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonicalize(config)).hexdigest()
 

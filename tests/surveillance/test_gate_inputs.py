@@ -36,9 +36,7 @@ def test_refuses_zero_amounts_on_priced_orders(bot, submit, field, value, code, 
     assert counts() == before
 
 
-def test_zero_priced_market_order_is_valued_at_the_last_trade_and_held(
-    bot, submit, set_config
-):
+def test_zero_priced_market_order_is_valued_at_the_last_trade_and_held(bot, submit, set_config):
     # given a last trade at 100 and an approval threshold of 5000
     set_config(approval_threshold_notional="5000")
     assert submit(bot, quantity="1", price="100", order_id="o-first").json()["decision"] == (
@@ -89,7 +87,10 @@ def test_market_order_with_zero_reference_price_is_refused(bot, submit):
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
-        ({"order_id": "o-1", "fill_id": "f-1", "quantity": "0", "price": "101"}, "invalid_quantity"),
+        (
+            {"order_id": "o-1", "fill_id": "f-1", "quantity": "0", "price": "101"},
+            "invalid_quantity",
+        ),
         ({"order_id": "o-1", "fill_id": "f-1", "quantity": "2", "price": "0"}, "invalid_price"),
     ],
 )
