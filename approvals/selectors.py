@@ -1,6 +1,7 @@
 """Reads of approval requests, filtered by the caller's rights.
 
-Viewers and every role above them (auditors included) see every request; a bot
+Viewers and every role above them (auditors included) see every request, but a
+trader only those of the agents they own (accounts.selectors.scope_to_agents); a bot
 sees only the requests it made (to poll its held orders); anyone else sees
 nothing. The API and the admin both read through here, because DRF's object
 permissions do not protect lists."""
@@ -15,6 +16,7 @@ from django.db.models import Case, DateTimeField, F, IntegerField, OrderBy, Q, Q
 from accounts.authentication import AgentPrincipal
 from accounts.models import Role, User
 from accounts.roles import has_role
+from accounts.selectors import scope_to_agents
 
 from .models import ApprovalRequest
 
@@ -30,6 +32,8 @@ def approval_list_for_user(*, user: Any, status: str | None = None) -> QuerySet[
         qs = qs.filter(requested_by_agent=user.agent)
     elif not has_role(user, Role.VIEWER):
         return qs.none()
+    else:
+        qs = scope_to_agents(qs, user=user, field="requested_by_agent__agent_id")
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("expires_at", "pk")

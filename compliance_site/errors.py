@@ -102,3 +102,21 @@ def _has_nul(request: HttpRequest) -> bool:
         for key, value in meta.items()
         if key.startswith("HTTP_")
     )
+
+
+def login_locked_out(
+    request: HttpRequest, credentials: Any, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """django-axes' answer to a locked-out login (the admin form and the token
+    endpoint alike). The lockout itself is logged by django-axes (logger
+    "axes") and kept as an AccessAttempt/AccessFailureLog row for the admin."""
+    from django.conf import settings
+
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    detail = (
+        "Too many failed logins for this account or from this address. "
+        f"Try again in {minutes} minutes, or ask an administrator to unlock it."
+    )
+    response = error_response(429, "login_locked_out", detail)
+    response["Retry-After"] = str(minutes * 60)
+    return response

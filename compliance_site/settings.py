@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "guardian",
     "django_celery_beat",
+    "axes",
+    "csp",
     "accounts",
     "audit",
     "approvals",
@@ -56,6 +58,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with its message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "compliance_site.urls"
@@ -101,6 +106,9 @@ else:
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a login for a locked-out account or address before the
+    # password is even checked (the admin form and the token endpoint alike).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -112,6 +120,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute force: proxies whose X-Forwarded-For is believed (addresses or CIDR
+# networks); from anyone else the header is ignored. Failed logins are limited
+# per account and per address on both doors (admin form, token endpoint).
+COMPLIANCE_TRUSTED_PROXIES = env.list("COMPLIANCE_TRUSTED_PROXIES", default=[])
+AXES_FAILURE_LIMIT = env.int("COMPLIANCE_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("COMPLIANCE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "compliance_site.proxies.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "compliance_site.errors.login_locked_out"
+AXES_VERBOSE = True
+
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -147,11 +167,19 @@ REST_FRAMEWORK = {
 # cannot infer; the endpoints are still in the schema. Those notes are about the
 # docs' detail, not about deployment safety, so `check --deploy` stays meaningful.
 SILENCED_SYSTEM_CHECKS = ["drf_spectacular.W001", "drf_spectacular.W002"]
+# The schema and the docs: public in development, behind a login in production
+# (bots with their key and people with a token or a session read them).
+COMPLIANCE_API_DOCS_PUBLIC = env.bool("COMPLIANCE_API_DOCS_PUBLIC", default=DEBUG)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Compliance back-office API",
     "DESCRIPTION": "Pre-trade gate, signed append-only audit log, approvals, surveillance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny"
+        if COMPLIANCE_API_DOCS_PUBLIC
+        else "rest_framework.permissions.IsAuthenticated"
+    ],
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).
@@ -191,6 +219,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "order-counts-prune": {
         "task": "surveillance.tasks.order_counts_prune_task",
         "schedule": timedelta(hours=1),
+    },
+    "audit-jobs-sweep": {
+        "task": "audit.tasks.audit_jobs_sweep_task",
+        "schedule": timedelta(minutes=1),
     },
     "webhook-sweep": {
         "task": "audit.webhooks.tasks.webhook_sweep_task",
@@ -273,6 +305,42 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+
+# Content-Security-Policy (django-csp): scripts only from this origin (the admin
+# has no inline script; the docs load their init script from a URL, see
+# urls.py); inline styles allowed, which the admin's widgets and Swagger UI
+# set; images also as data: URIs (Swagger UI's icons). Swagger UI's assets come
+# from its CDN unless SWAGGER_UI_DIST is "SIDECAR" (served from here).
+def _origin(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+
+
+_DOCS_ASSETS = _origin(
+    str(
+        SPECTACULAR_SETTINGS.get(
+            "SWAGGER_UI_DIST", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@latest"
+        )
+    )
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *_DOCS_ASSETS],
+        "style-src": ["'self'", "'unsafe-inline'", *_DOCS_ASSETS],
+        "img-src": ["'self'", "data:", *_DOCS_ASSETS],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # Production hardening; `check --deploy` is clean when DEBUG is off.

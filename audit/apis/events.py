@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsActiveAgent, IsViewer
 from compliance_site.parsers import SafeJSONParser
 
-from ..selectors import RecordFilter, record_get, record_list
+from ..selectors import RecordFilter, record_get_for_user, record_list_for_user
 from ..services.ingest import (
     MAX_BATCH,
     BatchRejected,
@@ -84,7 +84,7 @@ class EventsApi(APIView):
             end_us=parse_time_us(v["end"], "end") if v.get("end") else None,
         )
         limit = v["limit"]
-        rows = list(record_list(filters=filters)[: limit + 1])
+        rows = list(record_list_for_user(user=request.user, filters=filters)[: limit + 1])
         next_url = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -140,7 +140,7 @@ class EventDetailApi(APIView):
     permission_classes = [IsViewer]
 
     def get(self, request: Request, seq: int) -> Response:
-        record = record_get(seq=seq)
+        record = record_get_for_user(user=request.user, seq=seq)
         if record is None:
             raise Http404
         return Response(record.as_dict())

@@ -18,12 +18,13 @@ from accounts.permissions import IsComplianceOfficer, IsViewer
 from compliance_client import merkle
 
 from .. import log_key
-from ..models import Checkpoint, LogExport
+from ..models import Checkpoint, LogExport, LogVerification
+from ..selectors import export_list_for_user
 from ..services.checkpoints import CheckpointError, checkpoint_create
 from ..services.export import ExportError, export_as_dict, export_request
-from ..services.log import DEFAULT_LOG, Actor
+from ..services.log import DEFAULT_LOG
 from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
-from ..services.verify import verify_and_record
+from ..services.verify import verification_as_dict, verification_request
 
 
 def checkpoint_dict(cp: Checkpoint, origin: str) -> dict[str, Any]:
@@ -158,12 +159,27 @@ class ConsistencyProofApi(APIView):
 
 
 class LogVerifyApi(APIView):
+    """POST: queue a verification of the whole log (a job: 202 {"id"}); a worker
+    runs it and records AUDIT_VERIFIED (CONTRACT section 12)."""
+
     permission_classes = [IsComplianceOfficer]
 
     @extend_schema(request=None)
     def post(self, request: Request) -> Response:
-        result = verify_and_record(actor=Actor.for_user(request.user))
-        return Response(result.as_dict())
+        job = verification_request(acting_user=request.user)
+        return Response({"id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class VerificationDetailApi(APIView):
+    """GET: a verification's progress and result (compliance officers and above)."""
+
+    permission_classes = [IsComplianceOfficer]
+
+    def get(self, request: Request, verification_id: str) -> Response:
+        job = LogVerification.objects.filter(pk=verification_id).first()
+        if job is None:
+            raise Http404
+        return Response(verification_as_dict(job))
 
 
 class ExportListCreateApi(APIView):
@@ -177,7 +193,7 @@ class ExportListCreateApi(APIView):
         return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
 
     def get(self, request: Request) -> Response:
-        rows = LogExport.objects.order_by("-created_at")[:100]
+        rows = export_list_for_user(user=request.user)[:100]
         return Response([export_as_dict(e, _download_url(request, e)) for e in rows])
 
     @extend_schema(request=InputSerializer)
@@ -205,7 +221,7 @@ class ExportDetailApi(APIView):
     permission_classes = [IsViewer]
 
     def get(self, request: Request, export_id: str) -> Response:
-        export = LogExport.objects.filter(pk=export_id).first()
+        export = export_list_for_user(user=request.user).filter(pk=export_id).first()
         if export is None:
             raise Http404
         return Response(export_as_dict(export, _download_url(request, export)))
@@ -215,7 +231,11 @@ class ExportDownloadApi(APIView):
     permission_classes = [IsViewer]
 
     def get(self, request: Request, export_id: str) -> FileResponse:
-        export = LogExport.objects.filter(pk=export_id, status=LogExport.Status.DONE).first()
+        export = (
+            export_list_for_user(user=request.user)
+            .filter(pk=export_id, status=LogExport.Status.DONE)
+            .first()
+        )
         if export is None:
             raise Http404
         return FileResponse(

@@ -71,7 +71,7 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
     }
 
 
-def _check_role(user: User) -> None:
+def kill_switch_check_role(user: User) -> None:
     role = limits_current().kill_switch_role
     if not has_role(user, role):
         raise KillSwitchError(
@@ -92,7 +92,7 @@ def kill_switch_activate(
 ) -> KillSwitch:
     """Activate: takes the firm risk lock, so every gate decision after this commits
     sees it. Snapshots open positions into the record."""
-    _check_role(acting_user)
+    kill_switch_check_role(acting_user)
     target = _target(scope, target)
     if scope != "global" and not target:
         raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
@@ -133,7 +133,7 @@ def kill_switch_activate(
 def kill_switch_deactivate(
     *, scope: str, target: str | None, reason: str, acting_user: User
 ) -> KillSwitch:
-    _check_role(acting_user)
+    kill_switch_check_role(acting_user)
     target = _target(scope, target)
     lock_firm()
     switch = (
