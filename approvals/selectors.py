@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import Permission
 from django.db.models import Case, DateTimeField, F, IntegerField, OrderBy, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from accounts.authentication import AgentPrincipal
 from accounts.models import Role, User
@@ -34,7 +35,14 @@ def approval_list_for_user(*, user: Any, status: str | None = None) -> QuerySet[
         return qs.none()
     else:
         qs = scope_to_agents(qs, user=user, field="requested_by_agent__agent_id")
-    if status:
+    if status == Status.PENDING:
+        # past its deadline a request reads as expired (ApprovalRequest.effective_status)
+        qs = qs.filter(status=Status.PENDING, expires_at__gt=timezone.now())
+    elif status == Status.EXPIRED:
+        qs = qs.filter(
+            Q(status=Status.EXPIRED) | Q(status=Status.PENDING, expires_at__lte=timezone.now())
+        )
+    elif status:
         qs = qs.filter(status=status)
     return qs.order_by("expires_at", "pk")
 

@@ -77,6 +77,8 @@ def _drain() -> None:
     while True:
         task, args = _queue.get()
         try:
+            if task.app.conf.task_always_eager:
+                continue  # switched to eager since (tests): never run work on this thread
             # No retries: the row is safe, and the sweep re-enqueues it.
             task.apply_async(args=list(args), retry=False)
         except Exception:

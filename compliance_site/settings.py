@@ -175,11 +175,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pre-trade gate, signed append-only audit log, approvals, surveillance.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": [
-        "rest_framework.permissions.AllowAny"
-        if COMPLIANCE_API_DOCS_PUBLIC
-        else "rest_framework.permissions.IsAuthenticated"
-    ],
+    "SERVE_PERMISSIONS": ["compliance_site.docs_access.DocsAccess"],
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).

@@ -15,6 +15,14 @@ from audit.models import Record
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _config(db):
+    """The compliance config exists (its first read would otherwise record it)."""
+    from surveillance.services.config import config_current
+
+    config_current()
+
+
 def nested(depth: int) -> bytes:
     return b'{"events": ' + b"[" * depth + b"]" * depth + b"}"
 
