@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from .permission_matrix import CALLERS, EXCLUDED_NAMESPACES, MATRIX
+from .state import every_row
 
 pytestmark = pytest.mark.django_db
 
@@ -47,19 +47,6 @@ def test_every_endpoint_has_a_row_and_every_row_an_endpoint():
     stale = sorted(MATRIX.keys() - found)
     assert not missing, f"endpoints without a permission-matrix row: {missing}"
     assert not stale, f"rows for endpoints that no longer exist: {stale}"
-
-
-def every_row() -> dict[str, Any]:
-    """Full rows of every table of the project's apps (the tokens and users that
-    logging in touches aside): what a refused call must leave unchanged."""
-    skip = {"apitoken", "user"}
-    state: dict[str, Any] = {}
-    for label in ("accounts", "audit", "approvals", "surveillance", "reporting"):
-        for model in apps.get_app_config(label).get_models():
-            if model._meta.model_name in skip:
-                continue
-            state[model._meta.label] = list(model.objects.order_by("pk").values_list())
-    return state
 
 
 @pytest.fixture
