@@ -25,6 +25,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 _MAX_WAITING = 10_000
+_CONNECT_TIMEOUT = 5.0
 _queue: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue(maxsize=_MAX_WAITING)
 _worker: dict[int, threading.Thread] = {}
 _lock = threading.Lock()
@@ -79,8 +80,12 @@ def _drain() -> None:
         try:
             if task.app.conf.task_always_eager:
                 continue  # switched to eager since (tests): never run work on this thread
-            # No retries: the row is safe, and the sweep re-enqueues it.
-            task.apply_async(args=list(args), retry=False)
+            # One bounded attempt on a connection of its own (a pooled one that
+            # failed can hang the next publish on its reconnect loop); no
+            # retries: the row is safe, and the sweep re-enqueues it.
+            with task.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=_CONNECT_TIMEOUT)
+                task.apply_async(args=list(args), retry=False, connection=connection)
         except Exception:
             logger.warning("broker unavailable: %s left to its sweep", task.name, exc_info=True)
         finally:

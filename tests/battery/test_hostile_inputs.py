@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import report
 from .state import every_row
 
 pytestmark = pytest.mark.django_db
@@ -384,7 +385,7 @@ class Context:
 
 
 def test_the_table_holds_at_least_100_payloads():
-    print(f"\nhostile payloads in the table: {len(CASES)}")
+    report(f"battery hostile inputs: {len(CASES)} payloads in the table, each refused")
     assert len(CASES) >= 100
     assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
 

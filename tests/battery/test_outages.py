@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from .conftest import report
 from .stack import (
     Loader,
     PrivatePostgres,
@@ -53,8 +54,8 @@ def test_sigkill_of_workers_and_master_during_ingest_loses_nothing():
             wait_until(lambda t=target: acked(loader) >= t, 120, "events after the crash")
         figures = check_log(server, agent.agent_id, loader.tally.acked)
         tally = loader.tally
-        print(
-            f"\nbattery crash: {figures['acked']} events acknowledged, {kills} SIGKILLs "
+        report(
+            f"battery crash: {figures['acked']} events acknowledged, {kills} SIGKILLs "
             f"(2 workers, 1 master and its workers), {figures['records']} records, "
             f"0 lost, 0 duplicated, verify_audit OK; responses {dict(tally.statuses)}, "
             f"connection errors {tally.connection_errors}"
@@ -101,8 +102,8 @@ def test_postgres_restart_under_load_is_503_json_and_recovers(private_pg):
         assert set(tally.codes) <= {"database_unavailable"}, tally.codes
         assert not tally.non_json_errors, tally.non_json_errors[:5]
         figures = check_log(server, agent.agent_id, tally.acked)
-        print(
-            f"\nbattery postgres: {restarts} restarts under load, {figures['acked']} events "
+        report(
+            f"battery postgres: {restarts} restarts under load, {figures['acked']} events "
             f"acknowledged, 0 lost, 0 duplicated, verify_audit OK; "
             f"{errors.get(503, 0)} answers 503 database_unavailable (all JSON), "
             f"connection errors {tally.connection_errors}, gunicorn not restarted"
