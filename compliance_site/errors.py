@@ -4,7 +4,8 @@
   string or a header is refused with 400 `nul_not_allowed` before any
   middleware or view can hand it to PostgreSQL (whose text cannot hold one).
 * `handler500`: an outage is 503 `database_unavailable` / `broker_unavailable`
-  with Retry-After; anything else 500 `server_error`. Django calls it for every
+  (or `log_key_unavailable` for a server started without its log key) with
+  Retry-After; anything else 500 `server_error`. Django calls it for every
   uncaught exception, including those raised in middleware (sessions,
   authentication) before a view runs.
 * `handler404` / `handler400` / `handler403`: the same shape for the URLs no view answers.
@@ -33,8 +34,12 @@ def outage_code(exc: BaseException | None) -> str | None:
     it) says the database or the broker cannot be reached, else None."""
     from django.db import InterfaceError, OperationalError
 
+    from audit.log_key import LogKeyMissing
+
     seen = 0
     while exc is not None and seen < 8:
+        if isinstance(exc, LogKeyMissing):
+            return "log_key_unavailable"
         if isinstance(exc, OperationalError | InterfaceError):
             return "database_unavailable"
         module = type(exc).__module__
@@ -52,9 +57,16 @@ def outage_code(exc: BaseException | None) -> str | None:
     return None
 
 
+OUTAGES = {
+    "database_unavailable": "The database is unavailable; retry shortly.",
+    "broker_unavailable": "The message broker is unavailable; retry shortly.",
+    "log_key_unavailable": "The log signing key is not configured on this server "
+    "(COMPLIANCE_LOG_PRIVATE_KEY or manage.py ensure_log_key).",
+}
+
+
 def outage_response(code: str) -> JsonResponse:
-    what = "database" if code == "database_unavailable" else "message broker"
-    response = error_response(503, code, f"The {what} is unavailable; retry shortly.")
+    response = error_response(503, code, OUTAGES[code])
     response["Retry-After"] = str(RETRY_AFTER_SECS)
     return response
 

@@ -230,6 +230,7 @@ class ExportDetailApi(APIView):
 class ExportDownloadApi(APIView):
     permission_classes = [IsViewer]
 
+    @extend_schema(responses={(200, "application/zip"): bytes})
     def get(self, request: Request, export_id: str) -> FileResponse:
         export = (
             export_list_for_user(user=request.user)
