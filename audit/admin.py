@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+
+from accounts.selectors import scope_to_agents
 
 from .models import Checkpoint, EventType, Record
 
@@ -38,6 +41,11 @@ class RecordAdmin(ReadOnlyAdmin):
     list_filter = ["event_type", "actor_type", "purged"]
     search_fields = ["=seq", "agent_id", "actor_id", "event_id"]
     ordering = ["-seq"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Record]:
+        # the API's rule: a trader sees their own agents' records only
+        return scope_to_agents(super().get_queryset(request), user=request.user)
+
     show_full_result_count = False
     fields = [
         "seq",

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from accounts.roles import has_role
+from accounts.selectors import scope_to_agents
 from audit.admin import ReadOnlyAdmin
 
 from .models import AgentRiskLimit, ComplianceConfigVersion, KillSwitch, Order
@@ -185,6 +186,12 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "decision", "market"]
     search_fields = ["order_id", "agent__agent_id"]
     ordering = ["-created_at_us"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # the API's rule: a trader sees their own agents' orders only
+        return scope_to_agents(
+            super().get_queryset(request), user=request.user, field="agent__agent_id"
+        )
 
 
 @admin.register(ComplianceConfigVersion)

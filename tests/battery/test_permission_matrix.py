@@ -160,3 +160,38 @@ def test_permission_matrix(world, client_for, name, method, caller):
         assert response["Content-Type"].startswith("application/json")
         assert "code" in response.json()
         assert every_row() == before, f"{method} {path} as {caller} was refused but changed state"
+
+
+@pytest.mark.parametrize(
+    ("url", "own", "other"),
+    [
+        ("/admin/audit/record/", "bot-1", "bot-2"),
+        ("/admin/surveillance/order/", "o-1", "o-2"),
+    ],
+)
+def test_the_admin_lists_are_scoped_like_the_api(world, make_bot, people, url, own, other):
+    """The admin reads through the same rule: bob sees bot-1's rows, not bot-2's."""
+    from django.test import Client
+
+    bot2 = make_bot("bot-2", owner="oscar")
+    item = bot2.signer.item(
+        "ORDER_SUBMITTED",
+        {
+            "order_id": "o-2",
+            "market": "ETH-USD",
+            "side": "sell",
+            "quantity": "1",
+            "price": "10",
+            "order_type": "limit",
+        },
+    )
+    assert bot2.client.post("/api/v1/orders/", item, format="json").status_code == 201
+    seen = {}
+    for who in ("bob", "carol"):
+        browser = Client()
+        browser.force_login(people[who])
+        response = browser.get(url)
+        assert response.status_code == 200
+        seen[who] = response.content.decode()
+    assert own in seen["bob"] and other not in seen["bob"]
+    assert own in seen["carol"] and other in seen["carol"]
