@@ -76,7 +76,7 @@ def schema_errors(validate: Validator, payload: Any) -> str | None:
 # schemas' decimal pattern admits "0"; a zero quantity or price would make a
 # notional 0 and walk past every notional limit, so they are refused here with a
 # code per field. A market order's price is not trusted at all (the gate values
-# it at a reference price), so it may be "0".
+# it at a reference price), so it may be "0"; so may a flat position's.
 POSITIVE_AMOUNTS: dict[str, tuple[str, ...]] = {
     "ORDER_SUBMITTED": ("quantity", "price", "reference_price"),
     "ORDER_AMENDED": ("quantity", "price"),
@@ -96,6 +96,8 @@ def amount_problem(event_type: str, payload: dict[str, Any]) -> tuple[str, str] 
             continue
         if name == "price" and payload.get("order_type") in UNPRICED_ORDER_TYPES:
             continue
+        if event_type == "POSITION_CHANGED" and Decimal(payload["quantity"]) == 0:
+            continue  # a flat position has no value to price
         code = "invalid_quantity" if name == "quantity" else "invalid_price"
         return code, f"{event_type}: {name} must be positive, got {value!r}"
     return None

@@ -384,7 +384,7 @@ def _market_order_price(payload: dict[str, Any], snap: RiskSnapshot) -> Decimal:
     `price_required` (raised under the locks, so the whole decision rolls back
     and nothing is stored). The higher one, so that no notional check ever sees
     less than the market says the order is worth."""
-    candidates = [p for p in (snap.reference_price,) if p]
+    candidates = [snap.reference_price] if snap.reference_price else []
     if payload.get("reference_price") is not None:
         candidates.append(Decimal(payload["reference_price"]))
     if not candidates:

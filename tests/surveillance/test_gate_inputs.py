@@ -192,3 +192,16 @@ def test_market_ids_are_normalized_for_kill_switches(bot, submit, client_for):
     )
     assert response.status_code == 200, response.content
     assert not KillSwitch.objects.filter(active=True).exists()
+
+
+def test_positions_need_a_price_unless_flat(bot):
+    flat = bot.signer.item("POSITION_CHANGED", {"market": "BTC-USD", "quantity": "0", "price": "0"})
+    assert bot.post_events([flat]).status_code == 201
+    before = counts()
+    priced = bot.signer.item(
+        "POSITION_CHANGED", {"market": "BTC-USD", "quantity": "5", "price": "0"}
+    )
+    response = bot.post_events([priced])
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "invalid_price"
+    assert counts() == before
