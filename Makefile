@@ -4,18 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test bench lint format install install-dev migrate clean screenshots
+.PHONY: run test bench lint format install install-dev migrate clean screenshots lock audit
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e .
+# Every machine (CI included) installs the exact versions that were tested: the
+# lock files, made from pyproject.toml by `make lock`; the project itself goes in
+# editable without resolving anything again.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -51,6 +56,19 @@ lint: install-dev
 	$(VENV)/bin/mypy
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+# Regenerate both lock files from pyproject.toml (after adding or changing a
+# dependency): the newest versions that satisfy it, resolved by uv.
+lock: | $(VENV)/bin/python
+	$(PY) -m pip install --quiet "uv>=0.5"
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
+		-o requirements-dev.lock
+
+# Known vulnerabilities in the locked versions (needs a vulnerability database
+# reachable from this machine; see README, Security).
+audit: install-dev
+	$(VENV)/bin/pip-audit --strict --requirement requirements-dev.lock --disable-pip --no-deps
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -11,11 +11,19 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from compliance_site.proxies import client_ip
+
 from .services import token_issue
 
 
 class TokenThrottle(AnonRateThrottle):
+    """Per client address, where the address believes X-Forwarded-For only from
+    COMPLIANCE_TRUSTED_PROXIES (DRF's own ident takes the header from anyone)."""
+
     rate = "30/min"
+
+    def get_ident(self, request: Any) -> str:
+        return client_ip(request)
 
 
 class TokenObtainApi(APIView):
@@ -41,8 +49,10 @@ class TokenObtainApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The HttpRequest itself: django-axes marks a locked-out login on it, and
+        # its middleware answers with 429 login_locked_out.
         user = authenticate(
-            request,
+            request._request,
             username=data.validated_data["username"],
             password=data.validated_data["password"],
         )

@@ -30,6 +30,7 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
     agent_id = serializers.CharField(source="requested_by_agent.agent_id", default=None)
     requested_by = serializers.CharField(source="requested_by_user.username", default=None)
     decided_by = serializers.CharField(source="decided_by.username", default=None)
+    status = serializers.CharField(source="effective_status")
 
     class Meta:
         model = ApprovalRequest

@@ -85,6 +85,15 @@ class ApprovalRequest(models.Model):
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
 
+    @property
+    def effective_status(self) -> str:
+        """What the request is, as read anywhere: a pending one whose deadline has
+        passed is expired even before the expiry task (which needs the broker and
+        a worker) writes APPROVAL_EXPIRED; a grant is refused past the deadline anyway."""
+        if self.status == self.Status.PENDING and self.expires_at <= timezone.now():
+            return self.Status.EXPIRED
+        return str(self.status)
+
     def time_left(self, now: datetime | None = None) -> timedelta | None:
         """Time until the deadline for a pending request (negative when overdue
         and not yet swept), None once decided."""

@@ -1,6 +1,7 @@
 """Reads of approval requests, filtered by the caller's rights.
 
-Viewers and every role above them (auditors included) see every request; a bot
+Viewers and every role above them (auditors included) see every request, but a
+trader only those of the agents they own (accounts.selectors.scope_to_agents); a bot
 sees only the requests it made (to poll its held orders); anyone else sees
 nothing. The API and the admin both read through here, because DRF's object
 permissions do not protect lists."""
@@ -11,10 +12,12 @@ from typing import Any
 
 from django.contrib.auth.models import Permission
 from django.db.models import Case, DateTimeField, F, IntegerField, OrderBy, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from accounts.authentication import AgentPrincipal
 from accounts.models import Role, User
 from accounts.roles import has_role
+from accounts.selectors import scope_to_agents
 
 from .models import ApprovalRequest
 
@@ -30,7 +33,16 @@ def approval_list_for_user(*, user: Any, status: str | None = None) -> QuerySet[
         qs = qs.filter(requested_by_agent=user.agent)
     elif not has_role(user, Role.VIEWER):
         return qs.none()
-    if status:
+    else:
+        qs = scope_to_agents(qs, user=user, field="requested_by_agent__agent_id")
+    if status == Status.PENDING:
+        # past its deadline a request reads as expired (ApprovalRequest.effective_status)
+        qs = qs.filter(status=Status.PENDING, expires_at__gt=timezone.now())
+    elif status == Status.EXPIRED:
+        qs = qs.filter(
+            Q(status=Status.EXPIRED) | Q(status=Status.PENDING, expires_at__lte=timezone.now())
+        )
+    elif status:
         qs = qs.filter(status=status)
     return qs.order_by("expires_at", "pk")
 

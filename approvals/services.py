@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.dispatch import publish
 from compliance_site.exceptions import ServiceError
 
 from .models import ApprovalRequest, Notification
@@ -171,11 +172,12 @@ def _queue_webhook(request: ApprovalRequest, event_type: str, seq: int) -> None:
 
 
 def _enqueue_email(notification_id: int) -> None:
-    """After commit: hand the email to a worker. If the broker is down the row
-    stays unsent and the sweep task sends it later."""
+    """After commit: hand the email to a worker, from the dispatch thread (no
+    request waits for the broker). If the broker is down the row stays unsent
+    and the sweep task sends it later."""
     from .tasks import approval_notification_email_task
 
-    approval_notification_email_task.delay(notification_id)
+    publish(approval_notification_email_task, notification_id)
 
 
 @transaction.atomic

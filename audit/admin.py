@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import User
+from accounts.selectors import scope_to_agents
 
 from .admin_display import json_list, when_us
 from .admin_tools import FastCountPaginator, record_search_seqs, time_range_filter
@@ -76,6 +77,7 @@ class RecordAdmin(ReadOnlyAdmin):
     search_fields = ["=seq", "=agent_id"]
     search_help_text = "A seq, an agent id or an order id (exact)."
     ordering = ["-seq"]
+
     show_full_result_count = False
     paginator = FastCountPaginator
     list_per_page = 50
@@ -93,8 +95,10 @@ class RecordAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Record]:
-        # the log's id, not a join: every index of the table leads with it
-        return super().get_queryset(request).filter(log_id=log_head().pk)
+        # the log's id, not a join: every index of the table leads with it;
+        # and the API's rule: a trader sees their own agents' records only
+        rows = super().get_queryset(request).filter(log_id=log_head().pk)
+        return scope_to_agents(rows, user=request.user)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Record], search_term: str

@@ -73,6 +73,12 @@ ORDER_PAYLOAD = obj(
     },
     {"venue": {"type": "string", "maxLength": 64}},
 )
+# v2: a market order's price is not trusted; the bot may name the price it
+# expects (`reference_price`) for the gate to value the order at.
+ORDER_PAYLOAD_V2 = {
+    **ORDER_PAYLOAD,
+    "properties": {**ORDER_PAYLOAD["properties"], "reference_price": POSITIVE_DECIMAL},
+}
 
 SIDE = {"enum": ["buy", "sell"]}
 FILL_REQUIRED = {
@@ -85,7 +91,7 @@ FILL_OPTIONAL = {"venue": {"type": "string", "maxLength": 64}, "fee": DECIMAL}
 
 _SPECS: list[EventTypeSpec] = [
     # Through the gate.
-    EventTypeSpec("ORDER_SUBMITTED", Channel.GATE, {1: ORDER_PAYLOAD}),
+    EventTypeSpec("ORDER_SUBMITTED", Channel.GATE, {1: ORDER_PAYLOAD, 2: ORDER_PAYLOAD_V2}),
     EventTypeSpec(
         "ORDER_AMENDED",
         Channel.GATE,

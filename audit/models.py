@@ -20,6 +20,9 @@ class Log(models.Model):
     # bits of `size`, largest first, hex.
     frontier = models.JSONField(default=list)
     last_recorded_at_us = models.BigIntegerField(default=0)
+    # How many checkpoints were signed over this log: a deleted checkpoint row
+    # (the newest included) leaves the stored ones short of this count.
+    checkpoint_count = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -133,6 +136,11 @@ class Checkpoint(models.Model):
     root_hash = models.BinaryField(max_length=32)
     timestamp_us = models.BigIntegerField()
     note = models.TextField()
+    # The checkpoint before this one (-1 and empty for the first): checkpoints form
+    # their own chain, so a deleted one is found between its neighbours. Null on
+    # checkpoints signed before the chain existed.
+    prev_tree_size = models.BigIntegerField(null=True)
+    prev_root_hash = models.BinaryField(max_length=32, null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -179,6 +187,35 @@ class LogExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.status})"
+
+
+class LogVerification(models.Model):
+    """A verification of the whole log asked for through the API, run by a
+    worker (a large log takes longer than any request may); the outcome is also
+    recorded in the log as AUDIT_VERIFIED (`seq`)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    ok = models.BooleanField(null=True)
+    checked = models.BigIntegerField(null=True)
+    first_bad_seq = models.BigIntegerField(null=True)
+    detail = models.TextField(blank=True, default="")
+    seq = models.BigIntegerField(null=True, help_text="the AUDIT_VERIFIED record")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"verification {self.id} ({self.status})"
 
 
 from .models_webhooks import *  # noqa: E402,F403

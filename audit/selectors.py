@@ -1,12 +1,16 @@
-"""Reads of the log, permission-checked by the API layer (viewer and above read all)."""
+"""Reads of the log. The API reads through the *_for_user selectors (object scope:
+accounts.selectors.scope_to_agents); the unscoped ones serve services and jobs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import Log, Record
+from accounts.selectors import scope_to_agents, sees_whole_firm
+
+from .models import Log, LogExport, Record
 from .services.log import DEFAULT_LOG
 
 
@@ -39,6 +43,26 @@ def record_list(*, filters: RecordFilter, log_name: str = DEFAULT_LOG) -> QueryS
 
 def record_get(*, seq: int, log_name: str = DEFAULT_LOG) -> Record | None:
     return Record.objects.filter(log__name=log_name, seq=seq).first()
+
+
+def record_list_for_user(
+    *, user: Any, filters: RecordFilter, log_name: str = DEFAULT_LOG
+) -> QuerySet[Record]:
+    """The records `user` may read (a trader: their own agents' only)."""
+    return scope_to_agents(record_list(filters=filters, log_name=log_name), user=user)
+
+
+def record_get_for_user(*, user: Any, seq: int, log_name: str = DEFAULT_LOG) -> Record | None:
+    qs = Record.objects.filter(log__name=log_name, seq=seq)
+    return scope_to_agents(qs, user=user).first()
+
+
+def export_list_for_user(*, user: Any) -> QuerySet[LogExport]:
+    """Evidence bundles hold every desk's records: whoever sees the whole firm
+    (accounts.selectors.sees_whole_firm) reads them, a trader none."""
+    if not sees_whole_firm(user=user):
+        return LogExport.objects.none()
+    return LogExport.objects.order_by("-created_at")
 
 
 def log_head(*, log_name: str = DEFAULT_LOG) -> Log:

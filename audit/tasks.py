@@ -34,3 +34,29 @@ def log_export_task(export_id: str) -> str | None:
 
     export = export_run(export_id=export_id)
     return export.status if export else None
+
+
+@shared_task(name="audit.tasks.log_verify_task", acks_late=True)
+def log_verify_task(verification_id: str) -> str | None:
+    """Run one verification asked for through the API; safe to run twice (claimed)."""
+    from .services.verify import verification_run
+
+    job = verification_run(verification_id=verification_id)
+    return job.status if job else None
+
+
+@shared_task(name="audit.tasks.audit_jobs_sweep_task")
+def audit_jobs_sweep_task() -> int:
+    """Beat: re-enqueue exports and verifications whose wake-up never reached a
+    worker (the broker was down, the web process died after commit)."""
+    from compliance_site.dispatch import publish
+
+    from .services.export import exports_stale
+    from .services.verify import verifications_stale
+
+    exports, verifications = exports_stale(), verifications_stale()
+    for export_id in exports:
+        publish(log_export_task, export_id)
+    for verification_id in verifications:
+        publish(log_verify_task, verification_id)
+    return len(exports) + len(verifications)

@@ -12,6 +12,7 @@ from .apis.log import (
     InclusionProofApi,
     LogVerifyApi,
     PublicKeyApi,
+    VerificationDetailApi,
 )
 from .apis.users import UserListCreateApi, UserRoleApi
 from .apis.witnesses import CosignatureCreateApi, WitnessListCreateApi, WitnessRevokeApi
@@ -30,6 +31,11 @@ urlpatterns = [
     path("events/", EventsApi.as_view(), name="event-list"),
     path("events/<int:seq>/", EventDetailApi.as_view(), name="event-detail"),
     path("log/verify/", LogVerifyApi.as_view(), name="log-verify"),
+    path(
+        "log/verifications/<uuid:verification_id>/",
+        VerificationDetailApi.as_view(),
+        name="verification-detail",
+    ),
     path("log/exports/", ExportListCreateApi.as_view(), name="export-list"),
     path("log/exports/<uuid:export_id>/", ExportDetailApi.as_view(), name="export-detail"),
     path(

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
+    "axes",
+    "csp",
     "accounts",
     "audit",
     "approvals",
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "compliance_site.metrics.HotPathLatencyMiddleware",
+    "compliance_site.errors.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files served by the app itself in every mode (gunicorn serves none).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,6 +73,9 @@ MIDDLEWARE = [
     "compliance_site.middleware.BrowserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with its message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "compliance_site.urls"
@@ -115,6 +121,9 @@ else:
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a login for a locked-out account or address before the
+    # password is even checked (the admin form and the token endpoint alike).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -126,6 +135,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute force: proxies whose X-Forwarded-For is believed (addresses or CIDR
+# networks); from anyone else the header is ignored. Failed logins are limited
+# per account and per address on both doors (admin form, token endpoint).
+COMPLIANCE_TRUSTED_PROXIES = env.list("COMPLIANCE_TRUSTED_PROXIES", default=[])
+AXES_FAILURE_LIMIT = env.int("COMPLIANCE_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("COMPLIANCE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "compliance_site.proxies.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "compliance_site.errors.login_locked_out"
+AXES_VERBOSE = True
+
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -158,7 +179,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["compliance_site.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "compliance_site.openapi.ComplianceAutoSchema",
@@ -171,6 +192,9 @@ REST_FRAMEWORK = {
 # cannot infer; the endpoints are still in the schema. Those notes are about the
 # docs' detail, not about deployment safety, so `check --deploy` stays meaningful.
 SILENCED_SYSTEM_CHECKS = ["drf_spectacular.W001", "drf_spectacular.W002"]
+# The schema and the docs: public in development, behind a login in production
+# (bots with their key and people with a token or a session read them).
+COMPLIANCE_API_DOCS_PUBLIC = env.bool("COMPLIANCE_API_DOCS_PUBLIC", default=DEBUG)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Compliance back-office API",
     "DESCRIPTION": "Pre-trade gate, signed append-only audit log, approvals, surveillance.",
@@ -193,6 +217,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "compliance_site.openapi.add_error_responses",
     ],
+    "SERVE_PERMISSIONS": ["compliance_site.docs_access.DocsAccess"],
 }
 
 # Celery. Default broker: kombu's filesystem transport under var/ (no service needed).
@@ -232,6 +257,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "order-counts-prune": {
         "task": "surveillance.tasks.order_counts_prune_task",
         "schedule": timedelta(hours=1),
+    },
+    "audit-jobs-sweep": {
+        "task": "audit.tasks.audit_jobs_sweep_task",
+        "schedule": timedelta(minutes=1),
     },
     "webhook-sweep": {
         "task": "audit.webhooks.tasks.webhook_sweep_task",
@@ -276,7 +305,6 @@ COMPLIANCE_ALERT_SLA_HOURS = {
 
 # Audit log settings.
 COMPLIANCE_LOG_ORIGIN = env.str("COMPLIANCE_LOG_ORIGIN", default="compliance.local/log")
-COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=100_000)
 # /metrics (Prometheus): callers from these addresses or networks, or with
 # `Authorization: Bearer <COMPLIANCE_METRICS_TOKEN>`, may scrape; nobody else.
 COMPLIANCE_METRICS_ALLOWED_IPS = env.list(
@@ -290,6 +318,13 @@ COMPLIANCE_WITNESS_QUORUM = env.int("COMPLIANCE_WITNESS_QUORUM", default=0)
 # The log public key, the latest checkpoint and consistency proofs are public
 # by nature (a witness needs them); turn this off to require an account.
 COMPLIANCE_PUBLIC_TRANSPARENCY = env.bool("COMPLIANCE_PUBLIC_TRANSPARENCY", default=True)
+# The window an envelope's occurred_at_us must fall in (else timestamp_out_of_range):
+# at most this far ahead of the server's clock...
+COMPLIANCE_MAX_CLOCK_DRIFT_US = env.int("COMPLIANCE_MAX_CLOCK_DRIFT_US", default=5_000_000)
+# ...and at most this far behind it (an SDK outbox replays events after an outage).
+COMPLIANCE_MAX_EVENT_AGE_US = env.int(
+    "COMPLIANCE_MAX_EVENT_AGE_US", default=30 * 24 * 3600 * 1_000_000
+)
 COMPLIANCE_TOKEN_TTL = timedelta(seconds=env.int("COMPLIANCE_TOKEN_TTL_SECS", default=8 * 3600))
 
 # Webhooks: targets on private, loopback or link-local addresses are refused
@@ -345,6 +380,45 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+
+# Content-Security-Policy (django-csp): scripts only from this origin (the admin
+# has no inline script; the docs load their init script from a URL, see
+# urls.py); inline styles allowed, which the admin's widgets and Swagger UI
+# set; images also as data: URIs (Swagger UI's icons). Swagger UI's assets come
+# from its CDN unless SWAGGER_UI_DIST is "SIDECAR" (served from here).
+def _origin(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+
+
+_DOCS_ASSETS = _origin(
+    str(
+        SPECTACULAR_SETTINGS.get(
+            "SWAGGER_UI_DIST", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@latest"
+        )
+    )
+)
+CONTENT_SECURITY_POLICY = {
+    # The bots' two hot paths answer JSON only (nosniff is set): no policy to
+    # build there for every order and batch.
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/orders/", "/api/v1/events/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *_DOCS_ASSETS],
+        "style-src": ["'self'", "'unsafe-inline'", *_DOCS_ASSETS],
+        "img-src": ["'self'", "data:", *_DOCS_ASSETS],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # Production hardening; `check --deploy` is clean when DEBUG is off.

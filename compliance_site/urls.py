@@ -1,11 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import (
-    SpectacularAPIView,
-    SpectacularRedocView,
-    SpectacularSwaggerSplitView,
-)
+from drf_spectacular.views import SpectacularRedocView
 
+from .docs import DocsView, SchemaView
 from .health import healthz
 from .home import home
 from .metrics_view import metrics
@@ -21,9 +18,14 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     # the split view serves its start-up script as a file: no inline script (CSP)
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", home, name="home"),
 ]
+
+handler400 = "compliance_site.errors.handler400"
+handler403 = "compliance_site.errors.handler403"
+handler404 = "compliance_site.errors.handler404"
+handler500 = "compliance_site.errors.handler500"

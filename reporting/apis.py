@@ -13,6 +13,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -191,7 +192,12 @@ class ReportDownloadApi(APIView):
 
     permission_classes = [IsViewer]
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={
+            (200, media_type): OpenApiTypes.OBJECT if media_type == "application/json" else bytes
+            for media_type in sorted(set(CONTENT_TYPES.values()))
+        }
+    )
     def get(self, request: Request, report_id: int) -> FileResponse:
         return report_file_response(user=request.user, report_id=report_id)
 

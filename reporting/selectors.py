@@ -1,6 +1,7 @@
 """Reads of reports and legal holds, filtered by the caller's rights.
 
-Every human from viewer up (auditors included) reads every report; bots and
+Every human from viewer up (auditors included) reads every report, except
+traders, whose scope is their own agents' (a report spans every desk); bots and
 people without a role read none. Legal holds are read by compliance officers
 and above. The API and the admin both read through here, because DRF's object
 permissions do not protect lists."""
@@ -14,6 +15,7 @@ from django.db.models import QuerySet
 from accounts.authentication import AgentPrincipal
 from accounts.models import Role
 from accounts.roles import has_role
+from accounts.selectors import sees_whole_firm
 
 from .models import LegalHold, Report
 
@@ -25,7 +27,7 @@ def _is_human_with(user: Any, role: str) -> bool:
 def report_list_for_user(
     *, user: Any, kind: str | None = None, status: str | None = None
 ) -> QuerySet[Report]:
-    if not _is_human_with(user, Role.VIEWER):
+    if not _is_human_with(user, Role.VIEWER) or not sees_whole_firm(user=user):
         return Report.objects.none()
     qs = Report.objects.select_related("requested_by").order_by("-requested_at", "-pk")
     if kind:

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import Agent
 from accounts.roles import has_role
+from accounts.selectors import scope_to_agents
 from audit.admin import ReadOnlyAdmin
 from audit.admin_display import decimal_text, json_list, when_us
 from audit.admin_tools import FastCountPaginator, register_record_search, time_range_filter
@@ -364,6 +365,12 @@ class FirmPositionAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # the API's rule: a trader sees their own agents' orders only
+        return scope_to_agents(
+            super().get_queryset(request), user=request.user, field="agent__agent_id"
+        )
 
 
 @admin.register(ComplianceConfigVersion)

@@ -41,6 +41,7 @@ from .services.kill_switch import (
     KillSwitchError,
     kill_switch_activate,
     kill_switch_active,
+    kill_switch_check_role,
     kill_switch_deactivate,
 )
 from .services.orders import order_cancel_request, order_submit_manual
@@ -426,6 +427,10 @@ class KillSwitchApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
+        try:  # the role first: a caller who may not use the switch learns nothing more
+            kill_switch_check_role(request.user)
+        except KillSwitchError as exc:
+            return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data

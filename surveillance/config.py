@@ -57,6 +57,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+def market_key(market: str) -> str:
+    """Market ids are normalized at the door (upper case): "btc-usd" and "BTC-USD"
+    are one market for orders, positions, restrictions, kill switches and the
+    detectors. The signed envelope keeps what the bot wrote."""
+    return market.upper()
+
+
 def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonicalize(config)).hexdigest()
 
@@ -314,7 +321,7 @@ class Limits:
             max_position_markets=market_caps,
             max_total_notional=_dec(reg["max_total_notional"]),
             max_concentration=None if pct is None else pct / 100,
-            restricted_markets=frozenset(reg["restricted_markets"]),
+            restricted_markets=frozenset(market_key(m) for m in reg["restricted_markets"]),
             max_daily_volume=_dec(reg["max_daily_volume"]),
             max_orders_per_minute=reg["max_orders_per_minute"],
             max_cancel_ratio=_dec(reg["max_cancel_ratio"]),

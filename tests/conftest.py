@@ -26,6 +26,14 @@ PEOPLE = {
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     from django.conf import settings
 
+    if not os.environ.get("COMPLIANCE_RUN_SLOW"):
+        # The battery's crash and outage scenarios (tests/battery/) take minutes:
+        # CI runs them (.ci/run sets COMPLIANCE_RUN_SLOW=1), a local `make test` not.
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
     if not os.environ.get("COMPLIANCE_BENCH_RECORDS"):
         # Measurements run from `make bench` (bench/surveillance.py), never in the suite.
         measured = [item for item in items if item.get_closest_marker("bench")]

@@ -30,7 +30,7 @@ def _error(exc: AgentError) -> Response:
 
 
 class AgentOutSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
 
     class Meta:
         model = Agent

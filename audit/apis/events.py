@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,17 +13,16 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveAgent, IsViewer
-from compliance_site.exceptions import PayloadTooLarge
 from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, count_each
 from compliance_site.openapi import ErrorSerializer, RecordSerializer, SignedItemSerializer
+from compliance_site.parsers import SafeJSONParser
 
-from ..selectors import RecordFilter, record_get, record_list
+from ..selectors import RecordFilter, record_get_for_user, record_list_for_user
 from ..services.ingest import (
     MAX_BATCH,
     BatchRejected,
@@ -36,32 +32,11 @@ from ..services.ingest import (
 )
 
 
-class StrictJSONParser(BaseParser):
-    """JSON whose floats become FloatToken (so each item can be refused with
-    float_not_allowed) and whose NaN/Infinity are refused outright. Bodies over
-    the configured limit are refused with 413 before they are read."""
+class StrictJSONParser(SafeJSONParser):
+    """The API's parser (NUL, depth and size refused) whose floats become
+    FloatToken, so that each item can be refused with float_not_allowed."""
 
-    media_type = "application/json"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        request = (parser_context or {}).get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        if length > limit:
-            raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-
-        def refuse_constant(name: str) -> None:
-            raise ValueError(f"{name} is not valid JSON")
-
-        try:
-            return json.loads(
-                raw.decode("utf-8"), parse_float=parse_float, parse_constant=refuse_constant
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise exceptions.ParseError(f"Malformed JSON: {exc}") from exc
+    parse_float = parse_float
 
 
 def parse_time_us(value: str, name: str) -> int:
@@ -183,7 +158,7 @@ class EventsApi(APIView):
             end_us=parse_time_us(v["end"], "end") if v.get("end") else None,
         )
         limit = v["limit"]
-        rows = list(record_list(filters=filters)[: limit + 1])
+        rows = list(record_list_for_user(user=request.user, filters=filters)[: limit + 1])
         next_url = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -257,7 +232,7 @@ class EventDetailApi(APIView):
 
     @extend_schema(responses=RecordSerializer)
     def get(self, request: Request, seq: int) -> Response:
-        record = record_get(seq=seq)
+        record = record_get_for_user(user=request.user, seq=seq)
         if record is None:
             raise Http404
         return Response(record.as_dict())

@@ -25,12 +25,13 @@ from compliance_client import merkle
 from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
 from .. import log_key
-from ..models import Checkpoint, LogExport
+from ..models import Checkpoint, LogExport, LogVerification
+from ..selectors import export_list_for_user
 from ..services.checkpoints import CheckpointError, checkpoint_create
 from ..services.export import ExportError, export_as_dict, export_request
-from ..services.log import DEFAULT_LOG, Actor
+from ..services.log import DEFAULT_LOG
 from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
-from ..services.verify import verify_and_record
+from ..services.verify import verification_as_dict, verification_request
 from ..services.witnesses import latest_checkpoint, note_with_cosignatures
 
 
@@ -261,12 +262,27 @@ class ConsistencyProofApi(APIView):
 
 
 class LogVerifyApi(APIView):
+    """POST: queue a verification of the whole log (a job: 202 {"id"}); a worker
+    runs it and records AUDIT_VERIFIED (CONTRACT section 12)."""
+
     permission_classes = [IsComplianceOfficer]
 
     @extend_schema(request=None, responses=VERIFIED)
     def post(self, request: Request) -> Response:
-        result = verify_and_record(actor=Actor.for_user(request.user))
-        return Response(result.as_dict())
+        job = verification_request(acting_user=request.user)
+        return Response({"id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class VerificationDetailApi(APIView):
+    """GET: a verification's progress and result (compliance officers and above)."""
+
+    permission_classes = [IsComplianceOfficer]
+
+    def get(self, request: Request, verification_id: str) -> Response:
+        job = LogVerification.objects.filter(pk=verification_id).first()
+        if job is None:
+            raise Http404
+        return Response(verification_as_dict(job))
 
 
 class ExportListCreateApi(APIView):
@@ -284,7 +300,7 @@ class ExportListCreateApi(APIView):
 
     @extend_schema(responses=EXPORT.__class__(many=True))
     def get(self, request: Request) -> Response:
-        rows = LogExport.objects.order_by("-created_at")[:100]
+        rows = export_list_for_user(user=request.user)[:100]
         return Response([export_as_dict(e, _download_url(request, e)) for e in rows])
 
     @extend_schema(
@@ -325,7 +341,7 @@ class ExportDetailApi(APIView):
 
     @extend_schema(responses=EXPORT)
     def get(self, request: Request, export_id: str) -> Response:
-        export = LogExport.objects.filter(pk=export_id).first()
+        export = export_list_for_user(user=request.user).filter(pk=export_id).first()
         if export is None:
             raise Http404
         return Response(export_as_dict(export, _download_url(request, export)))
@@ -342,7 +358,11 @@ class ExportDownloadApi(APIView):
         }
     )
     def get(self, request: Request, export_id: str) -> FileResponse:
-        export = LogExport.objects.filter(pk=export_id, status=LogExport.Status.DONE).first()
+        export = (
+            export_list_for_user(user=request.user)
+            .filter(pk=export_id, status=LogExport.Status.DONE)
+            .first()
+        )
         if export is None:
             raise Http404
         return FileResponse(

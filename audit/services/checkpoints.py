@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from compliance_client.note import Checkpoint as NoteCheckpoint
 from compliance_client.note import sign_checkpoint
@@ -65,8 +66,15 @@ def checkpoint_create(*, log_name: str = DEFAULT_LOG, force: bool = False) -> Ch
         log_key.private_key(),
     )
     checkpoint = Checkpoint.objects.create(
-        log=head, tree_size=head.size, root_hash=root, timestamp_us=timestamp_us, note=note
+        log=head,
+        tree_size=head.size,
+        root_hash=root,
+        timestamp_us=timestamp_us,
+        note=note,
+        prev_tree_size=last.tree_size if last is not None else -1,
+        prev_root_hash=bytes(last.root_hash) if last is not None else b"",
     )
+    Log.objects.filter(pk=head.pk).update(checkpoint_count=F("checkpoint_count") + 1)
     for hook in _after_checkpoint_hooks:
         hook(checkpoint)
     return checkpoint

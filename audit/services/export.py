@@ -16,13 +16,13 @@ from typing import IO, Any
 
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AgentKey, User
 from compliance_client import merkle
 from compliance_client.bundle import BundleWriter, consistency_entry
+from compliance_site.dispatch import publish_on_commit
 
 from .. import log_key
 from ..models import Checkpoint, Log, LogExport, Record
@@ -164,7 +164,7 @@ def export_request(
     export = LogExport.objects.create(
         requested_by=acting_user, from_seq=from_seq, to_seq=to_seq, format=fmt
     )
-    transaction.on_commit(lambda: log_export_task.delay(str(export.pk)))
+    publish_on_commit(log_export_task, str(export.pk))
     return export
 
 
@@ -208,6 +208,19 @@ def export_run(*, export_id: str) -> LogExport | None:
         finished_at=timezone.now(),
     )
     return LogExport.objects.get(pk=export.pk)
+
+
+def exports_stale() -> list[str]:
+    """Pending for a minute or more (the wake-up was lost) or claimed by a worker
+    that died: for the sweep."""
+    now = timezone.now()
+    return [
+        str(pk)
+        for pk in LogExport.objects.filter(
+            Q(status=LogExport.Status.PENDING, created_at__lt=now - timedelta(minutes=1))
+            | Q(status=LogExport.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
+        ).values_list("pk", flat=True)[:100]
+    ]
 
 
 def export_as_dict(export: LogExport, download_url: str | None) -> dict[str, Any]:

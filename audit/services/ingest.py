@@ -24,7 +24,7 @@ from compliance_client.jcs import CanonicalizationError, canonicalize, number_pr
 
 from ..event_types import Channel
 from ..models import Log, Record
-from ..validation import ResolvedType, resolve, schema_errors
+from ..validation import ResolvedType, amount_problem, resolve, schema_errors, timestamp_problem
 from .log import DEFAULT_LOG, Actor, Appended, PendingRecord, append, now_us
 
 MAX_BATCH = 500
@@ -211,6 +211,10 @@ def check_items(
                 "integers must lie within +/-(2**53 - 1); send larger numbers as strings",
             )
             continue
+        stale = timestamp_problem(item["occurred_at_us"], received_at_us)
+        if stale is not None:
+            fail("timestamp_out_of_range", stale)
+            continue
         if item["agent_id"] != agent.agent_id:
             fail(
                 "agent_mismatch",
@@ -258,6 +262,10 @@ def check_items(
         problem = schema_errors(resolved.validate, item["payload"])
         if problem is not None:
             fail("schema_violation", f"{resolved.name} v{resolved.version}: {problem}")
+            continue
+        amount = amount_problem(resolved.name, item["payload"])
+        if amount is not None:
+            fail(*amount)
             continue
         checked.append(
             CheckedItem(

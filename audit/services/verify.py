@@ -6,7 +6,8 @@ contiguity; every bot signature against the key registry (a key revoked after
 an event still verifies it); the Merkle tree (every stored node, and the root
 at every checkpoint's size); every checkpoint's signature with the log key;
 and the head. Run as `manage.py verify_audit`, `POST /api/v1/log/verify/` and
-a nightly task whose result is itself recorded (AUDIT_VERIFIED)."""
+a nightly task whose result is itself recorded (AUDIT_VERIFIED). The API's
+verification is a job (LogVerification), run by a worker."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from accounts.models import AgentKey
+from accounts.models import AgentKey, User
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
 from compliance_client.note import (
@@ -30,9 +34,11 @@ from compliance_client.note import (
     verify_checkpoint,
     verify_cosignature_line,
 )
+from compliance_site.dispatch import publish_on_commit
+from compliance_site.exceptions import ServiceError
 
 from .. import log_key
-from ..models import Checkpoint, Cosignature, Log, MerkleNode, Record
+from ..models import Checkpoint, Cosignature, Log, LogVerification, MerkleNode, Record
 from .log import DEFAULT_LOG, TILE_LEVELS, Actor, record_event
 
 CHUNK = 5000
@@ -128,37 +134,64 @@ def _check_signature(
         raise _Bad(seq, "bot signature does not verify") from exc
 
 
-def _checkpoints(head: Log) -> list[tuple[int, bytes, Checkpoint]]:
-    """Every checkpoint, its signature checked; (tree_size, root, row) by size."""
+def _checkpoints(head: Log, problems: list[_Bad]) -> list[tuple[int, bytes, Checkpoint]]:
+    """Every checkpoint, its signature checked; (tree_size, root, row) by size.
+    Checkpoints form their own chain (each names the size and root of the one
+    before it) and the head counts them, so a deleted one is found. Problems go
+    to `problems` rather than stopping the walk: the first bad seq reported is
+    the lowest that any check finds."""
     public = log_key.public_key_raw()
     name = log_key.key_name()
     out = []
     last_ts = -1
     last_size = 0
-    for cp in Checkpoint.objects.filter(log=head).order_by("timestamp_us"):
+    previous: Checkpoint | None = None
+    rows = list(Checkpoint.objects.filter(log=head).order_by("timestamp_us"))
+    for cp in rows:
         try:
             parsed = verify_checkpoint(cp.note, name, public, origin=settings.COMPLIANCE_LOG_ORIGIN)
         except NoteError as exc:
-            raise _Bad(None, f"checkpoint at tree size {cp.tree_size}: {exc}") from exc
+            problems.append(_Bad(None, f"checkpoint at tree size {cp.tree_size}: {exc}"))
+            continue
         if (parsed.tree_size, parsed.root_hash, parsed.timestamp_us) != (
             cp.tree_size,
             bytes(cp.root_hash),
             cp.timestamp_us,
         ):
-            raise _Bad(
-                None,
-                f"checkpoint at tree size {cp.tree_size}: "
-                "stored columns differ from the signed note",
+            problems.append(
+                _Bad(
+                    None,
+                    f"checkpoint at tree size {cp.tree_size}: "
+                    "stored columns differ from the signed note",
+                )
             )
+            continue
         if parsed.timestamp_us <= last_ts or parsed.tree_size < last_size:
-            raise _Bad(None, f"checkpoint at tree size {cp.tree_size} goes back in time or size")
-        if parsed.tree_size > head.size:
-            raise _Bad(
-                head.size,
-                f"checkpoint covers {parsed.tree_size} records but the log has {head.size}",
+            problems.append(
+                _Bad(None, f"checkpoint at tree size {cp.tree_size} goes back in time or size")
             )
+        if parsed.tree_size > head.size:
+            problems.append(
+                _Bad(
+                    head.size,
+                    f"checkpoint covers {parsed.tree_size} records but the log has {head.size}",
+                )
+            )
+        gap = _chain_gap(previous, cp, head)
+        if gap is not None:
+            problems.append(gap)
+        previous = cp
         last_ts, last_size = parsed.timestamp_us, parsed.tree_size
         out.append((parsed.tree_size, parsed.root_hash, cp))
+    if len(rows) < head.checkpoint_count:
+        last = rows[-1].tree_size if rows else 0
+        problems.append(
+            _Bad(
+                min(last, max(head.size - 1, 0)),
+                f"the head counts {head.checkpoint_count} checkpoints but {len(rows)} are "
+                f"stored: a checkpoint after tree size {last} was deleted",
+            )
+        )
     return out
 
 
@@ -180,18 +213,45 @@ def _check_cosignatures(head: Log) -> None:
             ) from exc
 
 
+def _chain_gap(previous: Checkpoint | None, cp: Checkpoint, head: Log) -> _Bad | None:
+    """A checkpoint missing right before `cp`, as a problem at the first record
+    after the last checkpoint still stored (whose coverage the deleted one held)."""
+    if cp.prev_tree_size is None:  # signed before the chain existed
+        return None
+    if previous is None:
+        expected: tuple[int, bytes] = (-1, b"")
+    else:
+        expected = (previous.tree_size, bytes(previous.root_hash))
+    if (cp.prev_tree_size, bytes(cp.prev_root_hash or b"")) == expected:
+        return None
+    since = 0 if previous is None else previous.tree_size
+    return _Bad(
+        min(since, max(head.size - 1, 0)),
+        f"checkpoint at tree size {cp.tree_size} follows one at tree size "
+        f"{cp.prev_tree_size} that is not stored: a checkpoint was deleted",
+    )
+
+
 def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) -> VerifyResult:
-    """Verify everything; memory stays flat (keyset pagination, chunked)."""
+    """Verify everything; memory stays flat (keyset pagination, chunked). Every
+    check runs; the answer names the lowest bad seq any of them found."""
     head = Log.objects.filter(name=log_name).first()
     if head is None:
         return VerifyResult(True, 0, None, "the log is empty")
+    problems: list[_Bad] = []
     checked = 0
+    checkpoints = _checkpoints(head, problems)
     try:
-        checkpoints = _checkpoints(head)
         _check_cosignatures(head)
         checked = _walk(head, checkpoints, _key_registry() if check_signatures else None)
     except _Bad as bad:
-        return VerifyResult(False, checked if bad.seq is None else bad.seq, bad.seq, bad.detail)
+        problems.append(bad)
+    if problems:
+        # The lowest seq wins; a problem with no seq (a bad signature on a
+        # checkpoint) only when no record-level problem was found.
+        first = min(problems, key=lambda p: (p.seq is None, p.seq or 0))
+        at = first.seq
+        return VerifyResult(False, checked if at is None else at, at, first.detail)
     return VerifyResult(
         True, checked, None, f"{checked} records and {len(checkpoints)} checkpoints verified"
     )
@@ -274,11 +334,22 @@ def _check_nodes(head: Log, completed: list[tuple[int, int, bytes, int]]) -> Non
             raise _Bad(seq, f"stored Merkle node L{level}#{index} differs from the records")
 
 
+class VerificationError(ServiceError):
+    http_status = 403
+
+    def __init__(self, detail: str):
+        super().__init__("forbidden", detail)
+
+
 def verify_and_record(*, actor: Actor, log_name: str = DEFAULT_LOG) -> VerifyResult:
     """Verify, then record the outcome as AUDIT_VERIFIED (itself part of the log)."""
+    return _verify_and_record(actor=actor, log_name=log_name)[0]
+
+
+def _verify_and_record(*, actor: Actor, log_name: str) -> tuple[VerifyResult, int]:
     result = verify_log(log_name=log_name)
     with transaction.atomic():
-        record_event(
+        record = record_event(
             "AUDIT_VERIFIED",
             actor=actor,
             data={
@@ -289,4 +360,87 @@ def verify_and_record(*, actor: Actor, log_name: str = DEFAULT_LOG) -> VerifyRes
             },
             log_name=log_name,
         )
-    return result
+    return result, record.seq
+
+
+# --- verification as a job (POST /api/v1/log/verify/, CONTRACT section 12) -----------
+
+STALE_RUNNING = timedelta(hours=6)
+
+
+def verification_request(*, acting_user: User) -> LogVerification:
+    """Queue a verification of the whole log (compliance officers and above).
+    A large log takes minutes, longer than any request may: a worker runs it
+    and records AUDIT_VERIFIED; the caller polls the row."""
+    if not acting_user.has_perm("accounts.verify_log"):
+        raise VerificationError("verifying the log needs the compliance_officer role or higher")
+    from ..tasks import log_verify_task
+
+    with transaction.atomic():
+        verification = LogVerification.objects.create(requested_by=acting_user)
+        publish_on_commit(log_verify_task, str(verification.pk))
+    return verification
+
+
+def verification_run(*, verification_id: str) -> LogVerification | None:
+    """Claim one queued verification (or one whose worker died long ago), run it,
+    record it. Idempotent: a finished one is left alone, a claimed one is not
+    run twice at once."""
+    now = timezone.now()
+    claimed = LogVerification.objects.filter(
+        Q(status=LogVerification.Status.QUEUED)
+        | Q(status=LogVerification.Status.RUNNING, started_at__lt=now - STALE_RUNNING),
+        pk=verification_id,
+    ).update(status=LogVerification.Status.RUNNING, started_at=now)
+    if not claimed:
+        return LogVerification.objects.filter(pk=verification_id).first()
+    job = LogVerification.objects.select_related("requested_by").get(pk=verification_id)
+    actor = (
+        Actor.for_user(job.requested_by) if job.requested_by is not None else Actor.system("verify")
+    )
+    try:
+        result, seq = _verify_and_record(actor=actor, log_name=DEFAULT_LOG)
+    except Exception as exc:
+        LogVerification.objects.filter(pk=job.pk).update(
+            status=LogVerification.Status.FAILED,
+            detail=str(exc)[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    LogVerification.objects.filter(pk=job.pk).update(
+        status=LogVerification.Status.DONE,
+        ok=result.ok,
+        checked=result.checked,
+        first_bad_seq=result.first_bad_seq,
+        detail=result.detail,
+        seq=seq,
+        finished_at=timezone.now(),
+    )
+    return LogVerification.objects.get(pk=job.pk)
+
+
+def verifications_stale() -> list[str]:
+    """Queued for a minute or more (the wake-up was lost: broker down, web
+    process killed) or claimed by a worker that died: for the sweep."""
+    now = timezone.now()
+    return [
+        str(pk)
+        for pk in LogVerification.objects.filter(
+            Q(status=LogVerification.Status.QUEUED, created_at__lt=now - timedelta(minutes=1))
+            | Q(status=LogVerification.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
+        ).values_list("pk", flat=True)[:100]
+    ]
+
+
+def verification_as_dict(job: LogVerification) -> dict[str, Any]:
+    return {
+        "id": str(job.pk),
+        "status": job.status,
+        "ok": job.ok,
+        "checked": job.checked,
+        "first_bad_seq": job.first_bad_seq,
+        "detail": job.detail,
+        "seq": job.seq,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }

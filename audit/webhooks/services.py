@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import has_role
+from compliance_site.dispatch import publish
 
 from ..models import Log
 from ..models_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -284,12 +285,13 @@ def webhook_notify(
 
 
 def _wake(delivery_ids: list[int]) -> None:
-    """After commit: ask a worker to send now. No retries against a broker that
-    is down: the row is already safe in the outbox and the sweep sends it."""
+    """After commit: ask a worker to send now, from the dispatch thread (no
+    request waits for the broker): the row is already safe in the outbox and
+    the sweep sends it if the broker is down."""
     from .tasks import webhook_deliver_task
 
     if delivery_ids:
-        webhook_deliver_task.apply_async(args=[delivery_ids], retry=False)
+        publish(webhook_deliver_task, delivery_ids)
 
 
 def checkpoint_notify(checkpoint: Any) -> None:

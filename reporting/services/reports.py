@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import Record
 from audit.services import Actor, record_event
+from compliance_site.dispatch import publish
 
 from ..models import Report
 from ..periods import Period, day, from_us, previous_quarter, quarter
@@ -55,7 +56,7 @@ def _setting(name: str, default: Any) -> Any:
 def _enqueue(report_id: int) -> None:
     from ..tasks import report_generate_task
 
-    report_generate_task.delay(report_id)
+    publish(report_generate_task, report_id)
 
 
 def report_request(

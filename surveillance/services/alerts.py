@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import has_role
+from accounts.selectors import scope_to_agents
 from audit.selectors import RecordFilter, record_list
 from audit.services import Actor, append, pending_server_event, record_event
 from audit.webhooks.services import webhook_notify
@@ -82,11 +83,13 @@ def alert_list_for_user(
     agent_id: str | None = None,
 ) -> QuerySet[Alert]:
     """Alerts the caller may read, in queue order (active first, most severe
-    first, oldest first). Viewers and every role above them read every alert;
-    anyone else (bots included) reads none."""
+        first, oldest first). Viewers and every role above them read every alert, a trader only
+    their own agents' (accounts.selectors.scope_to_agents);
+        anyone else (bots included) reads none."""
     qs = Alert.objects.select_related("assigned_to", "closed_by", "escalated_by")
     if not isinstance(user, User) or not has_role(user, Role.VIEWER):
         return qs.none()
+    qs = scope_to_agents(qs, user=user)
     if status:
         qs = qs.filter(status=status)
     if detector:

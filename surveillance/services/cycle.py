@@ -40,6 +40,7 @@ from audit.models import Log, Record
 from audit.services import DEFAULT_LOG
 from compliance_site.db import copy_rows
 
+from ..config import market_key
 from ..detectors import Detector, DetectorConfig, Finding, TradeEvent, detectors_for
 from ..models import DetectorState, GateBypass, Order, SurveillanceCursor
 from .alerts import alerts_create
@@ -351,7 +352,11 @@ def events_from_records(
         elif event_type == "ORDER_SUBMITTED" or (
             event_type == "ORDER_REJECTED" and kind == "ORDER_SUBMITTED"
         ):
-            order_id, market, side = payload["order_id"], payload["market"], payload["side"]
+            order_id, market, side = (
+                payload["order_id"],
+                market_key(payload["market"]),
+                payload["side"],
+            )
             local.setdefault((agent_pk, order_id), (market, side, seq))
             text = payload["quantity"]
             quantity = decimals.get(text) or decimals.setdefault(text, Decimal(text))
@@ -395,7 +400,7 @@ def events_from_records(
                     "position",
                     agent_id,
                     owner,
-                    payload["market"],
+                    market_key(payload["market"]),
                     quantity=Decimal(payload["quantity"]),
                     price=Decimal(payload["price"]),
                 )

@@ -12,7 +12,7 @@ carries the config hash."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,6 +37,7 @@ from audit.services import (
 )
 from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
 from audit.services.log import Head
+from audit.validation import UNPRICED_ORDER_TYPES
 from compliance_site.db import Batch, insert_sql, mark_inserted
 
 from ..checks import (
@@ -47,7 +48,7 @@ from ..checks import (
     decision_of,
     evaluate,
 )
-from ..config import Limits
+from ..config import Limits, market_key
 from ..models import AgentRiskLimit, FirmRisk, KillSwitch, Order
 from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
@@ -315,7 +316,7 @@ def decide_submission(
     the decision's record. The same locks, checks, records and writes for both."""
     intent = Intent(
         agent.agent_id,
-        payload["market"],
+        market_key(payload["market"]),
         payload["side"],
         Decimal(payload["quantity"]),
         Decimal(payload["price"]),
@@ -326,6 +327,8 @@ def decide_submission(
     # present whatever `now` is, so a wait only starts them a little earlier.
     now = now_us()
     firm, lim, head, snap, limit_row = _lock_and_read(agent, intent, now)
+    if payload["order_type"] in UNPRICED_ORDER_TYPES:
+        intent = replace(intent, price=_market_order_price(payload, snap))
     reasons = evaluate(intent, snap, lim)
     decision = decision_of(reasons)
     status = {"accepted": Order.Status.OPEN, "held": Order.Status.PENDING_APPROVAL}.get(
@@ -389,7 +392,7 @@ def decide_submission(
                 "market": intent.market,
                 "side": intent.side,
                 "quantity": payload["quantity"],
-                "price": payload["price"],
+                "price": format(intent.price.normalize(), "f"),
                 "notional": data["notional"],
                 "order_seq": order.seq,
                 "config_hash": lim.hash,
@@ -412,6 +415,30 @@ def decide_submission(
         cancel_all=cancel_all_for(agent.agent_id, intent.market, snap.kill_switches),
         cancel_orders=snap.cancel_orders,
     )
+
+
+def _market_order_price(payload: dict[str, Any], snap: RiskSnapshot) -> Decimal:
+    """What a market order is valued at: its own price is not trusted (it is
+    whatever the venue fills at), so the higher of the market's last traded
+    price and the `reference_price` the bot sent; neither known: refused with
+    `price_required` (raised under the locks, so the whole decision rolls back
+    and nothing is stored). The higher one, so that no notional check ever sees
+    less than the market says the order is worth."""
+    candidates = [snap.reference_price] if snap.reference_price else []
+    if payload.get("reference_price") is not None:
+        candidates.append(Decimal(payload["reference_price"]))
+    if not candidates:
+        raise BatchRejected(
+            [
+                ItemError(
+                    0,
+                    "price_required",
+                    f"no trade in {market_key(payload['market'])} yet to value a market order at: "
+                    "send reference_price",
+                )
+            ]
+        )
+    return max(candidates)
 
 
 def _approval_dict(request: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from accounts.roles import has_role
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
 
+from ..config import market_key
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
 from .risk import lock_firm
@@ -70,12 +71,19 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
     }
 
 
-def _check_role(user: User) -> None:
+def kill_switch_check_role(user: User) -> None:
     role = limits_current().kill_switch_role
     if not has_role(user, role):
         raise KillSwitchError(
             "forbidden", f"the kill switch requires the {role} role or higher", 403
         )
+
+
+def _target(scope: str, target: str | None) -> str:
+    """The switch's target as stored: none for global, a market id normalized."""
+    if scope == "global":
+        return ""
+    return market_key(target or "") if scope == "market" else (target or "")
 
 
 @transaction.atomic
@@ -84,8 +92,8 @@ def kill_switch_activate(
 ) -> KillSwitch:
     """Activate: takes the firm risk lock, so every gate decision after this commits
     sees it. Snapshots open positions into the record."""
-    _check_role(acting_user)
-    target = "" if scope == "global" else (target or "")
+    kill_switch_check_role(acting_user)
+    target = _target(scope, target)
     if scope != "global" and not target:
         raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
     lock_firm()
@@ -125,8 +133,8 @@ def kill_switch_activate(
 def kill_switch_deactivate(
     *, scope: str, target: str | None, reason: str, acting_user: User
 ) -> KillSwitch:
-    _check_role(acting_user)
-    target = "" if scope == "global" else (target or "")
+    kill_switch_check_role(acting_user)
+    target = _target(scope, target)
     lock_firm()
     switch = (
         KillSwitch.objects.select_for_update()

@@ -24,7 +24,7 @@ from accounts.selectors import agent_can_act
 from audit.event_types import CORE_TYPES
 from audit.services import Actor, PendingRecord, lock_head, record_event
 from audit.services.ingest import BatchRejected, FloatToken, ItemError
-from audit.validation import resolve, schema_errors
+from audit.validation import amount_problem, resolve, schema_errors
 from compliance_client.jcs import canonicalize, number_problem
 from compliance_site.exceptions import ServiceError
 
@@ -38,7 +38,8 @@ from .gate import (
     refuse_taken_order_id,
 )
 
-ORDER_FIELDS = frozenset(CORE_TYPES["ORDER_SUBMITTED"].versions[1]["properties"])
+_SUBMITTED = CORE_TYPES["ORDER_SUBMITTED"]
+ORDER_FIELDS = frozenset(_SUBMITTED.versions[_SUBMITTED.latest]["properties"])
 
 
 class AgentSuspended(ServiceError):
@@ -104,6 +105,10 @@ def order_submit_manual(*, agent: Agent, order: dict[str, Any], acting_user: Use
     problem = schema_errors(resolved.validate, order)
     if problem is not None:
         raise _refuse("schema_violation", problem)
+    # the same bounds as a bot's order: no zero quantity, no zero limit price
+    amount = amount_problem("ORDER_SUBMITTED", order)
+    if amount is not None:
+        raise _refuse(*amount)
     payload = dict(order)
     for attempt in range(2):
         try:

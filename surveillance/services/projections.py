@@ -22,6 +22,7 @@ from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
 from compliance_site.db import fetch_prepared, insert_new
 
+from ..config import market_key
 from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
 from . import risk
 from .config import limits_named
@@ -219,9 +220,10 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
 
     for event_type, payload, record in relevant:
         if event_type == "POSITION_CHANGED":
-            flush(payload["market"])  # an absolute position overrides what came before it
+            market = market_key(payload["market"])
+            flush(market)  # an absolute position overrides what came before it
             risk.set_position(
-                agent, payload["market"], Decimal(payload["quantity"]), Decimal(payload["price"])
+                agent, market, Decimal(payload["quantity"]), Decimal(payload["price"])
             )
             continue
         order = orders.get(payload["order_id"])

@@ -26,11 +26,17 @@ def held(resolver, bot):
 
 
 @pytest.mark.parametrize("name", ["carol", "bob", "oscar", "rita", "alice", "adam"])
-def test_every_human_role_lists_every_request(client_for, held, make_bot, name):
+def test_every_human_role_lists_the_requests_in_its_scope(client_for, held, make_bot, name):
+    """Viewers and risk managers up read every request; a trader only those of
+    the agents they own (issue 18: a trader read other desks' held orders)."""
     other = ApprovalRequestFactory(requested_by_agent=make_bot("bot-2", owner="oscar").agent)
     response = client_for(name).get(URL)
     assert response.status_code == 200
-    assert {a["id"] for a in response.json()} == {held.pk, other.pk}
+    expected = {"bob": {held.pk}, "oscar": {other.pk}}.get(name, {held.pk, other.pk})
+    assert {a["id"] for a in response.json()} == expected
+    for pk in {held.pk, other.pk}:
+        detail = client_for(name).get(f"{URL}{pk}/")
+        assert detail.status_code == (200 if pk in expected else 404)
 
 
 def test_list_filters_by_status_and_shows_what_is_asked(client_for, held, people):

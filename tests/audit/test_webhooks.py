@@ -29,6 +29,7 @@ from audit.webhooks.services import (
     webhook_endpoint_enable,
     webhook_notify,
 )
+from compliance_site import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -506,6 +507,8 @@ def test_broker_outage_keeps_the_row_and_the_sweep_delivers_it(
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             notify(1)
         assert len(callbacks) == 1
+        # the wake-up is published from the dispatch thread, never the request's
+        assert dispatch.wait_idle(30)
         assert "Connection refused" in caplog.text or "Error 111" in caplog.text, caplog.text
     finally:
         app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_connection_timeout = saved

@@ -119,12 +119,17 @@ def call(client_for: Any, api: Any) -> Any:
 
 
 @pytest.mark.parametrize("who", ROLES)
-def test_alert_list_is_for_viewers_and_up(call: Any, who: str, alert: Alert) -> None:
+def test_alert_list_is_for_viewers_and_up(call: Any, who: str, alert: Alert, bot: Any) -> None:
+    """bot-1 is bob's: oscar, a trader of another desk, sees none of its alerts."""
     response = call(who).get("/api/v1/alerts/?status=open&detector=spoofing")
     if who == "anonymous":
         assert response.status_code == 401
         return
     assert response.status_code == 200
+    if who == "oscar":
+        assert response.json() == []
+        assert call(who).get(f"/api/v1/alerts/{alert.pk}/").status_code == 404
+        return
     [row] = response.json()
     assert set(row) == {
         "id",

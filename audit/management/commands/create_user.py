@@ -11,7 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import ROLE_ORDER
+from accounts.models import ROLE_ORDER, User
 from audit.services import Actor
 from audit.services.users import user_create
 from compliance_site.exceptions import ServiceError
@@ -37,10 +37,14 @@ class Command(BaseCommand):
             password = getpass.getpass("Password: ")
             if password != getpass.getpass("Password (again): "):
                 raise CommandError("Passwords do not match.")
-            try:
-                validate_password(password)
-            except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+        # Every way in, --noinput included: Django's validators (length, common
+        # passwords, all digits, too like the name).
+        try:
+            validate_password(
+                password, user=User(username=options["username"], email=options["email"])
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
         try:
             user = user_create(
                 username=options["username"],

@@ -1,0 +1,95 @@
+"""Handing work to Celery without a request ever waiting for the broker.
+
+Everything enqueued from a request path is already safe in a table (an outbox
+row, a pending export, report or verification) that a beat sweep re-enqueues.
+Publishing the task is only a wake-up, so it happens on a background thread of
+the process after the transaction commits: with Redis down, a held order or a
+grant answers in its usual milliseconds instead of waiting seconds for the
+connection to time out, and the sweep picks the work up when the broker is back.
+
+With CELERY_TASK_ALWAYS_EAGER (tests, `make run` without a broker) the task
+runs at once, in the caller's thread, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+_MAX_WAITING = 10_000
+_CONNECT_TIMEOUT = 5.0
+_queue: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue(maxsize=_MAX_WAITING)
+_worker: dict[int, threading.Thread] = {}
+_lock = threading.Lock()
+
+
+def publish(task: Any, *args: Any) -> None:
+    """Send `task(*args)` to the broker from a background thread (eager: run now)."""
+    if task.app.conf.task_always_eager:
+        task.apply_async(args=args)
+        return
+    _ensure_worker()
+    try:
+        _queue.put_nowait((task, args))
+    except queue.Full:
+        # The broker has been down for a long time; the sweeps will find the work.
+        logger.warning("dispatch queue full; %s left to its sweep", task.name)
+
+
+def publish_on_commit(task: Any, *args: Any) -> None:
+    """`publish` once the caller's transaction commits (never if it rolls back)."""
+    transaction.on_commit(lambda: publish(task, *args), robust=True)
+
+
+def wait_idle(timeout: float = 5.0) -> bool:
+    """For tests and shutdown: whether everything queued has been handed over."""
+    done = threading.Event()
+
+    def waiter() -> None:
+        _queue.join()
+        done.set()
+
+    threading.Thread(target=waiter, daemon=True).start()
+    return done.wait(timeout)
+
+
+def _ensure_worker() -> None:
+    pid = os.getpid()  # a forked gunicorn worker needs its own thread
+    thread = _worker.get(pid)
+    if thread is not None and thread.is_alive():
+        return
+    with _lock:
+        thread = _worker.get(pid)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_drain, name="celery-dispatch", daemon=True)
+            thread.start()
+            _worker[pid] = thread
+
+
+def _drain() -> None:
+    while True:
+        task, args = _queue.get()
+        try:
+            if task.app.conf.task_always_eager:
+                continue  # switched to eager since (tests): never run work on this thread
+            # One bounded attempt on a connection of its own (a pooled one that
+            # failed can hang the next publish on its reconnect loop); no
+            # retries: the row is safe, and the sweep re-enqueues it.
+            with task.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=_CONNECT_TIMEOUT)
+                task.apply_async(args=list(args), retry=False, connection=connection)
+        except Exception:
+            logger.warning("broker unavailable: %s left to its sweep", task.name, exc_info=True)
+        finally:
+            _queue.task_done()
+
+
+__all__: Sequence[str] = ["publish", "publish_on_commit", "wait_idle"]
