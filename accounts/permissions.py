@@ -49,3 +49,16 @@ IsTrader = role_required(Role.TRADER)
 IsRiskManager = role_required(Role.RISK_MANAGER)
 IsComplianceOfficer = role_required(Role.COMPLIANCE_OFFICER)
 IsAdmin = role_required(Role.ADMIN)
+
+
+class SeesWholeFirm(BasePermission):
+    """A person whose scope is the whole firm (viewers, risk managers and up;
+    not a trader, whose scope is their own desk): for documents that span every
+    desk, such as evidence bundles (accounts.selectors.sees_whole_firm)."""
+
+    message = "Evidence bundles span every desk; a trader's scope is their own agents."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        from .selectors import sees_whole_firm
+
+        return not is_agent(request) and sees_whole_firm(user=request.user)

@@ -13,16 +13,30 @@ from urllib.parse import urlencode
 
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import reverse
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 from rest_framework import exceptions
 
 
-class DocsView(SpectacularSwaggerSplitView):
+class _LoginFirst:
+    """A browser without a session goes to the admin's login page and back."""
+
     def handle_exception(self, exc: Exception) -> Any:
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            query = urlencode({"next": self.request.get_full_path()})
+            query = urlencode({"next": self.request.get_full_path()})  # type: ignore[attr-defined]
             return HttpResponseRedirect(f"{reverse('admin:login')}?{query}")
-        return super().handle_exception(exc)
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class DocsView(_LoginFirst, SpectacularSwaggerSplitView):
+    """Swagger UI."""
+
+
+class RedocView(_LoginFirst, SpectacularRedocView):
+    """Redoc."""
 
 
 class SchemaView(SpectacularAPIView):

@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularRedocView
 
-from .docs import DocsView, SchemaView
+from .docs import DocsView, RedocView, SchemaView
 from .health import healthz
 from .home import home
 from .metrics_view import metrics
@@ -21,7 +20,7 @@ urlpatterns = [
     path("api/schema/", SchemaView.as_view(), name="schema"),
     # the split view serves its start-up script as a file: no inline script (CSP)
     path("api/docs/", DocsView.as_view(url_name="schema"), name="docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("", home, name="home"),
 ]
 

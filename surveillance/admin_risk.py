@@ -335,6 +335,12 @@ class OrderAdmin(ReadOnlyAdmin):
             obj.approval_id,
         )
 
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # the API's rule: a trader sees their own agents' orders only
+        return scope_to_agents(
+            super().get_queryset(request), user=request.user, field="agent__agent_id"
+        )
+
 
 @admin.register(AgentMarketRisk)
 class PositionAdmin(ReadOnlyAdmin):
@@ -365,12 +371,6 @@ class FirmPositionAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        # the API's rule: a trader sees their own agents' orders only
-        return scope_to_agents(
-            super().get_queryset(request), user=request.user, field="agent__agent_id"
-        )
 
 
 @admin.register(ComplianceConfigVersion)

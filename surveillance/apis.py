@@ -29,6 +29,7 @@ from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
 from audit.services.ingest import BatchRejected
+from compliance_site.exceptions import ServiceError
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
 
@@ -98,12 +99,11 @@ class OrderOutSerializer(serializers.ModelSerializer):
 
 
 def _agent_for(request: Request, agent_id: Any) -> Agent:
-    """The agent a person names, if they may see it (a trader: only their own)."""
-    agent = (
-        agent_get_for_user(user=request.user, agent_id=agent_id)
-        if isinstance(agent_id, str) and agent_id
-        else None
-    )
+    """The agent a person names, if they may see it (a trader: only their own);
+    400 when the body names none."""
+    if not isinstance(agent_id, str) or not agent_id:
+        raise ServiceError("agent_id_required", "Name the agent (agent_id) the order is for.")
+    agent = agent_get_for_user(user=request.user, agent_id=agent_id)
     if agent is None:
         raise Http404
     return agent

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsComplianceOfficer, IsViewer
+from accounts.permissions import IsComplianceOfficer, IsViewer, SeesWholeFirm
 from compliance_client import merkle
 from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
@@ -287,9 +287,12 @@ class VerificationDetailApi(APIView):
 
 class ExportListCreateApi(APIView):
     """POST queues an evidence bundle, GET lists them: viewers (auditors) and up,
-    who may request the bundles they download."""
+    who may request the bundles they download; not traders, whose scope is
+    their own desk while a bundle spans every desk."""
 
-    permission_classes = [IsViewer]
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        # a trader's list is empty (audit.selectors.export_list_for_user); a request, refused
+        return [IsViewer(), SeesWholeFirm()] if self.request.method == "POST" else [IsViewer()]
 
     class InputSerializer(serializers.Serializer):
         from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)

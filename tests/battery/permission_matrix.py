@@ -21,7 +21,7 @@ no row of any table changed.
 
 To add an endpoint: add its row (path with placeholders filled from the fixture
 objects: {order} {agent} {key} {alert} {approval} {report} {export} {hold}
-{webhook} {seq} {verification}) and the statuses in column order.
+{webhook} {seq} {verification} {tree_size} {witness} {subscription} {username}) and the statuses in column order.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Row:
 # fmt: off
 MATRIX: dict[tuple[str, str], Row] = {
     #                                                                          anon bot carol bob oscar rita alice adam
-    ("surveillance:order-submit", "POST"):        Row("/api/v1/orders/",                       "401 400 403 403 403 403 403 403"),
+    ("surveillance:order-submit", "POST"):        Row("/api/v1/orders/",                       "401 400 403 400 400 400 400 400"),
     ("surveillance:order-detail", "GET"):         Row("/api/v1/orders/{order}/?agent_id={agent}", "401 200 200 200 404 200 200 200"),
     ("surveillance:config", "GET"):               Row("/api/v1/config/",                       "401 403 200 200 200 200 200 200"),
     ("surveillance:config", "PUT"):               Row("/api/v1/config/",                       "401 403 403 403 403 403 400 400"),
@@ -76,15 +76,15 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("audit:log-verify", "POST"):                 Row("/api/v1/log/verify/",                   "401 403 403 403 403 403 202 202"),
     ("audit:verification-detail", "GET"):         Row("/api/v1/log/verifications/{verification}/", "401 403 403 403 403 403 200 200"),
     ("audit:export-list", "GET"):                 Row("/api/v1/log/exports/",                  "401 403 200 200 200 200 200 200"),
-    ("audit:export-list", "POST"):                Row("/api/v1/log/exports/",                  "401 403 403 403 403 403 202 202"),
+    ("audit:export-list", "POST"):                Row("/api/v1/log/exports/",                  "401 403 202 403 403 202 202 202"),
     ("audit:export-detail", "GET"):               Row("/api/v1/log/exports/{export}/",         "401 403 200 404 404 200 200 200"),
     ("audit:export-download", "GET"):             Row("/api/v1/log/exports/{export}/download/", "401 403 200 404 404 200 200 200"),
-    ("audit:log-public-key", "GET"):              Row("/api/v1/log/public-key/",               "401 403 200 200 200 200 200 200"),
+    ("audit:log-public-key", "GET"):              Row("/api/v1/log/public-key/",               "200 200 200 200 200 200 200 200"),
     ("audit:checkpoint-list", "GET"):             Row("/api/v1/log/checkpoints/",              "401 403 200 200 200 200 200 200"),
     ("audit:checkpoint-list", "POST"):            Row("/api/v1/log/checkpoints/",              "401 403 403 403 403 403 201 201"),
-    ("audit:checkpoint-latest", "GET"):           Row("/api/v1/log/checkpoints/latest/",       "401 403 200 200 200 200 200 200"),
+    ("audit:checkpoint-latest", "GET"):           Row("/api/v1/log/checkpoints/latest/",       "200 200 200 200 200 200 200 200"),
     ("audit:proof-inclusion", "GET"):             Row("/api/v1/log/proofs/inclusion/?seq=0&tree_size=1", "401 403 200 200 200 200 200 200"),
-    ("audit:proof-consistency", "GET"):           Row("/api/v1/log/proofs/consistency/?first=1&second=1", "401 403 200 200 200 200 200 200"),
+    ("audit:proof-consistency", "GET"):           Row("/api/v1/log/proofs/consistency/?first=1&second=1", "200 200 200 200 200 200 200 200"),
     ("webhooks:webhook-list", "GET"):             Row("/api/v1/webhooks/",                     "401 403 200 200 200 200 200 200"),
     ("webhooks:webhook-list", "POST"):            Row("/api/v1/webhooks/",                     "401 403 403 403 403 403 400 400"),
     ("webhooks:webhook-enable", "POST"):          Row("/api/v1/webhooks/{webhook}/enable/",    "401 403 403 403 403 403 200 200"),
@@ -105,5 +105,26 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("healthz", "GET"):                           Row("/healthz",                              "200|503 200|503 200|503 200|503 200|503 200|503 200|503 200|503"),
     ("schema", "GET"):                            Row("/api/schema/",                          "401 200 200 200 200 200 200 200"),
     ("docs", "GET"):                              Row("/api/docs/",                            "302 200 200 200 200 200 200 200"),
+    ("audit:checkpoint-cosignatures", "GET"):    Row("/api/v1/log/checkpoints/{tree_size}/cosignatures/", "200 200 200 200 200 200 200 200"),
+    ("audit:checkpoint-cosignatures", "POST"):   Row("/api/v1/log/checkpoints/{tree_size}/cosignatures/", "400 400 400 400 400 400 400 400"),
+    ("audit:witness-list", "GET"):               Row("/api/v1/log/witnesses/",                "401 403 200 200 200 200 200 200"),
+    ("audit:witness-list", "POST"):              Row("/api/v1/log/witnesses/",                "401 403 403 403 403 403 403 400"),
+    ("audit:witness-revoke", "POST"):            Row("/api/v1/log/witnesses/{witness}/revoke/", "401 403 403 403 403 403 403 200"),
+    ("audit:user-list", "GET"):                  Row("/api/v1/users/",                        "401 403 403 403 403 403 403 200"),
+    ("audit:user-list", "POST"):                 Row("/api/v1/users/",                        "401 403 403 403 403 403 403 400"),
+    ("audit:user-role", "POST"):                 Row("/api/v1/users/{username}/role/",        "401 403 403 403 403 403 403 400"),
+    ("surveillance:order-cancel", "POST"):       Row("/api/v1/orders/{order}/cancel/",        "401 403 403 400 400 400 400 400"),
+    ("surveillance:position-list", "GET"):       Row("/api/v1/positions/",                    "401 403 200 200 200 200 200 200"),
+    ("surveillance:alert-history", "GET"):       Row("/api/v1/alerts/{alert}/history/",       "401 403 200 200 404 200 200 200"),
+    ("surveillance:alert-note", "POST"):         Row("/api/v1/alerts/{alert}/notes/",         "401 403 403 403 403 403 400 400"),
+    ("surveillance:alert-reopen", "POST"):       Row("/api/v1/alerts/{alert}/reopen/",        "401 403 403 403 403 403 400 400"),
+    ("reporting:subscription-list", "GET"):      Row("/api/v1/reports/subscriptions/",        "401 403 403 403 403 403 200 200"),
+    ("reporting:subscription-list", "POST"):     Row("/api/v1/reports/subscriptions/",        "401 403 403 403 403 403 400 400"),
+    ("reporting:subscription-deactivate", "POST"): Row("/api/v1/reports/subscriptions/{subscription}/deactivate/", "401 403 403 403 403 403 200 200"),
+    ("reporting:retention-purge", "GET"):        Row("/api/v1/retention/purge/",              "401 403 403 403 403 403 403 200"),
+    ("reporting:retention-purge", "POST"):       Row("/api/v1/retention/purge/",              "401 403 403 403 403 403 403 400"),
+    ("metrics", "GET"):                          Row("/metrics",                              "200 200 200 200 200 200 200 200"),
+    ("home", "GET"):                             Row("/",                                     "200 200 200 200 200 200 200 200"),
+    ("redoc", "GET"):                            Row("/api/redoc/",                           "302 200 200 200 200 200 200 200"),
 }
 # fmt: on

@@ -4,12 +4,15 @@ row is called by every caller. A 4xx leaves every table exactly as it was."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
+
+from tests.conftest import holding_on
 
 from .permission_matrix import CALLERS, EXCLUDED_NAMESPACES, MATRIX
 from .state import every_row
@@ -57,10 +60,14 @@ def world(
     endpoint names: a report, an export, a legal hold, a webhook, a verification."""
     from datetime import date
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from audit.services.checkpoints import checkpoint_create
     from audit.services.export import export_request
+    from audit.services.witnesses import witness_register
     from audit.webhooks.services import webhook_endpoint_create
     from reporting.periods import day
+    from reporting.services.delivery import subscription_create
     from reporting.services.reports import report_request
     from reporting.services.retention import legal_hold_place
     from surveillance.detectors import Finding
@@ -69,6 +76,7 @@ def world(
 
     settings.COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     config_current()
+    holding_on(people)
     bot = make_bot("bot-1", owner="bob")
     item = bot.signer.item(
         "ORDER_SUBMITTED",
@@ -109,7 +117,18 @@ def world(
         )
         export = export_request(acting_user=people["alice"], from_seq=None, to_seq=None)
         verification = client_for("alice").post("/api/v1/log/verify/").json()["id"]
-    checkpoint_create(force=True)
+    checkpoint = checkpoint_create(force=True)
+    assert checkpoint is not None
+    witness = witness_register(
+        name="auditor.example/w1",
+        public_key=base64.b64encode(
+            Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        ).decode(),
+        acting_user=people["adam"],
+    )
+    subscription = subscription_create(
+        kind="daily_trade", fmt="csv", recipients=["desk@example.com"], acting_user=people["alice"]
+    )
     hold = legal_hold_place(reason="matrix", acting_user=people["adam"])
     webhook = webhook_endpoint_create(
         url="http://127.0.0.1:9/hook",
@@ -130,6 +149,10 @@ def world(
             "webhook": webhook.pk,
             "seq": held["seq"],
             "verification": verification,
+            "tree_size": checkpoint.tree_size,
+            "witness": witness.name,
+            "subscription": subscription.pk,
+            "username": "carol",
         },
     }
 
