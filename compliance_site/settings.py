@@ -210,6 +210,7 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "surveillance.models.Alert.Status",
         # reports and evidence exports share one lifecycle
         "JobStatusEnum": "reporting.models.Report.Status",
+        "VerificationStatusEnum": "audit.models.LogVerification.Status",
         # the five roles, wherever a role is named (users, the kill switch's role)
         "RoleEnum": "accounts.models.ROLE_ORDER",
     },

@@ -157,9 +157,11 @@ def test_the_openapi_schema_validates_with_no_warning_and_documents_every_body()
     assert "202" in schema["paths"]["/api/v1/log/exports/"]["post"]["responses"]
 
 
-def test_openapi_schema_names_the_second_wave_codes_and_types(api):
+def test_openapi_schema_names_the_second_wave_codes_and_types(client_for):
     """CONTRACT 12: VENUE_REJECTED, the gate_bypass detector and recheck_failed."""
-    response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    response = client_for("carol").get(
+        "/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"
+    )
     schema = response.json()
     events = schema["paths"]["/api/v1/events/"]["post"]["description"]
     assert "`VENUE_REJECTED` ['order_id', 'reason', 'venue', 'venue_code']" in events

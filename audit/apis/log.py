@@ -92,13 +92,25 @@ CONSISTENCY = inline_serializer(
         "hashes": serializers.ListField(child=serializers.CharField()),
     },
 )
-VERIFIED = inline_serializer(
-    "VerificationResult",
+VERIFICATION = inline_serializer(
+    "Verification",
     {
-        "ok": serializers.BooleanField(),
-        "checked": serializers.IntegerField(),
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=LogVerification.Status.choices),
+        "ok": serializers.BooleanField(allow_null=True),
+        "checked": serializers.IntegerField(allow_null=True),
         "first_bad_seq": serializers.IntegerField(allow_null=True),
         "detail": serializers.CharField(allow_null=True),
+        "seq": serializers.IntegerField(allow_null=True, help_text="its AUDIT_VERIFIED record"),
+        "created_at": serializers.DateTimeField(),
+        "finished_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+VERIFICATION_QUEUED = inline_serializer(
+    "VerificationQueued",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=LogVerification.Status.choices),
     },
 )
 EXPORT = inline_serializer(
@@ -267,7 +279,7 @@ class LogVerifyApi(APIView):
 
     permission_classes = [IsComplianceOfficer]
 
-    @extend_schema(request=None, responses=VERIFIED)
+    @extend_schema(request=None, responses={202: VERIFICATION_QUEUED})
     def post(self, request: Request) -> Response:
         job = verification_request(acting_user=request.user)
         return Response({"id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
@@ -278,6 +290,7 @@ class VerificationDetailApi(APIView):
 
     permission_classes = [IsComplianceOfficer]
 
+    @extend_schema(responses=VERIFICATION)
     def get(self, request: Request, verification_id: str) -> Response:
         job = LogVerification.objects.filter(pk=verification_id).first()
         if job is None:

@@ -36,7 +36,9 @@ def test_refuses_zero_amounts_on_priced_orders(bot, submit, field, value, code, 
     assert counts() == before
 
 
-def test_zero_priced_market_order_is_valued_at_the_last_trade_and_held(bot, submit, set_config):
+def test_zero_priced_market_order_is_valued_at_the_last_trade_and_held(
+    bot, submit, set_config, approvals_on
+):
     # given a last trade at 100 and an approval threshold of 5000
     set_config(approval_threshold_notional="5000")
     assert submit(bot, quantity="1", price="100", order_id="o-first").json()["decision"] == (
@@ -66,7 +68,7 @@ def test_market_order_without_any_reference_is_refused_with_price_required(bot, 
     assert counts() == before
 
 
-def test_market_order_uses_the_reference_price_it_sends(bot, submit, set_config):
+def test_market_order_uses_the_reference_price_it_sends(bot, submit, set_config, approvals_on):
     set_config(approval_threshold_notional="5000")
     response = submit(
         bot, quantity="100", price="0", order_type="market", reference_price="60", order_id="o-m"

@@ -124,7 +124,7 @@ def test_manual_order_permissions(bot, caller, name):
         ({k: v for k, v in manual().items() if k != "price"}, 400, "schema_violation"),
         (manual(leverage="10"), 400, "schema_violation"),
         (manual(agent_id="bot-unknown"), 404, "not_found"),
-        ({k: v for k, v in manual().items() if k != "agent_id"}, 404, "not_found"),
+        ({k: v for k, v in manual().items() if k != "agent_id"}, 400, "agent_id_required"),
     ],
 )
 def test_manual_order_bad_input_stores_nothing(bot, client_for, order, status, code):
