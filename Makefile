@@ -10,12 +10,14 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e .
+# The bot SDK is a package of its own (compliance_client/pyproject.toml),
+# installed editable next to the project so both use the same code.
+$(VENV)/.installed: pyproject.toml compliance_client/pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ./compliance_client -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml compliance_client/pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ./compliance_client -e ".[dev]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -41,6 +43,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file compliance_client/pyproject.toml compliance_client
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 

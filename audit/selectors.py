@@ -41,5 +41,11 @@ def record_get(*, seq: int, log_name: str = DEFAULT_LOG) -> Record | None:
     return Record.objects.filter(log__name=log_name, seq=seq).first()
 
 
+def record_is_agents(*, seq: int, agent_id: str, log_name: str = DEFAULT_LOG) -> bool:
+    """Is the record at `seq` one the agent reported? (A bot may fetch proofs
+    for its own records only.)"""
+    return Record.objects.filter(log__name=log_name, seq=seq, agent_id=agent_id).exists()
+
+
 def log_head(*, log_name: str = DEFAULT_LOG) -> Log:
     return Log.objects.get(name=log_name)

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from .jcs import canonicalize
 
@@ -33,21 +39,48 @@ class Signer:
     agent_id: str
     private_key: Ed25519PrivateKey
 
+    def __post_init__(self) -> None:
+        # Computed once: every signed item carries the key_id (6 us each otherwise).
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._public_raw = raw
+        self._key_id = hashlib.sha256(raw).hexdigest()[:16]
+
     @classmethod
     def generate(cls, agent_id: str) -> Signer:
         return cls(agent_id, Ed25519PrivateKey.generate())
 
+    @classmethod
+    def from_private_key_file(cls, agent_id: str, path: str | os.PathLike[str]) -> Signer:
+        """Load a key written by `save_private_key` (or `python -m
+        compliance_client keygen`): PKCS#8 PEM, unencrypted."""
+        with open(path, "rb") as fh:
+            key = load_pem_private_key(fh.read(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 private key")
+        return cls(agent_id, key)
+
+    def save_private_key(self, path: str | os.PathLike[str]) -> None:
+        """Write the key as PKCS#8 PEM, readable by its owner only (mode 0600).
+        Refuses to overwrite an existing file: losing a registered key means
+        rotating it on the server."""
+        pem = self.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+
     @property
     def public_key_raw(self) -> bytes:
-        return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return self._public_raw
 
     @property
     def public_key_b64(self) -> str:
-        return base64.b64encode(self.public_key_raw).decode()
+        return base64.b64encode(self._public_raw).decode()
 
     @property
     def key_id(self) -> str:
-        return hashlib.sha256(self.public_key_raw).hexdigest()[:16]
+        return self._key_id
 
     def envelope(
         self,
@@ -72,7 +105,7 @@ class Signer:
         signature = self.private_key.sign(canonicalize(envelope))
         return {
             **envelope,
-            "key_id": self.key_id,
+            "key_id": self._key_id,
             "signature": base64.b64encode(signature).decode(),
         }
 

@@ -14,11 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsComplianceOfficer, IsViewer
+from accounts.permissions import IsActiveAgent, IsComplianceOfficer, IsViewer, is_agent
 from compliance_client import merkle
 
 from .. import log_key
 from ..models import Checkpoint, LogExport
+from ..selectors import record_is_agents
 from ..services.checkpoints import CheckpointError, checkpoint_create
 from ..services.export import ExportError, export_as_dict, export_request
 from ..services.log import DEFAULT_LOG, Actor
@@ -47,7 +48,8 @@ def _bad_request(detail: str, code: str = "invalid_proof_request") -> Response:
 
 
 class PublicKeyApi(APIView):
-    permission_classes = [IsViewer]
+    # Bots too: the SDK verifies checkpoints to prove its own events are logged.
+    permission_classes = [IsViewer | IsActiveAgent]
 
     def get(self, request: Request) -> Response:
         return Response(
@@ -86,7 +88,7 @@ class CheckpointListApi(APIView):
 
 
 class CheckpointLatestApi(APIView):
-    permission_classes = [IsViewer]
+    permission_classes = [IsViewer | IsActiveAgent]
 
     def get(self, request: Request) -> Response:
         cp = Checkpoint.objects.filter(log__name=DEFAULT_LOG).order_by("-timestamp_us").first()
@@ -115,7 +117,10 @@ def _int_params(
 
 
 class InclusionProofApi(APIView):
-    permission_classes = [IsViewer]
+    """Humans from viewer up: any seq. A bot: the seqs of its own records
+    (404 otherwise), so it can prove its events are in the log."""
+
+    permission_classes = [IsViewer | IsActiveAgent]
 
     class Params(serializers.Serializer):
         seq = serializers.IntegerField(min_value=0)
@@ -124,6 +129,10 @@ class InclusionProofApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("seq", int), OpenApiParameter("tree_size", int)])
     def get(self, request: Request) -> Response:
         seq, size = _int_params(request, self.Params, {"seq": 0, "tree_size": 1})
+        if is_agent(request) and not record_is_agents(
+            seq=seq, agent_id=request.user.agent.agent_id
+        ):
+            raise Http404
         try:
             leaf, path = inclusion_proof(seq=seq, tree_size=size)
         except (ProofRequestError, ValueError) as exc:
