@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .http import ComplianceError, Http, retry_after
 from .outbox import Outbox
 from .sender import MAX_BATCH, Sender
-from .signing import Signer
+from .signing import Signer, WireItem
 
 if TYPE_CHECKING:
     from .gate import Gate
@@ -110,7 +110,7 @@ class ComplianceClient:
         self._api_key = api_key
         self._http = Http(base_url, api_key, timeout=timeout)
         self._http_lock = threading.Lock()
-        self._batch: list[dict[str, Any]] | None = None
+        self._batch: list[WireItem] | None = None
         self._batch_owner: int | None = None
         self.outbox: Outbox | None = None
         self.sender: Sender | None = None
@@ -129,9 +129,12 @@ class ComplianceClient:
 
     # -- transport ----------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call with retries on transport errors, 429 and 5xx."""
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
+        """One API call with retries on transport errors, 429 and 5xx. `raw`:
+        a body already encoded."""
+        payload = raw
+        if body is not None:
+            payload = json.dumps(body, separators=(",", ":")).encode()
         for attempt in range(self.retries + 1):
             wait = self.backoff * (2**attempt) * (0.5 + random.random())
             try:
@@ -266,7 +269,7 @@ class ComplianceClient:
         durable on disk ({"event_id", "status": "queued"|"duplicate"}); inside
         `batch()`, once the batch is committed. Without: sends it now and
         returns the server's result ({"event_id", "seq", "leaf_hash", "status"})."""
-        item = self.signer.item(
+        item = self.signer.wire(
             event_type, payload, event_id=event_id, occurred_at_us=occurred_at_us
         )
         return self._report([item])[0]
@@ -277,7 +280,7 @@ class ComplianceClient:
         twice (websocket and REST backfill, a replayed snapshot) is one event:
         the outbox answers `duplicate`, and so does the server."""
         items = [
-            self.signer.item(
+            self.signer.wire(
                 e.event_type,
                 e.payload,
                 event_id=self.venue_event_id(e.dedup_key),
@@ -304,21 +307,24 @@ class ComplianceClient:
             results += self.request("POST", "/api/v1/events/", {"events": batch})["results"]
         return results
 
-    def _report(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _report(self, items: list[WireItem]) -> list[dict[str, Any]]:
         if self.outbox is None:
-            return self.report(items)
+            results: list[dict[str, Any]] = []
+            for start in range(0, len(items), MAX_BATCH):
+                body = ",".join(i.text for i in items[start : start + MAX_BATCH])
+                raw = f'{{"events":[{body}]}}'.encode()
+                results += self.request("POST", "/api/v1/events/", raw=raw)["results"]
+            return results
         if self._batch is not None and self._batch_owner == threading.get_ident():
             self._batch.extend(items)
-            return [{"event_id": i["event_id"], "status": "batched"} for i in items]
+            return [{"event_id": i.event_id, "status": "batched"} for i in items]
         statuses = self.outbox.put(items)
         assert self.sender is not None
         self.sender.notify()
-        return [
-            {"event_id": i["event_id"], "status": s} for i, s in zip(items, statuses, strict=True)
-        ]
+        return [{"event_id": i.event_id, "status": s} for i, s in zip(items, statuses, strict=True)]
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[list[dict[str, Any]]]:
+    def batch(self) -> Iterator[list[WireItem]]:
         """Group events reported from this thread into one outbox commit (one
         fsync): a high-throughput bot's way to record thousands of events per
         second. The events are durable when the block exits without error."""
@@ -326,7 +332,7 @@ class ComplianceClient:
             raise RuntimeError("batch() needs an outbox (outbox_path=...)")
         if self._batch is not None:
             raise RuntimeError("batch() blocks do not nest")
-        items: list[dict[str, Any]] = []
+        items: list[WireItem] = []
         self._batch, self._batch_owner = items, threading.get_ident()
         try:
             yield items

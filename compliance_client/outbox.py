@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .signing import WireItem
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
@@ -120,20 +122,12 @@ class Outbox:
 
     # -- writing (any thread) -------------------------------------------------
 
-    def put(self, items: Sequence[dict[str, Any]]) -> list[str]:
+    def put(self, items: Sequence[WireItem]) -> list[str]:
         """Commit signed items in one transaction (one fsync for all), in
         order; return "queued" or "duplicate" for each. Returns only once the
         transaction is durable."""
         now = _now_us()
-        rows = [
-            (
-                item["event_id"],
-                item["event_type"],
-                json.dumps(item, separators=(",", ":"), ensure_ascii=False),
-                now,
-            )
-            for item in items
-        ]
+        rows = [(item.event_id, item.event_type, item.text, now) for item in items]
         statuses: list[str] = []
         with self._lock:
             conn = self._conn

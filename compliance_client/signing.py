@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -111,3 +111,19 @@ class Signer:
 
     def item(self, event_type: str, payload: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self.sign(self.envelope(event_type, payload, **kwargs))
+
+    def wire(self, event_type: str, payload: dict[str, Any], **kwargs: Any) -> WireItem:
+        """The signed item as the JSON text that goes on the wire: the
+        canonical envelope with key_id and signature appended, so the bytes
+        signed are encoded once (the outbox stores this text)."""
+        envelope = self.envelope(event_type, payload, **kwargs)
+        data = canonicalize(envelope)
+        signature = base64.b64encode(self.private_key.sign(data)).decode()
+        text = f'{data[:-1].decode()},"key_id":"{self._key_id}","signature":"{signature}"}}'
+        return WireItem(envelope["event_id"], event_type, text)
+
+
+class WireItem(NamedTuple):
+    event_id: str
+    event_type: str
+    text: str
