@@ -67,6 +67,8 @@ def _one_run(server: Any, run: int, events: int, single: int, workdir: Path) -> 
     sender = ComplianceClient(agent.base_url, agent.api_key, agent.signer(), outbox_path=path)
     left = sender.flush(300)
     seconds = time.perf_counter() - start
+    assert sender.sender is not None
+    timings = {k: round(v, 2) for k, v in sender.sender.timings.items()}
     dead = sender.dead_letters()
     sender.close()
     if left or dead:
@@ -83,6 +85,8 @@ def _one_run(server: Any, run: int, events: int, single: int, workdir: Path) -> 
         "deliver_events_per_s": round(total / seconds),
         "delivered": total,
         "outbox_bytes": path.stat().st_size,
+        "deliver_seconds": round(seconds, 2),
+        "sender_seconds": timings,  # reading the outbox, waiting for the server, settling
     }
 
 

@@ -119,7 +119,6 @@ class ComplianceClient:
             self.sender = Sender(
                 outbox_path,
                 self._new_http,
-                durable=durable,
                 batch_size=batch_size,
                 backoff=backoff,
             )
