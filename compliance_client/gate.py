@@ -127,9 +127,10 @@ class Gate:
             venue=venue,
         )
         if decision.held:
+            # No poll now: nobody decided within milliseconds, and an
+            # immediate poll would compete with the loop's next check().
             with self._lock:
                 self._parked[order_id] = decision
-            self._wake.set()
         self._dispatch_cancels(decision)
         return decision
 

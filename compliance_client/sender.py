@@ -23,6 +23,7 @@ What happens to a batch, by the server's answer:
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -105,7 +106,11 @@ class Sender:
                         if not self._stop and not self._kicked:
                             self._wake.wait(1.0)
                     continue
-                delay = self._deliver(store, http, rows)
+                try:
+                    delay = self._deliver(store, http, rows)
+                except sqlite3.Error as exc:  # the file is locked or full: try again later
+                    self.last_error = f"outbox: {exc}"
+                    delay = 0.0
                 if delay is None:
                     failures = 0
                     continue
