@@ -178,22 +178,14 @@ def fill(
     venue_order_id: Any,
     raw: Mapping[str, Any],
 ) -> VenueEvent:
-    return VenueEvent(
-        ORDER_FILLED,
-        {
-            "order_id": order_id,
-            "fill_id": server_id(fill_id, "trade id"),
-            "quantity": decimal_text(quantity, "quantity"),
-            "price": decimal_text(price, "price"),
-            "venue": venue,
-        },
-        occurred[0],
-        dedup,
-        venue,
-        occurred[1],
-        None if venue_order_id in (None, "") else str(venue_order_id),
-        raw,
-    )
+    payload = {
+        "order_id": order_id,
+        "fill_id": server_id(fill_id, "trade id"),
+        "quantity": decimal_text(quantity, "quantity"),
+        "price": decimal_text(price, "price"),
+        "venue": venue,
+    }
+    return _event(venue, ORDER_FILLED, payload, occurred, dedup, venue_order_id, raw)
 
 
 def closed(
@@ -215,13 +207,17 @@ def closed(
         payload["venue"] = venue
         if venue_code:
             payload["venue_code"] = venue_code[:128]
-    return VenueEvent(
-        event_type,
-        payload,
-        occurred[0],
-        dedup,
-        venue,
-        occurred[1],
-        None if venue_order_id in (None, "") else str(venue_order_id),
-        raw,
-    )
+    return _event(venue, event_type, payload, occurred, dedup, venue_order_id, raw)
+
+
+def _event(
+    venue: str,
+    event_type: str,
+    payload: dict[str, Any],
+    occurred: tuple[int, str],
+    dedup: str,
+    venue_order_id: Any,
+    raw: Mapping[str, Any],
+) -> VenueEvent:
+    venue_order = None if venue_order_id in (None, "") else str(venue_order_id)
+    return VenueEvent(event_type, payload, occurred[0], dedup, venue, occurred[1], venue_order, raw)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from compliance_client import ComplianceClient, Decision, Signer, compliance_gate, record_errors
+from compliance_client import ComplianceClient, Decision, compliance_gate, record_errors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,17 +28,8 @@ def server(transactional_db):
 
 
 @pytest.fixture
-def bot_client(server, people):
-    from audit.services.agents import agent_register
-
-    signer = Signer.generate("loop-bot")
-    _, _, api_key = agent_register(
-        agent_id="loop-bot",
-        name="Loop",
-        public_key=signer.public_key_b64,
-        owner=people["bob"],
-        acting_user=people["rita"],
-    )
+def bot_client(server, register_bot):
+    signer, api_key = register_bot("loop-bot")
     client = ComplianceClient(server.url, api_key, signer, retries=1, backoff=0.01)
     gates = []
     original = client.gate

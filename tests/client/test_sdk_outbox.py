@@ -14,21 +14,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def registered(people):
-    from audit.services.agents import agent_register
-
-    def make(agent_id: str = "sdk-bot") -> tuple[Signer, str]:
-        signer = Signer.generate(agent_id)
-        _, _, api_key = agent_register(
-            agent_id=agent_id,
-            name="SDK",
-            public_key=signer.public_key_b64,
-            owner=people["bob"],
-            acting_user=people["rita"],
-        )
-        return signer, api_key
-
-    return make
+def registered(register_bot):
+    return lambda agent_id="sdk-bot": register_bot(agent_id)
 
 
 def fills_on_server(agent_id: str) -> list[tuple[int, str]]:
