@@ -1,5 +1,7 @@
-"""The bot SDK's durable outbox: how fast it accepts events, and how fast its
-sender delivers them to the server.
+"""The bot SDK's outbox: events accepted per second on one core, and delivered per second.
+
+How fast a bot's outbox accepts events, and how fast its sender delivers
+them to the server:
 
 * accept: a bot records fills through `client.batch()` (sign each event,
   commit 1,000 per transaction with fsync) on one core, the sender paused,
