@@ -56,20 +56,32 @@ def wait_for(predicate, timeout: float = 20.0):
 
 
 @pytest.fixture
-def tasks_to_the_broker():
+def tasks_to_the_broker(settings):
     """As in production, the gate's after-commit tasks (the approval notice)
     go to the broker instead of running inside the request, as the test
-    settings' eager mode would: they are not part of the gate's answer. Only
-    with Redis: kombu's filesystem transport would write its control folder
-    into the working directory."""
+    settings' eager mode would: they are not part of the gate's answer.
+
+    Only with the Redis the settings name (kombu's filesystem transport
+    would write its control folder into the working directory), set
+    explicitly, with Celery's cached connections dropped: an earlier test
+    may have left another broker URL in the app's config."""
     from compliance_site.celery import app
 
-    if not str(app.conf.broker_url).startswith("redis"):
+    url = str(settings.CELERY_BROKER_URL)
+    if not url.startswith("redis"):
         yield
         return
-    app.conf.task_always_eager = False
+
+    def use(broker_url: str, eager: bool) -> None:
+        app.conf.broker_url, app.conf.task_always_eager = broker_url, eager
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.__dict__["amqp"]._producer_pool = None
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    use(url, False)
     yield
-    app.conf.task_always_eager = True
+    use(*saved)
 
 
 def test_held_orders_come_back_from_ready_once_decided_and_check_never_waits(
