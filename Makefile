@@ -12,15 +12,17 @@ $(VENV)/bin/python:
 
 # Every machine (CI included) installs the exact versions that were tested: the
 # lock files, made from pyproject.toml by `make lock`; the project itself goes in
-# editable without resolving anything again.
-$(VENV)/.installed: requirements.lock pyproject.toml | $(VENV)/bin/python
+# editable without resolving anything again. The bot SDK is a package of its own
+# (compliance_client/pyproject.toml), installed editable next to the project so
+# both use the same code.
+$(VENV)/.installed: requirements.lock pyproject.toml compliance_client/pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e ./compliance_client -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml compliance_client/pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e ./compliance_client -e .
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -54,6 +56,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file compliance_client/pyproject.toml compliance_client
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 

@@ -65,5 +65,11 @@ def export_list_for_user(*, user: Any) -> QuerySet[LogExport]:
     return LogExport.objects.order_by("-created_at")
 
 
+def record_is_agents(*, seq: int, agent_id: str, log_name: str = DEFAULT_LOG) -> bool:
+    """Is the record at `seq` one the agent reported? (A bot may fetch proofs
+    for its own records only.)"""
+    return Record.objects.filter(log__name=log_name, seq=seq, agent_id=agent_id).exists()
+
+
 def log_head(*, log_name: str = DEFAULT_LOG) -> Log:
     return Log.objects.get(name=log_name)

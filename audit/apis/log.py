@@ -20,13 +20,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsComplianceOfficer, IsViewer, SeesWholeFirm
+from accounts.permissions import (
+    IsActiveAgent,
+    IsComplianceOfficer,
+    IsViewer,
+    SeesWholeFirm,
+    is_agent,
+)
 from compliance_client import merkle
 from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
 from .. import log_key
 from ..models import Checkpoint, LogExport, LogVerification
-from ..selectors import export_list_for_user
+from ..selectors import export_list_for_user, record_is_agents
 from ..services.checkpoints import CheckpointError, checkpoint_create
 from ..services.export import ExportError, export_as_dict, export_request
 from ..services.log import DEFAULT_LOG
@@ -132,7 +138,9 @@ EXPORT = inline_serializer(
 
 
 class PublicKeyApi(APIView):
-    permission_classes = [IsPublicOrViewer]
+    # Bots too, even when the log is not public: the SDK verifies checkpoints
+    # to prove its own events are logged.
+    permission_classes = [IsPublicOrViewer | IsActiveAgent]
 
     @extend_schema(responses=PUBLIC_KEY)
     def get(self, request: Request) -> Response:
@@ -191,7 +199,7 @@ class CheckpointLatestApi(APIView):
     `include_unpublished=1` (what witnesses ask for) gives the newest one even
     before it has the k cosignatures that make it count."""
 
-    permission_classes = [IsPublicOrViewer]
+    permission_classes = [IsPublicOrViewer | IsActiveAgent]
 
     @extend_schema(
         parameters=[OpenApiParameter("include_unpublished", bool, required=False)],
@@ -225,7 +233,10 @@ def _int_params(
 
 
 class InclusionProofApi(APIView):
-    permission_classes = [IsViewer]
+    """Humans from viewer up: any seq. A bot: the seqs of its own records
+    (404 otherwise), so it can prove its events are in the log."""
+
+    permission_classes = [IsViewer | IsActiveAgent]
 
     class Params(serializers.Serializer):
         seq = serializers.IntegerField(min_value=0)
@@ -237,6 +248,10 @@ class InclusionProofApi(APIView):
     )
     def get(self, request: Request) -> Response:
         seq, size = _int_params(request, self.Params, {"seq": 0, "tree_size": 1})
+        if is_agent(request) and not record_is_agents(
+            seq=seq, agent_id=request.user.agent.agent_id
+        ):
+            raise Http404
         try:
             leaf, path = inclusion_proof(seq=seq, tree_size=size)
         except (ProofRequestError, ValueError) as exc:

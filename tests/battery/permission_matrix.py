@@ -83,7 +83,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("audit:checkpoint-list", "GET"):             Row("/api/v1/log/checkpoints/",              "401 403 200 200 200 200 200 200"),
     ("audit:checkpoint-list", "POST"):            Row("/api/v1/log/checkpoints/",              "401 403 403 403 403 403 201 201"),
     ("audit:checkpoint-latest", "GET"):           Row("/api/v1/log/checkpoints/latest/",       "200 200 200 200 200 200 200 200"),
-    ("audit:proof-inclusion", "GET"):             Row("/api/v1/log/proofs/inclusion/?seq=0&tree_size=1", "401 403 200 200 200 200 200 200"),
+    ("audit:proof-inclusion", "GET"):             Row("/api/v1/log/proofs/inclusion/?seq=0&tree_size=1", "401 404 200 200 200 200 200 200"),
     ("audit:proof-consistency", "GET"):           Row("/api/v1/log/proofs/consistency/?first=1&second=1", "200 200 200 200 200 200 200 200"),
     ("webhooks:webhook-list", "GET"):             Row("/api/v1/webhooks/",                     "401 403 200 200 200 200 200 200"),
     ("webhooks:webhook-list", "POST"):            Row("/api/v1/webhooks/",                     "401 403 403 403 403 403 400 400"),

@@ -293,3 +293,27 @@ def rehash(records: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]
 @pytest.fixture
 def fake_log() -> FakeLog:
     return standard_log()
+
+
+@pytest.fixture
+def register_bot(request: pytest.FixtureRequest) -> Callable[[str], tuple[Any, str]]:
+    """For the SDK tests against a live server (these need Django, imported
+    only when asked): register an agent owned by bob, registered by rita;
+    returns its Signer and API key."""
+
+    def register(agent_id: str) -> tuple[Any, str]:
+        from audit.services.agents import agent_register
+        from compliance_client.signing import Signer
+
+        people = request.getfixturevalue("people")
+        signer = Signer.generate(agent_id)
+        _, _, api_key = agent_register(
+            agent_id=agent_id,
+            name=f"SDK {agent_id}",
+            public_key=signer.public_key_b64,
+            owner=people["bob"],
+            acting_user=people["rita"],
+        )
+        return signer, api_key
+
+    return register
