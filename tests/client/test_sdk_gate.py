@@ -19,9 +19,11 @@ SMALL = {"market": "BTC-USD", "side": "buy", "quantity": "1", "price": "100"}
 
 
 @pytest.fixture
-def server(transactional_db):
+def server(transactional_db, people):
     from tests.client import live
+    from tests.conftest import holding_on
 
+    holding_on(people)  # a new install holds nothing: orders over the threshold wait here
     running = live.start(live.free_port())
     yield running
     live.stop(running)

@@ -4,6 +4,7 @@ prove inclusion, resends that are duplicates, refusals that become dead letters.
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_the_same_venue_event_twice_is_one_event(live_server, registered, tmp_pa
     event = VenueEvent(
         "ORDER_FILLED",
         {"order_id": "o-1", "fill_id": "t-9", "quantity": "1", "price": "10", "venue": "binance"},
-        1_700_000_000_000_000,
+        int(time.time() * 1_000_000) - 60_000_000,  # a minute ago: inside the accepted window
         "binance:trade:BTCUSDT:1:9",
         "binance",
         "ms",
