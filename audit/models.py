@@ -29,6 +29,11 @@ class Log(models.Model):
         return f"{self.name} (size {self.size})"
 
 
+# The largest seq (and tree size) a query may name: PostgreSQL's bigint. Inputs
+# past it are refused as invalid (400) instead of failing in the database.
+MAX_SEQ = 2**63 - 1
+
+
 class Record(models.Model):
     """One record: exactly the six hashed keys of CONTRACT section 9, stored as
     their RFC 8785 canonical text in `body`, plus indexed copies of the fields

@@ -17,6 +17,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -47,11 +48,29 @@ class BearerScheme(OpenApiAuthenticationExtension):
 # --- shapes for the documentation -----------------------------------------------------
 
 
+# A refusal's detail: a sentence, or for invalid input the messages per field
+# ({"field": ["message", ...]}), as DRF's validation gives them.
+ERROR_DETAIL_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "object", "additionalProperties": True},
+        {"type": "array", "items": {}},
+    ],
+    "description": "a sentence, or the messages per field of invalid input",
+}
+
+
+@extend_schema_field(ERROR_DETAIL_SCHEMA)
+class ErrorDetailField(serializers.JSONField):
+    pass
+
+
 class ErrorSerializer(serializers.Serializer):
-    """Every refusal: a machine-readable code and a sentence."""
+    """Every refusal: a machine-readable code and a sentence (or, for invalid
+    input, the messages per field)."""
 
     code = serializers.CharField()
-    detail = serializers.CharField()
+    detail = ErrorDetailField()
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -113,7 +132,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, **kwargs: Any) -
         "Error",
         {
             "type": "object",
-            "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
+            "properties": {"code": {"type": "string"}, "detail": ERROR_DETAIL_SCHEMA},
             "required": ["code", "detail"],
         },
     )

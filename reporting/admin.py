@@ -22,6 +22,7 @@ from django.utils.html import format_html
 
 from accounts.models import Role
 from accounts.roles import has_role
+from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
@@ -216,8 +217,8 @@ class PlaceHoldForm(forms.Form):
     reason = forms.CharField(
         max_length=MAX_REASON_CHARS, widget=forms.Textarea(attrs={"rows": 3, "cols": 80})
     )
-    from_seq = forms.IntegerField(required=False, min_value=0)
-    to_seq = forms.IntegerField(required=False, min_value=0)
+    from_seq = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+    to_seq = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
     agent_id = forms.SlugField(required=False, max_length=64)
     event_types = forms.CharField(
         required=False, help_text="Comma-separated event types, e.g. ORDER_SUBMITTED, ORDER_FILLED."

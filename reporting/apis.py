@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer
+from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
@@ -305,8 +306,12 @@ class LegalHoldOutSerializer(serializers.ModelSerializer):
 class LegalHoldsApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=4000)
-        from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-        to_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+        from_seq = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+        )
+        to_seq = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+        )
         agent_id = serializers.SlugField(
             required=False, allow_blank=True, max_length=64, default=""
         )

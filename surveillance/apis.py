@@ -150,6 +150,7 @@ ITEM_ERRORS = inline_serializer(
                 "detail": serializers.CharField(),
             },
             many=True,
+            required=False,  # a manual order's refusal names no item
         ),
     },
 )

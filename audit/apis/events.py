@@ -22,6 +22,7 @@ from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, coun
 from compliance_site.openapi import ErrorSerializer, RecordSerializer, SignedItemSerializer
 from compliance_site.parsers import SafeJSONParser
 
+from ..models import MAX_SEQ
 from ..selectors import RecordFilter, record_get_for_user, record_list_for_user
 from ..services.ingest import (
     MAX_BATCH,
@@ -59,8 +60,8 @@ def parse_time_us(value: str, name: str) -> int:
 class EventFilterSerializer(serializers.Serializer):
     event_type = serializers.CharField(required=False, max_length=64)
     agent_id = serializers.CharField(required=False, max_length=64)
-    from_seq = serializers.IntegerField(required=False, min_value=0)
-    to_seq = serializers.IntegerField(required=False, min_value=0)
+    from_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+    to_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
     start = serializers.CharField(required=False)
     end = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)

@@ -31,7 +31,7 @@ from compliance_client import merkle
 from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
 from .. import log_key
-from ..models import Checkpoint, LogExport, LogVerification
+from ..models import MAX_SEQ, Checkpoint, LogExport, LogVerification
 from ..selectors import export_list_for_user, record_is_agents
 from ..services.checkpoints import CheckpointError, checkpoint_create
 from ..services.export import ExportError, export_as_dict, export_request
@@ -239,8 +239,8 @@ class InclusionProofApi(APIView):
     permission_classes = [IsViewer | IsActiveAgent]
 
     class Params(serializers.Serializer):
-        seq = serializers.IntegerField(min_value=0)
-        tree_size = serializers.IntegerField(min_value=1)
+        seq = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
+        tree_size = serializers.IntegerField(min_value=1, max_value=MAX_SEQ)
 
     @extend_schema(
         parameters=[OpenApiParameter("seq", int), OpenApiParameter("tree_size", int)],
@@ -270,8 +270,8 @@ class ConsistencyProofApi(APIView):
     permission_classes = [IsPublicOrViewer]
 
     class Params(serializers.Serializer):
-        first = serializers.IntegerField(min_value=0)
-        second = serializers.IntegerField(min_value=0)
+        first = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
+        second = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
 
     @extend_schema(
         parameters=[OpenApiParameter("first", int), OpenApiParameter("second", int)],
@@ -323,8 +323,12 @@ class ExportListCreateApi(APIView):
         return [IsViewer(), SeesWholeFirm()] if self.request.method == "POST" else [IsViewer()]
 
     class InputSerializer(serializers.Serializer):
-        from_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-        to_seq = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+        from_seq = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+        )
+        to_seq = serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+        )
         format = serializers.ChoiceField(
             choices=LogExport.Format.values, required=False, default=LogExport.Format.BUNDLE
         )

@@ -15,13 +15,14 @@ from django.urls import URLPattern, URLResolver, path, reverse
 
 from accounts.models import Role
 from accounts.roles import has_role
+from audit.models import MAX_SEQ
 
 DASHBOARD_TEMPLATE = "admin/workspace/dashboard.html"
 
 
 class ExportForm(forms.Form):
-    from_seq = forms.IntegerField(min_value=0, required=False, label="From seq")
-    to_seq = forms.IntegerField(min_value=0, required=False, label="To seq")
+    from_seq = forms.IntegerField(min_value=0, max_value=MAX_SEQ, required=False, label="From seq")
+    to_seq = forms.IntegerField(min_value=0, max_value=MAX_SEQ, required=False, label="To seq")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -89,10 +89,10 @@ def restore_broker(app: Any, saved: tuple[Any, ...], monkeypatch: pytest.MonkeyP
 
 @pytest.fixture
 def gate_ready(people, make_bot, settings):
-    from surveillance.services.config import config_current
+    from tests.conftest import holding_on
 
     settings.COMPLIANCE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
-    config_current()  # approval threshold 5000: the order below (10,000) is held
+    holding_on(people)  # approval threshold 5000: the order below (10,000) is held
     return make_bot("bot-1", owner="bob")
 
 
