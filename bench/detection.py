@@ -14,6 +14,7 @@ alert on any ordinary market maker."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,12 @@ SEED_RULES = {
 
 def run(ctx: Any) -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # The detectors read their config through Django's settings; no database is
+    # touched. Set up here, whichever benchmarks ran before in this process.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance_site.settings_test")
+    import django
+
+    django.setup()
     from tests.surveillance.scenarios import alerts_for, as_table, detector_config, generate, score
 
     from .core import Result

@@ -341,7 +341,8 @@ class BenchServer:
         return BenchAgent(agent_id, raw, body["api_key"], signer.key_id, self.base_url)
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        """A read-only look at the benchmark database (sanity checks)."""
+        """A direct look at the benchmark database (sanity checks, and setup the
+        benchmarks write before their clocks start)."""
         import psycopg
 
         with psycopg.connect(self.database_url, autocommit=True) as conn:
