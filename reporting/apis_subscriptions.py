@@ -12,7 +12,6 @@ from accounts.permissions import IsComplianceOfficer
 
 from .models_subscriptions import ReportSubscription
 from .services.delivery import (
-    SubscriptionError,
     subscription_create,
     subscription_deactivate,
     subscription_list_for_user,
@@ -38,10 +37,6 @@ class SubscriptionOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _error(exc: SubscriptionError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
-
-
 class SubscriptionsApi(APIView):
     permission_classes = [IsComplianceOfficer]
 
@@ -63,16 +58,13 @@ class SubscriptionsApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            sub = subscription_create(
-                kind=v["kind"],
-                fmt=v["format"],
-                regulator=v["regulator"],
-                recipients=v["recipients"],
-                acting_user=request.user,
-            )
-        except SubscriptionError as exc:
-            return _error(exc)
+        sub = subscription_create(
+            kind=v["kind"],
+            fmt=v["format"],
+            regulator=v["regulator"],
+            recipients=v["recipients"],
+            acting_user=request.user,
+        )
         return Response(SubscriptionOutSerializer(sub).data, status=status.HTTP_201_CREATED)
 
 
@@ -81,8 +73,5 @@ class SubscriptionDeactivateApi(APIView):
 
     @extend_schema(request=None, responses=SubscriptionOutSerializer)
     def post(self, request: Request, subscription_id: int) -> Response:
-        try:
-            sub = subscription_deactivate(subscription_id=subscription_id, acting_user=request.user)
-        except SubscriptionError as exc:
-            return _error(exc)
+        sub = subscription_deactivate(subscription_id=subscription_id, acting_user=request.user)
         return Response(SubscriptionOutSerializer(sub).data)

@@ -19,7 +19,6 @@ from compliance_site.openapi import ErrorSerializer
 
 from ..models import Witness
 from ..services.witnesses import (
-    WitnessError,
     checkpoints_of_size,
     cosignature_add,
     is_published,
@@ -58,10 +57,6 @@ class CosignatureCreatedSerializer(CosignatureOutSerializer):
     checkpoint_timestamp_us = serializers.IntegerField()
 
 
-def _error(exc: WitnessError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
-
-
 def witness_dict(w: Witness) -> dict[str, Any]:
     raw = bytes(w.public_key)
     return {
@@ -96,10 +91,7 @@ class WitnessListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            witness = witness_register(acting_user=request.user, **data.validated_data)
-        except WitnessError as exc:
-            return _error(exc)
+        witness = witness_register(acting_user=request.user, **data.validated_data)
         return Response(witness_dict(witness), status=status.HTTP_201_CREATED)
 
 
@@ -113,12 +105,9 @@ class WitnessRevokeApi(APIView):
     def post(self, request: Request, name: str) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            witness = witness_revoke(
-                name=name, acting_user=request.user, reason=data.validated_data["reason"]
-            )
-        except WitnessError as exc:
-            return _error(exc)
+        witness = witness_revoke(
+            name=name, acting_user=request.user, reason=data.validated_data["reason"]
+        )
         return Response(witness_dict(witness))
 
 
@@ -163,10 +152,7 @@ class CosignatureCreateApi(APIView):
     def post(self, request: Request, tree_size: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            cosig = cosignature_add(tree_size=tree_size, **data.validated_data)
-        except WitnessError as exc:
-            return _error(exc)
+        cosig = cosignature_add(tree_size=tree_size, **data.validated_data)
         return Response(
             {
                 "tree_size": tree_size,
