@@ -9,7 +9,7 @@ class AuditConfig(AppConfig):
         from accounts.models import Role
         from accounts.roles import grant
 
-        from .models_webhooks import notify_checkpoint
+        from .models.webhooks import notify_checkpoint
         from .services.checkpoints import register_checkpoint_hook
 
         register_checkpoint_hook(notify_checkpoint)

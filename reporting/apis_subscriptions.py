@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsComplianceOfficer
 
-from .models_subscriptions import ReportSubscription
+from .models import ReportSubscription
 from .services.delivery import (
     subscription_create,
     subscription_deactivate,

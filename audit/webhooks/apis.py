@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsComplianceOfficer, IsViewer
 
-from ..models_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import (
     WebhookError,
     webhook_deliveries_for_user,

@@ -28,8 +28,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..event_types import CORE_TYPES
-from ..models import EventType, Log, Record
-from ..models_webhooks import WebhookDelivery, WebhookEndpoint, WebhookMessage, WebhookRecordCursor
+from ..models import (
+    EventType,
+    Log,
+    Record,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookRecordCursor,
+)
 from ..services.log import DEFAULT_LOG
 
 ALL_RECORDS = "records:*"

@@ -45,8 +45,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 from compliance_site.dispatch import publish
 
-from ..models import Log
-from ..models_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from ..models import Log, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from ..services.log import DEFAULT_LOG, Actor, record_event
 from . import ssrf
 

@@ -40,8 +40,7 @@ from accounts.roles import has_role
 from audit.services import Actor, record_event
 from compliance_site.exceptions import ServiceError
 
-from ..models import Report
-from ..models_subscriptions import ReportDelivery, ReportSubscription
+from ..models import Report, ReportDelivery, ReportSubscription
 from ..regulators import REGULATORS
 from .render import CONTENT_TYPES
 from .spool import Spool

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from audit.models_webhooks import WebhookDelivery
+from audit.models import WebhookDelivery
 
 from .test_webhooks import (  # noqa: F401 - fixtures
     Receiver,

@@ -15,7 +15,7 @@ import time_machine
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest, Notification
-from audit.models_webhooks import WebhookDelivery
+from audit.models import WebhookDelivery
 from compliance_site import dispatch
 from tests.audit.test_webhooks import (  # noqa: F401 - fixtures
     Receiver,

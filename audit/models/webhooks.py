@@ -1,6 +1,6 @@
 """Webhook subscriptions, the outbox of messages to send, and every attempt.
 
-Imported at the bottom of audit/models.py. A message (`WebhookMessage`) is
+Re-exported by audit.models. A message (`WebhookMessage`) is
 written in the same transaction as the change that causes it, with one
 `WebhookDelivery` per subscribed endpoint: that pair is the outbox. Workers
 claim deliveries with a conditional UPDATE, send them outside any transaction
@@ -140,8 +140,8 @@ def notify_checkpoint(checkpoint: object) -> None:
     """Checkpoint hook (registered in AuditConfig.ready): push each new checkpoint.
     With a witness quorum, a checkpoint is pushed when it counts as published
     (audit.services.witnesses, once k witnesses cosigned it), not before."""
-    from .services.witnesses import quorum
-    from .webhooks.services import checkpoint_notify
+    from ..services.witnesses import quorum
+    from ..webhooks.services import checkpoint_notify
 
     if quorum() == 0:
         checkpoint_notify(checkpoint)

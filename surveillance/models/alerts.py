@@ -1,7 +1,6 @@
 """Surveillance alerts, the cycle's cursor and the detectors' incremental state.
 
-Imported at the bottom of surveillance/models.py, so these are ordinary models
-of the surveillance app."""
+Re-exported by surveillance.models; ordinary models of the surveillance app."""
 
 from __future__ import annotations
 

@@ -163,6 +163,3 @@ class RetentionLock(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-from .models_subscriptions import *  # noqa: E402,F403

@@ -1,6 +1,6 @@
 """Report subscriptions and their email deliveries.
 
-Imported at the bottom of reporting/models.py. A subscription names a report
+Re-exported by reporting.models. A subscription names a report
 (kind, format, regulator variant) and who receives it; each scheduled report
 that matches is emailed once per subscription (`ReportDelivery`, unique per
 report and subscription), written after the report is recorded and sent by a

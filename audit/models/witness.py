@@ -1,6 +1,6 @@
 """Witnesses (C2SP tlog-witness) and their cosignatures on checkpoints.
 
-Imported at the bottom of audit/models.py. A cosignature is a signed
+Re-exported by audit.models. A cosignature is a signed
 statement by a party outside the firm that a checkpoint extends every one it
 saw before; it authenticates itself (Ed25519 over the checkpoint body), so
 it is stored as the exact signature line the witness produced."""

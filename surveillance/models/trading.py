@@ -310,6 +310,3 @@ class KillSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.target or '*'}"
-
-
-from .models_alerts import *  # noqa: E402,F403

@@ -221,7 +221,3 @@ class LogVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.id} ({self.status})"
-
-
-from .models_webhooks import *  # noqa: E402,F403
-from .models_witness import *  # noqa: E402,F403
