@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from compliance_site.admin import ReadOnlyAdmin
+
 from .models import Agent, AgentKey
 
 # The User pages are registered by audit (audit/admin_users.py): each change
@@ -23,7 +25,7 @@ class AgentKeyInline(admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ReadOnlyAdmin):
     """Agents are registered and changed through the API (each change is a
     record in the log); the admin shows them."""
 
@@ -33,12 +35,3 @@ class AgentAdmin(admin.ModelAdmin):
     fields = ["agent_id", "name", "owner", "status", "api_key_prefix", "created_at", "created_by"]
     readonly_fields = fields
     inlines = [AgentKeyInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

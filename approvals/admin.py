@@ -22,6 +22,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from compliance_site.admin import ReadOnlyAdmin
+
 from .models import ApprovalRequest
 from .registry import UnknownKind, context_of, get_resolver
 from .selectors import approval_list_for_user, work_queue_ordering
@@ -89,7 +91,7 @@ DETAIL_FIELDS = (
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "status",
@@ -133,16 +135,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         return work_queue_ordering()
 
-    # --- read-only: decisions go through the actions ----------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # --- read-only (ReadOnlyAdmin): decisions go through the actions -----------------
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
         return may_decide(request.user)

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from accounts.models import User
 from accounts.selectors import scope_to_agents
+from compliance_site.admin import ReadOnlyAdmin
 
 from .admin_display import json_list, when_us
 from .admin_tools import FastCountPaginator, record_search_seqs, time_range_filter
@@ -25,19 +26,6 @@ from .models import Checkpoint, EventType, Record
 from .selectors import log_head
 
 admin.site.register(User, UserAdmin)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Evidence and projections are shown, never edited: changes go through services."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class EventTypeFilter(admin.SimpleListFilter):

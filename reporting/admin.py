@@ -23,6 +23,7 @@ from django.utils.html import format_html
 from accounts.models import Role
 from accounts.roles import has_role
 from audit.models import MAX_SEQ
+from compliance_site.admin import ReadOnlyAdmin
 
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
@@ -42,15 +43,8 @@ from .services.retention import (
 FORM_TEMPLATE = "admin/reporting/form.html"
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnly(ReadOnlyAdmin):
+    """Read-only pages whose own views (purge, holds) render the reporting form."""
 
     def _render(self, request: HttpRequest, context: dict[str, Any]) -> TemplateResponse:
         base = {**self.admin_site.each_context(request), "opts": self.model._meta}

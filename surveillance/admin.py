@@ -29,6 +29,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.admin_display import json_list, when
 from audit.admin_tools import FastCountPaginator
+from compliance_site.admin import ReadOnlyAdmin
 
 from .models import Alert
 from .services.alerts import (
@@ -152,7 +153,7 @@ CASE_FORMS: dict[str, type[forms.Form]] = {
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "severity_badge",
@@ -203,22 +204,13 @@ class AlertAdmin(admin.ModelAdmin):
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         return queue_ordering()
 
-    # --- read-only for everyone; viewers and up may look ---------------------------
+    # --- read-only for everyone (ReadOnlyAdmin); viewers and up may look ------------
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return has_role(request.user, Role.VIEWER)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return has_role(request.user, Role.VIEWER)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_work_permission(self, request: HttpRequest) -> bool:
         return may_work_alerts(request.user)

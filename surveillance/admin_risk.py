@@ -19,9 +19,9 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import Agent
 from accounts.roles import has_role
 from accounts.selectors import scope_to_agents
-from audit.admin import ReadOnlyAdmin
 from audit.admin_display import decimal_text, json_list, when_us
 from audit.admin_tools import FastCountPaginator, register_record_search, time_range_filter
+from compliance_site.admin import ReadOnlyAdmin
 
 from .models import (
     AgentMarketRisk,
