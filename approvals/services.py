@@ -175,9 +175,7 @@ def _enqueue_email(notification_id: int) -> None:
     """After commit: hand the email to a worker, from the dispatch thread (no
     request waits for the broker). If the broker is down the row stays unsent
     and the sweep task sends it later."""
-    from .tasks import approval_notification_email_task
-
-    publish(approval_notification_email_task, notification_id)
+    publish("approvals.tasks.approval_notification_email_task", notification_id)
 
 
 @transaction.atomic

@@ -56,7 +56,7 @@ def audit_jobs_sweep_task() -> int:
 
     exports, verifications = exports_stale(), verifications_stale()
     for export_id in exports:
-        publish(log_export_task, export_id)
+        publish(log_export_task.name, export_id)
     for verification_id in verifications:
-        publish(log_verify_task, verification_id)
+        publish(log_verify_task.name, verification_id)
     return len(exports) + len(verifications)

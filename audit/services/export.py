@@ -157,14 +157,12 @@ def export_request(
     """Queue an export (viewers and up: auditors request the bundles they
     download); the task runs after commit."""
     check_range(from_seq=from_seq, to_seq=to_seq)
-    from ..tasks import log_export_task
-
     if fmt not in LogExport.Format.values:
         raise ExportError(f"format must be one of {', '.join(LogExport.Format.values)}")
     export = LogExport.objects.create(
         requested_by=acting_user, from_seq=from_seq, to_seq=to_seq, format=fmt
     )
-    publish_on_commit(log_export_task, str(export.pk))
+    publish_on_commit("audit.tasks.log_export_task", str(export.pk))
     return export
 
 

@@ -374,11 +374,9 @@ def verification_request(*, acting_user: User) -> LogVerification:
     and records AUDIT_VERIFIED; the caller polls the row."""
     if not acting_user.has_perm("accounts.verify_log"):
         raise VerificationError("verifying the log needs the compliance_officer role or higher")
-    from ..tasks import log_verify_task
-
     with transaction.atomic():
         verification = LogVerification.objects.create(requested_by=acting_user)
-        publish_on_commit(log_verify_task, str(verification.pk))
+        publish_on_commit("audit.tasks.log_verify_task", str(verification.pk))
     return verification
 
 

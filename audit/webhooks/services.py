@@ -287,10 +287,8 @@ def _wake(delivery_ids: list[int]) -> None:
     """After commit: ask a worker to send now, from the dispatch thread (no
     request waits for the broker): the row is already safe in the outbox and
     the sweep sends it if the broker is down."""
-    from .tasks import webhook_deliver_task
-
     if delivery_ids:
-        publish(webhook_deliver_task, delivery_ids)
+        publish("audit.webhooks.tasks.webhook_deliver_task", delivery_ids)
 
 
 def checkpoint_notify(checkpoint: Any) -> None:

@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
+from compliance_site.dispatch import publish
 from compliance_site.exceptions import ServiceError
 
 from ..models import Report, ReportDelivery, ReportSubscription
@@ -169,10 +170,10 @@ def report_deliveries_queue(*, report: Report) -> list[int]:
 
 
 def _wake(ids: list[int]) -> None:
-    from ..tasks import report_delivery_send_task
-
+    """After commit: ask a worker to send now, from the dispatch thread (no
+    caller waits for the broker); the sweep sends what a lost wake-up left."""
     for delivery_id in ids:
-        report_delivery_send_task.apply_async(args=[delivery_id], retry=False)
+        publish("reporting.tasks.report_delivery_send_task", delivery_id)
 
 
 def _link(report: Report) -> str:

@@ -54,9 +54,7 @@ def _setting(name: str, default: Any) -> Any:
 
 
 def _enqueue(report_id: int) -> None:
-    from ..tasks import report_generate_task
-
-    publish(report_generate_task, report_id)
+    publish("reporting.tasks.report_generate_task", report_id)
 
 
 def report_request(
