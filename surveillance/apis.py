@@ -28,7 +28,7 @@ from accounts.permissions import (
 from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
-from audit.services.ingest import BatchRejected
+from audit.services import BatchRejected
 from compliance_site.exceptions import ServiceError
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 from compliance_site.openapi import ErrorSerializer, SignedItemSerializer

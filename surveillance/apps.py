@@ -9,7 +9,7 @@ class SurveillanceConfig(AppConfig):
         from accounts.models import Role
         from accounts.roles import grant
         from approvals.registry import register_resolver
-        from audit.services.ingest import register_projection_hook
+        from audit.services import register_projection_hook
 
         from . import admin_risk  # noqa: F401  (registers the gate's admin pages)
         from .services.projections import OrderApprovalResolver, apply_reported

@@ -33,8 +33,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import Log, Record
-from audit.services import DEFAULT_LOG, Actor, record_event
-from audit.services.purge import records_purge
+from audit.services import DEFAULT_LOG, Actor, record_event, records_purge
 from surveillance.services.config import config_current
 
 from ..models import LegalHold, RetentionLock

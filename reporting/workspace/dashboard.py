@@ -22,7 +22,7 @@ from accounts.models import Role
 from accounts.roles import has_role, user_role
 from approvals.models import ApprovalRequest
 from audit.models import Checkpoint, Record, WebhookEndpoint
-from audit.services.log import DEFAULT_LOG
+from audit.services import DEFAULT_LOG
 from surveillance.models import AgentOrderCount, Alert, KillSwitch, MarketRisk, Order
 from surveillance.services.alerts import sla_hours
 

@@ -86,8 +86,7 @@ class WorkspaceAdminSite(admin.AdminSite):
         to verify offline."""
         from audit import log_key
         from audit.models import Checkpoint, LogExport
-        from audit.services.export import ExportError, export_request
-        from audit.services.log import DEFAULT_LOG
+        from audit.services import DEFAULT_LOG, ExportError, export_request
 
         if not has_role(request.user, Role.VIEWER):
             return HttpResponseRedirect(reverse("admin:index"))

@@ -22,8 +22,15 @@ from django.db import IntegrityError, transaction
 from accounts.models import Agent, User
 from accounts.selectors import agent_can_act
 from audit.event_types import CORE_TYPES
-from audit.services import Actor, PendingRecord, lock_head, record_event
-from audit.services.ingest import BatchRejected, FloatToken, ItemError
+from audit.services import (
+    Actor,
+    BatchRejected,
+    FloatToken,
+    ItemError,
+    PendingRecord,
+    lock_head,
+    record_event,
+)
 from audit.validation import amount_problem, resolve, schema_errors
 from compliance_client.jcs import canonicalize, number_problem
 from compliance_site.exceptions import ServiceError
