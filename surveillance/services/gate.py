@@ -26,17 +26,20 @@ from audit.event_types import Channel
 from audit.services import (
     DEFAULT_LOG,
     Actor,
+    BatchRejected,
+    CheckedItem,
+    Head,
+    ItemError,
     PendingRecord,
     append,
     append_with,
+    check_items,
     head_from_row,
     head_lock_statement,
     lock_head,
     now_us,
     pending_server_event,
 )
-from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_items
-from audit.services.log import Head
 from audit.validation import UNPRICED_ORDER_TYPES
 from compliance_site.db import Batch, insert_sql, mark_inserted
 
