@@ -91,3 +91,23 @@ def test_every_task_published_by_name_is_registered() -> None:
     assert len(published) >= 6
     for _where, name in published:
         assert task_named(name).name == name
+
+
+def test_other_apps_use_audit_services_not_its_modules() -> None:
+    """audit.services is audit's public face: the other apps (and the site)
+    import from it, never from audit.services.<module>, so audit may move code
+    between its modules without touching its callers."""
+    outside = [
+        p
+        for app in [*APPS, "compliance_site"]
+        if app != "audit"
+        for p in (ROOT / app).rglob("*.py")
+    ]
+    assert ROOT / "surveillance" / "services" / "gate.py" in outside
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in outside
+        for line, name in imports(path)
+        if name.startswith("audit.services.")
+    ]
+    assert offences == []
