@@ -32,6 +32,13 @@ from audit.admin_tools import FastCountPaginator
 from compliance_site.admin import ReadOnlyAdmin
 
 from .models import Alert
+from .selectors import (
+    alert_evidence,
+    alert_get_for_user,
+    alert_history,
+    alert_list_for_user,
+    queue_ordering,
+)
 from .services.alerts import (
     ESCALATION_ROLES,
     MAX_NOTE_CHARS,
@@ -39,15 +46,10 @@ from .services.alerts import (
     AlertError,
     alert_assign,
     alert_escalate,
-    alert_evidence,
-    alert_get_for_user,
-    alert_history,
-    alert_list_for_user,
     alert_note_add,
     alert_reopen,
     alert_resolve,
     may_work_alerts,
-    queue_ordering,
 )
 
 CONFIRMATION_TEMPLATE = "admin/surveillance/alert/action_confirmation.html"

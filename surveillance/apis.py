@@ -35,13 +35,12 @@ from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
 
 from .config import ComplianceConfigSerializer, DecimalText
 from .models import KillSwitch, Order
-from .selectors import positions_for_user
+from .selectors import kill_switch_active, order_get, positions_for_user
 from .services.config import agent_limits_dict, agent_limits_set, config_current, config_update
-from .services.gate import OrderConflict, OrderNotFound, order_get, order_submit
+from .services.gate import OrderConflict, OrderNotFound, order_submit
 from .services.kill_switch import (
     KillSwitchError,
     kill_switch_activate,
-    kill_switch_active,
     kill_switch_check_role,
     kill_switch_deactivate,
 )

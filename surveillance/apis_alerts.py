@@ -18,6 +18,7 @@ from accounts.permissions import IsComplianceOfficer, IsViewer
 
 from .detectors import DETECTOR_NAMES
 from .models import Alert
+from .selectors import alert_get_for_user, alert_history, alert_list_for_user
 from .services.alerts import (
     ESCALATION_ROLES,
     MAX_NOTE_CHARS,
@@ -25,9 +26,6 @@ from .services.alerts import (
     AlertInvalid,
     alert_assign,
     alert_escalate,
-    alert_get_for_user,
-    alert_history,
-    alert_list_for_user,
     alert_note_add,
     alert_reopen,
     alert_resolve,

@@ -1,5 +1,6 @@
-"""Surveillance alerts: creation by the cycle, the analyst's case workflow, and
-the permission-filtered reads the API and the admin share.
+"""Surveillance alerts: creation by the cycle and the analyst's case workflow
+(the permission-filtered reads the API and the admin share are in
+surveillance.selectors).
 
 Rules enforced here and nowhere else:
 
@@ -31,13 +32,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.roles import has_role
-from accounts.selectors import scope_to_agents
-from audit.selectors import RecordFilter, record_list
 from audit.services import Actor, append, pending_server_event, record_event
 from audit.webhooks.services import webhook_notify
 from compliance_site.exceptions import ServiceError
@@ -71,34 +69,7 @@ class AlertConflict(AlertError):
     http_status = 409
 
 
-# --- reads -------------------------------------------------------------------------
-
-
-def alert_list_for_user(
-    *,
-    user: Any,
-    status: str | None = None,
-    detector: str | None = None,
-    severity: str | None = None,
-    agent_id: str | None = None,
-) -> QuerySet[Alert]:
-    """Alerts the caller may read, in queue order (active first, most severe
-        first, oldest first). Viewers and every role above them read every alert, a trader only
-    their own agents' (accounts.selectors.scope_to_agents);
-        anyone else (bots included) reads none."""
-    qs = Alert.objects.select_related("assigned_to", "closed_by", "escalated_by")
-    if not isinstance(user, User) or not has_role(user, Role.VIEWER):
-        return qs.none()
-    qs = scope_to_agents(qs, user=user)
-    if status:
-        qs = qs.filter(status=status)
-    if detector:
-        qs = qs.filter(detector=detector)
-    if severity:
-        qs = qs.filter(severity=severity)
-    if agent_id:
-        qs = qs.filter(agent_id=agent_id)
-    return qs.order_by(*queue_ordering())
+# --- service levels and who may work alerts ---------------------------------------
 
 
 def sla_hours() -> dict[str, float]:
@@ -113,17 +84,6 @@ def sla_due(severity: str, start: datetime) -> datetime:
 
 
 ESCALATION_ROLES = (Role.COMPLIANCE_OFFICER, Role.ADMIN)
-
-
-def alert_get_for_user(*, user: Any, alert_id: int) -> Alert | None:
-    return alert_list_for_user(user=user).filter(pk=alert_id).first()
-
-
-def queue_ordering() -> list[Any]:
-    active_first = Case(
-        When(status__in=Alert.ACTIVE, then=Value(0)), default=Value(1), output_field=IntegerField()
-    )
-    return [active_first.asc(), "-severity_rank", "created_at", "pk"]
 
 
 def may_work_alerts(user: Any) -> bool:
@@ -441,81 +401,3 @@ def alert_resolve(*, alert_id: int, acting_user: User, disposition: str, note: s
     )
     _record(alert, acting_user, "resolve", previous, disposition=disposition, note=text)
     return alert
-
-
-# --- the case file (reads) ----------------------------------------------------------
-
-
-def alert_history(*, alert: Alert) -> list[dict[str, Any]]:
-    """The case's history from its records: the SURVEILLANCE_ALERT record that
-    opened it and every ALERT_UPDATED record indexed under it, in log order,
-    each as the record says it (actor, time, action, note)."""
-    seqs = [alert.seq, *alert.log_entries.values_list("seq", flat=True)]
-    records = record_list(filters=RecordFilter()).filter(seq__in=[s for s in seqs if s >= 0])
-    history = []
-    for record in records:
-        body = record.as_dict()
-        data = body.get("data") or {}
-        history.append(
-            {
-                "seq": record.seq,
-                "record_pk": record.pk,
-                "recorded_at_us": record.recorded_at_us,
-                "event_type": record.event_type,
-                "actor": record.actor_id,
-                "action": "created"
-                if record.event_type == "SURVEILLANCE_ALERT"
-                else data.get("action", ""),
-                "from_status": data.get("from_status"),
-                "status": data.get("status", "open"),
-                "note": data.get("note", ""),
-                "data": data,
-                "purged": bool(body.get("purged")),
-            }
-        )
-    return history
-
-
-def alert_evidence(*, alert: Alert) -> list[dict[str, Any]]:
-    """The records behind the alert as a timeline (log order): each with its
-    time, type, agent and the order it concerns (order id, side, quantity,
-    price, fill, reason as the envelope or decision says them), and the pk of
-    that order's row where the gate knows it, so the page can link to it."""
-    from ..models import Order
-
-    seqs = [int(s) for s in alert.evidence if isinstance(s, int)]
-    rows = []
-    for record in record_list(filters=RecordFilter()).filter(seq__in=seqs):
-        body = record.as_dict()
-        source = body.get("source") or {}
-        payload = (source.get("envelope") or {}).get("payload") or {}
-        data = body.get("data") or {}
-        merged = {**data, **payload} if isinstance(payload, dict) else dict(data)
-        rows.append(
-            {
-                "seq": record.seq,
-                "record_pk": record.pk,
-                "recorded_at_us": record.recorded_at_us,
-                "event_type": record.event_type,
-                "agent_id": record.agent_id or data.get("agent_id") or "",
-                "order_id": merged.get("order_id", ""),
-                "market": merged.get("market", ""),
-                "side": merged.get("side", ""),
-                "quantity": merged.get("quantity", ""),
-                "price": merged.get("price", ""),
-                "fill_id": merged.get("fill_id", ""),
-                "decision": data.get("decision", ""),
-                "reason": merged.get("reason", ""),
-                "purged": bool(body.get("purged")),
-                "order_pk": None,
-            }
-        )
-    wanted = {(r["agent_id"], r["order_id"]) for r in rows if r["agent_id"] and r["order_id"]}
-    if wanted:
-        orders = Order.objects.filter(
-            agent__agent_id__in={a for a, _ in wanted}, order_id__in={o for _, o in wanted}
-        ).values_list("agent__agent_id", "order_id", "pk")
-        pks = {(agent, order): pk for agent, order, pk in orders}
-        for row in rows:
-            row["order_pk"] = pks.get((row["agent_id"], row["order_id"]))
-    return rows

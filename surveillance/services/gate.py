@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 
 from accounts.models import Agent, User
 from approvals.services import approval_open
@@ -52,7 +51,8 @@ from ..checks import (
     evaluate,
 )
 from ..config import Limits, market_key
-from ..models import AgentRiskLimit, FirmRisk, KillSwitch, Order
+from ..models import AgentRiskLimit, FirmRisk, Order
+from ..selectors import active_kill_switches, cancel_orders_for
 from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
 from .counters import counts_add_order
@@ -103,10 +103,6 @@ def _today() -> Any:
     return datetime.now(UTC).date()
 
 
-def active_kill_switches() -> set[tuple[str, str]]:
-    return set(KillSwitch.objects.filter(active=True).values_list("scope", "target"))
-
-
 def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, str]]) -> bool:
     return (
         ("global", "") in switches
@@ -150,16 +146,6 @@ def _replay(agent: Agent, checked: CheckedItem) -> GateResult | None:
         cancel_all=cancel_all_for(agent.agent_id, order.market, active_kill_switches()),
         replayed=True,
         cancel_orders=cancel_orders_for(agent),
-    )
-
-
-def cancel_orders_for(agent: Agent) -> list[str]:
-    """The agent's resting orders a person asked to cancel (the gate reads the
-    same in its snapshot; this is for answers given without one)."""
-    return sorted(
-        Order.objects.filter(
-            agent=agent, cancel_requested_at_us__isnull=False, status__in=Order.RESTING
-        ).values_list("order_id", flat=True)
     )
 
 
@@ -523,12 +509,3 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
         cancel_all=cancel_all_for(agent.agent_id, order.market, snap.kill_switches),
         cancel_orders=snap.cancel_orders,
     )
-
-
-def order_get(*, agent: Agent, order_id: str) -> Order | None:
-    return Order.objects.filter(agent=agent, order_id=order_id).first()
-
-
-def orders_resting(q: Q | None = None) -> Any:
-    qs = Order.objects.filter(status__in=Order.RESTING)
-    return qs.filter(q) if q is not None else qs

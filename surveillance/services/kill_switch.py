@@ -171,7 +171,3 @@ def kill_switch_deactivate(
     switch.deactivation_reason = reason
     switch.save(update_fields=["active", "deactivated_by", "deactivated_at", "deactivation_reason"])
     return switch
-
-
-def kill_switch_active() -> list[KillSwitch]:
-    return list(KillSwitch.objects.filter(active=True).order_by("activated_at"))

@@ -14,13 +14,13 @@ from django.test import Client, override_settings
 
 from audit.models import Record
 from surveillance.models import Alert, AlertLogEntry
+from surveillance.selectors import alert_history
 from surveillance.services.alerts import (
     AlertConflict,
     AlertForbidden,
     AlertInvalid,
     alert_assign,
     alert_escalate,
-    alert_history,
     alert_note_add,
     alert_reopen,
     alert_resolve,
