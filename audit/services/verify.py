@@ -35,7 +35,7 @@ from compliance_client.note import (
     verify_cosignature_line,
 )
 from compliance_site.dispatch import publish_on_commit
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Forbidden
 
 from .. import log_key
 from ..models import Checkpoint, Cosignature, Log, LogVerification, MerkleNode, Record
@@ -334,13 +334,6 @@ def _check_nodes(head: Log, completed: list[tuple[int, int, bytes, int]]) -> Non
             raise _Bad(seq, f"stored Merkle node L{level}#{index} differs from the records")
 
 
-class VerificationError(ServiceError):
-    http_status = 403
-
-    def __init__(self, detail: str):
-        super().__init__("forbidden", detail)
-
-
 def verify_and_record(*, actor: Actor, log_name: str = DEFAULT_LOG) -> VerifyResult:
     """Verify, then record the outcome as AUDIT_VERIFIED (itself part of the log)."""
     return _verify_and_record(actor=actor, log_name=log_name)[0]
@@ -373,7 +366,9 @@ def verification_request(*, acting_user: User) -> LogVerification:
     A large log takes minutes, longer than any request may: a worker runs it
     and records AUDIT_VERIFIED; the caller polls the row."""
     if not acting_user.has_perm("accounts.verify_log"):
-        raise VerificationError("verifying the log needs the compliance_officer role or higher")
+        raise Forbidden(
+            "forbidden", "verifying the log needs the compliance_officer role or higher"
+        )
     from ..tasks import log_verify_task
 
     with transaction.atomic():

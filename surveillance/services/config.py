@@ -98,7 +98,7 @@ def limits_in_force(firm: FirmRisk) -> Limits:
 @transaction.atomic
 def config_update(*, config: Any, acting_user: User) -> ComplianceConfigVersion:
     """A new version with the whole config. Compliance officers+. The config is
-    validated here, whoever calls (API, admin, command, script): ConfigInvalid
+    validated here, whoever calls (API, admin, command, script): Invalid
     (400) for an invalid one, `audit_required` for `audit_enabled: false`.
     Takes the firm risk lock, so no gate decision straddles the change."""
     config = config_validate(config)

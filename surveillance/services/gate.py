@@ -39,6 +39,7 @@ from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_i
 from audit.services.log import Head
 from audit.validation import UNPRICED_ORDER_TYPES
 from compliance_site.db import Batch, insert_sql, mark_inserted
+from compliance_site.exceptions import Conflict, NotFound
 
 from ..checks import (
     REGULATORY_REASONS,
@@ -56,18 +57,25 @@ from .counters import counts_add_order
 from .snapshot import snapshot_for, snapshot_from_row, snapshot_statement
 
 
-class OrderConflict(Exception):
+class OrderRejected(BatchRejected):
+    """The gate's refusal of an invalid intent (400): the item's own code and
+    detail, and the item in `errors` as the event batch lists them."""
+
+    def __init__(self, errors: list[ItemError]):
+        super().__init__(errors)
+        self.code, self.detail = errors[0].code, errors[0].detail
+
+
+class OrderConflict(Conflict):
     """The order_id is taken by another envelope, or the amendment targets an order
     that cannot be amended (409)."""
 
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
+class OrderNotFound(NotFound):
+    """No such order for this agent, or not one the person may act for (404)."""
 
-class OrderNotFound(Exception):
-    pass
+    def __init__(self, order_id: str):
+        super().__init__("order_not_found", f"no order {order_id!r} for this agent")
 
 
 @dataclass
@@ -113,9 +121,12 @@ def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, s
 
 
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:
-    checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
+    try:
+        checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
+    except BatchRejected as exc:
+        raise OrderRejected(exc.errors) from exc
     if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
-        raise BatchRejected(
+        raise OrderRejected(
             [ItemError(0, "unknown_event_type", "the gate takes ORDER_SUBMITTED or ORDER_AMENDED")]
         )
     return checked
@@ -170,7 +181,7 @@ def _replayed_approval(order: Order) -> dict[str, Any] | None:
 
 
 def order_submit(*, agent: Agent, item: Any) -> GateResult:
-    """Decide on a signed order intent (or amendment). Raises BatchRejected (400),
+    """Decide on a signed order intent (or amendment). Raises OrderRejected (400),
     OrderConflict (409) or OrderNotFound (404); nothing is stored then."""
     checked = _check_intent(agent, item)
     amendment = checked.envelope["event_type"] == "ORDER_AMENDED"
@@ -428,7 +439,7 @@ def _market_order_price(payload: dict[str, Any], snap: RiskSnapshot) -> Decimal:
     if payload.get("reference_price") is not None:
         candidates.append(Decimal(payload["reference_price"]))
     if not candidates:
-        raise BatchRejected(
+        raise OrderRejected(
             [
                 ItemError(
                     0,
@@ -461,7 +472,7 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     quantity = Decimal(payload.get("quantity", order.quantity))
     price = Decimal(payload.get("price", order.price))
     if quantity <= order.filled_quantity:
-        raise BatchRejected(
+        raise OrderRejected(
             [ItemError(0, "schema_violation", "amended quantity must exceed the filled quantity")]
         )
     now = now_us()

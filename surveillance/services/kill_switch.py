@@ -11,17 +11,12 @@ from accounts.models import User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.exceptions import Conflict, Forbidden, Invalid
 
 from ..config import market_key
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
 from .risk import lock_firm
-
-
-class KillSwitchError(Exception):
-    def __init__(self, code: str, detail: str, status: int):
-        super().__init__(detail)
-        self.code, self.detail, self.status = code, detail, status
 
 
 def _d(value: Any) -> str:
@@ -74,9 +69,7 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
 def kill_switch_check_role(user: User) -> None:
     role = limits_current().kill_switch_role
     if not has_role(user, role):
-        raise KillSwitchError(
-            "forbidden", f"the kill switch requires the {role} role or higher", 403
-        )
+        raise Forbidden("forbidden", f"the kill switch requires the {role} role or higher")
 
 
 def _target(scope: str, target: str | None) -> str:
@@ -95,10 +88,10 @@ def kill_switch_activate(
     kill_switch_check_role(acting_user)
     target = _target(scope, target)
     if scope != "global" and not target:
-        raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
+        raise Invalid("invalid", f"a {scope} kill switch needs a target")
     lock_firm()
     if KillSwitch.objects.filter(scope=scope, target=target, active=True).exists():
-        raise KillSwitchError("already_active", "this kill switch is already active", 409)
+        raise Conflict("already_active", "this kill switch is already active")
     snapshot = _snapshot(scope, target)
     record = record_event(
         "KILL_SWITCH_ACTIVATED",
@@ -142,7 +135,7 @@ def kill_switch_deactivate(
         .first()
     )
     if switch is None:
-        raise KillSwitchError("not_active", "no such active kill switch", 409)
+        raise Conflict("not_active", "no such active kill switch")
     record = record_event(
         "KILL_SWITCH_DEACTIVATED",
         actor=Actor.for_user(acting_user),
