@@ -24,7 +24,7 @@ class ServiceError(Exception):
     `detail` says why to a person, `extra` are further keys of the body;
     `http_status` is the API's answer (each subclass sets it)."""
 
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, code: str, detail: Any, **extra: Any):
         super().__init__(detail)

@@ -23,15 +23,15 @@ from django.utils.html import format_html
 from accounts.models import Role
 from accounts.roles import has_role
 from audit.models import MAX_SEQ
+from compliance_site.exceptions import ServiceError
 
 from .models import LegalHold, Report
 from .periods import Period, day, quarter, span
 from .regulators import REGULATORS
 from .selectors import legal_hold_list_for_user, report_list_for_user
-from .services.reports import ReportError, report_request
+from .services.reports import report_request
 from .services.retention import (
     MAX_REASON_CHARS,
-    RetentionError,
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
@@ -185,7 +185,7 @@ class ReportAdmin(ReadOnly):
                     regulator=data.get("regulator") or "",
                     acting_user=request.user,  # type: ignore[arg-type]
                 )
-            except ReportError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 verb = "queued" if created else "already exists"
@@ -325,7 +325,7 @@ class LegalHoldAdmin(ReadOnly):
         if request.method == "POST" and form.is_valid():
             try:
                 hold = legal_hold_place(acting_user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-            except RetentionError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 messages.success(
@@ -360,7 +360,7 @@ class LegalHoldAdmin(ReadOnly):
                 legal_hold_release(
                     hold_id=pk, reason=form.cleaned_data["reason"], acting_user=request.user
                 )  # type: ignore[arg-type]
-            except RetentionError as exc:
+            except ServiceError as exc:
                 messages.error(request, exc.detail)
             else:
                 messages.success(request, f"Legal hold #{pk} released.")
@@ -389,7 +389,7 @@ class LegalHoldAdmin(ReadOnly):
                     acting_user=request.user,  # type: ignore[arg-type]
                     reason=form.cleaned_data["reason"],
                 )
-            except RetentionError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 if summary.count:

@@ -28,9 +28,8 @@ from .periods import Period, day, quarter, span
 from .regulators import REGULATORS
 from .selectors import legal_hold_list_for_user, report_get_for_user, report_list_for_user
 from .services.render import CONTENT_TYPES
-from .services.reports import ReportError, report_request
+from .services.reports import report_request
 from .services.retention import (
-    RetentionError,
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
@@ -39,15 +38,6 @@ from .services.retention import (
 )
 
 MAX_LIST = 500
-
-
-def _error(code: str, detail: str) -> Response:
-    http = {
-        "forbidden": status.HTTP_403_FORBIDDEN,
-        "not_found": status.HTTP_404_NOT_FOUND,
-        "already_released": status.HTTP_409_CONFLICT,
-    }.get(code, status.HTTP_400_BAD_REQUEST)
-    return Response({"code": code, "detail": detail}, status=http)
 
 
 def _limit(request: Request) -> int:
@@ -158,17 +148,14 @@ class ReportsApi(APIView):
         data = ReportRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            report, created = report_request(
-                kind=v["kind"],
-                period=v["period"],
-                fmt=v["format"],
-                regulator=v["regulator"],
-                acting_user=request.user,
-                provisional=v["provisional"],
-            )
-        except ReportError as exc:
-            return _error(exc.code, exc.detail)
+        report, created = report_request(
+            kind=v["kind"],
+            period=v["period"],
+            fmt=v["format"],
+            regulator=v["regulator"],
+            acting_user=request.user,
+            provisional=v["provisional"],
+        )
         report.refresh_from_db()
         return Response(
             {"id": report.pk, "status": report.status, "created": created},
@@ -268,12 +255,7 @@ class RetentionPurgeApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            summary = retention_purge_by(
-                acting_user=request.user, reason=data.validated_data["reason"]
-            )
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        summary = retention_purge_by(acting_user=request.user, reason=data.validated_data["reason"])
         return Response(summary.as_dict())
 
 
@@ -335,10 +317,7 @@ class LegalHoldsApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            hold = legal_hold_place(acting_user=request.user, **data.validated_data)
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        hold = legal_hold_place(acting_user=request.user, **data.validated_data)
         return Response(LegalHoldOutSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
@@ -352,10 +331,7 @@ class LegalHoldReleaseApi(APIView):
     def post(self, request: Request, hold_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            hold = legal_hold_release(
-                hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
-            )
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        hold = legal_hold_release(
+            hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
+        )
         return Response(LegalHoldOutSerializer(hold).data)

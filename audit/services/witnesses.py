@@ -37,7 +37,7 @@ from compliance_client.note import (
 from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from ..models import Checkpoint, Cosignature, Witness
-from .agents import AgentError, parse_public_key
+from .agents import parse_public_key
 from .log import DEFAULT_LOG, Actor, record_event
 
 MAX_CHECKPOINTS_PER_SIZE = 50  # heartbeats repeat a size; bound the search
@@ -56,8 +56,6 @@ def witness_register(
     try:
         raw = parse_public_key(public_key)
         vkey = witness_vkey(name, raw)
-    except AgentError as exc:
-        raise Invalid(exc.code, exc.detail) from exc
     except NoteError as exc:
         raise Invalid("invalid_witness_name", str(exc)) from exc
     if Witness.objects.filter(name=name).exists():
