@@ -28,6 +28,7 @@ from accounts.permissions import (
 from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
+from compliance_site.decimals import decimal_text
 from compliance_site.exceptions import Invalid
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
@@ -44,10 +45,6 @@ from .services.kill_switch import (
     kill_switch_deactivate,
 )
 from .services.orders import order_cancel_request, order_submit_manual
-
-
-def _d(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 class OrderOutSerializer(serializers.ModelSerializer):
@@ -87,13 +84,13 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return obj.cancel_requested_at_us is not None
 
     def get_quantity(self, obj: Order) -> str:
-        return _d(obj.quantity)
+        return decimal_text(obj.quantity)
 
     def get_price(self, obj: Order) -> str:
-        return _d(obj.price)
+        return decimal_text(obj.price)
 
     def get_filled_quantity(self, obj: Order) -> str:
-        return _d(obj.filled_quantity)
+        return decimal_text(obj.filled_quantity)
 
 
 def _agent_for(request: Request, agent_id: Any) -> Agent:
@@ -262,9 +259,9 @@ class PositionsApi(APIView):
                     {
                         "agent_id": row.agent.agent_id,
                         "market": row.market,
-                        "position": _d(row.position),
-                        "open_buy": _d(row.open_buy),
-                        "open_sell": _d(row.open_sell),
+                        "position": decimal_text(row.position),
+                        "open_buy": decimal_text(row.open_buy),
+                        "open_sell": decimal_text(row.open_sell),
                     }
                     for row in view.agents
                 ],
@@ -273,10 +270,12 @@ class PositionsApi(APIView):
                 else [
                     {
                         "market": row.market,
-                        "position": _d(row.position),
-                        "open_buy": _d(row.open_buy),
-                        "open_sell": _d(row.open_sell),
-                        "mark_price": None if row.mark_price is None else _d(row.mark_price),
+                        "position": decimal_text(row.position),
+                        "open_buy": decimal_text(row.open_buy),
+                        "open_sell": decimal_text(row.open_sell),
+                        "mark_price": None
+                        if row.mark_price is None
+                        else decimal_text(row.mark_price),
                     }
                     for row in view.firm
                 ],

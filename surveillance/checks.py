@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from compliance_site.decimals import decimal_text
+
 from .config import Limits
 
 ZERO = Decimal(0)
@@ -101,14 +103,6 @@ class Reason:
         return {"code": self.code, "limit": self.limit, "value": self.value, "detail": self.detail}
 
 
-def _s(value: Decimal) -> str:
-    """Decimal as a plain string, for records (no floats, no exponent)."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def evaluate(
     intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = False
 ) -> list[Reason]:
@@ -136,22 +130,22 @@ def evaluate(
     if lim.price_collar is not None and s.reference_price:
         deviation = abs(price - s.reference_price) / s.reference_price
         if deviation > lim.price_collar:
+            off = decimal_text((deviation * 100).quantize(Decimal("0.01")))
             add(
                 Reason(
                     "price_collar",
-                    _s(lim.price_collar * 100),
-                    _s((deviation * 100).quantize(Decimal("0.01"))),
-                    f"price {_s(price)} is {_s((deviation * 100).quantize(Decimal('0.01')))}% "
-                    "from the "
-                    f"reference {_s(s.reference_price)}",
+                    decimal_text(lim.price_collar * 100),
+                    off,
+                    f"price {decimal_text(price)} is {off}% from the "
+                    f"reference {decimal_text(s.reference_price)}",
                 )
             )
     if lim.max_order_quantity is not None and qty > lim.max_order_quantity:
         add(
             Reason(
                 "max_order_quantity",
-                _s(lim.max_order_quantity),
-                _s(qty),
+                decimal_text(lim.max_order_quantity),
+                decimal_text(qty),
                 "order quantity above the limit",
             )
         )
@@ -159,8 +153,8 @@ def evaluate(
         add(
             Reason(
                 "max_order_notional",
-                _s(lim.max_order_notional),
-                _s(notional),
+                decimal_text(lim.max_order_notional),
+                decimal_text(notional),
                 "order notional above the limit",
             )
         )
@@ -191,9 +185,10 @@ def evaluate(
         add(
             Reason(
                 "max_position",
-                _s(cap),
-                _s(worst_after),
-                f"firm position in {market} could reach {_s(worst_after)} with resting orders",
+                decimal_text(cap),
+                decimal_text(worst_after),
+                f"firm position in {market} could reach {decimal_text(worst_after)} "
+                "with resting orders",
             )
         )
     value_price = s.market_price or price
@@ -204,8 +199,8 @@ def evaluate(
         add(
             Reason(
                 "max_total_notional",
-                _s(lim.max_total_notional),
-                _s(gross_after),
+                decimal_text(lim.max_total_notional),
+                decimal_text(gross_after),
                 "gross exposure above the limit",
             )
         )
@@ -216,17 +211,17 @@ def evaluate(
             add(
                 Reason(
                     "max_concentration",
-                    _s(lim.max_concentration * 100),
-                    _s(pct),
-                    f"{market} would be {_s(pct)}% of the portfolio",
+                    decimal_text(lim.max_concentration * 100),
+                    decimal_text(pct),
+                    f"{market} would be {decimal_text(pct)}% of the portfolio",
                 )
             )
     if lim.max_daily_volume is not None and s.firm_day_notional + notional > lim.max_daily_volume:
         add(
             Reason(
                 "max_daily_volume",
-                _s(lim.max_daily_volume),
-                _s(s.firm_day_notional + notional),
+                decimal_text(lim.max_daily_volume),
+                decimal_text(s.firm_day_notional + notional),
                 "firm daily volume above the limit",
             )
         )
@@ -241,8 +236,8 @@ def evaluate(
         add(
             Reason(
                 "max_cancel_ratio",
-                _s(lim.max_cancel_ratio),
-                _s(ratio),
+                decimal_text(lim.max_cancel_ratio),
+                decimal_text(ratio),
                 "agent cancel ratio above the limit",
             )
         )
@@ -262,8 +257,8 @@ def _approval(notional: Decimal, lim: Limits, reasons: list[Reason]) -> None:
         reasons.append(
             Reason(
                 "approval_required",
-                _s(lim.approval_threshold),
-                _s(notional),
+                decimal_text(lim.approval_threshold),
+                decimal_text(notional),
                 "order notional above the approval threshold: a compliance officer must approve it",
             )
         )
@@ -278,8 +273,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
             add(
                 Reason(
                     "agent_risk_limit",
-                    _s(al.max_position),
-                    _s(worst),
+                    decimal_text(al.max_position),
+                    decimal_text(worst),
                     "agent position limit (max_position)",
                 )
             )
@@ -287,8 +282,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
         add(
             Reason(
                 "agent_risk_limit",
-                _s(al.max_order_notional),
-                _s(notional),
+                decimal_text(al.max_order_notional),
+                decimal_text(notional),
                 "agent order notional limit (max_order_notional)",
             )
         )
@@ -299,8 +294,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
         add(
             Reason(
                 "agent_risk_limit",
-                _s(al.max_daily_notional),
-                _s(s.agent_day_notional + notional),
+                decimal_text(al.max_daily_notional),
+                decimal_text(s.agent_day_notional + notional),
                 "agent daily notional limit (max_daily_notional)",
             )
         )

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from accounts.models import ROLE_ORDER
 from compliance_client.jcs import canonicalize
+from compliance_site.decimals import decimal_text
 from compliance_site.exceptions import Invalid
 
 # The market names the gate accepts (audit.event_types.MARKET).
@@ -91,8 +92,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
+        return decimal_text(value)
     return value
 
 

@@ -24,6 +24,7 @@ from approvals.models import ApprovalRequest
 from audit.models import Checkpoint, Record
 from audit.models_webhooks import WebhookEndpoint
 from audit.services.log import DEFAULT_LOG
+from compliance_site.decimals import decimal_text
 from surveillance.models import AgentOrderCount, Alert, KillSwitch, MarketRisk, Order
 from surveillance.services.alerts import sla_hours
 
@@ -210,5 +211,5 @@ def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dic
         "rejection_reasons": reasons,
         "alerts_by_detector": dict(sorted(detectors.items(), key=lambda kv: -kv[1])),
         "cancel_ratio": ratio,
-        "exposure_by_market": {market: format(value.normalize(), "f") for market, value in markets},
+        "exposure_by_market": {market: decimal_text(value) for market, value in markets},
     }

@@ -11,6 +11,7 @@ from django.db import transaction
 from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from compliance_client.jcs import canonicalize
+from compliance_site.decimals import decimal_text
 
 from ..config import DEFAULT_CONFIG, Limits, config_hash, config_validate
 from ..models import AgentRiskLimit, ComplianceConfigVersion, FirmRisk
@@ -119,7 +120,7 @@ def agent_limits_dict(limit: AgentRiskLimit | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in LIMIT_FIELDS:
         value = getattr(limit, name)
-        out[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
+        out[name] = decimal_text(value) if isinstance(value, Decimal) else value
     return out
 
 

@@ -39,6 +39,7 @@ from audit.services.ingest import BatchRejected, CheckedItem, ItemError, check_i
 from audit.services.log import Head
 from audit.validation import UNPRICED_ORDER_TYPES
 from compliance_site.db import Batch, insert_sql, mark_inserted
+from compliance_site.decimals import decimal_text
 from compliance_site.exceptions import Conflict, NotFound
 
 from ..checks import (
@@ -234,7 +235,7 @@ def _decision_data(
         "config_version": lim.version,
         "config_hash": lim.hash,
         "agent_limits_hash": limits_hash(limits),
-        "notional": format(notional.normalize(), "f"),
+        "notional": decimal_text(notional),
     }
     if not lim.enabled:
         # The config in force turned the limit checks off: the record says the
@@ -403,7 +404,7 @@ def decide_submission(
                 "market": intent.market,
                 "side": intent.side,
                 "quantity": payload["quantity"],
-                "price": format(intent.price.normalize(), "f"),
+                "price": decimal_text(intent.price),
                 "notional": data["notional"],
                 "order_seq": order.seq,
                 "config_hash": lim.hash,
@@ -497,8 +498,8 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     decision = "accepted" if not reasons else "rejected"
     data = _decision_data(decision, order.status, reasons, lim, limit_row, intent.notional)
     data["amendment"] = {
-        "quantity": format(quantity.normalize(), "f"),
-        "price": format(price.normalize(), "f"),
+        "quantity": decimal_text(quantity),
+        "price": decimal_text(price),
     }
     checked.extra_data = data
     pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if reasons else None)]

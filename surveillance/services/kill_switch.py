@@ -11,16 +11,13 @@ from accounts.models import User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.decimals import decimal_text
 from compliance_site.exceptions import Conflict, Forbidden, Invalid
 
 from ..config import market_key
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
 from .risk import lock_firm
-
-
-def _d(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 def _snapshot(scope: str, target: str) -> dict[str, Any]:
@@ -38,16 +35,16 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
         orders = orders.filter(market=target)
     return {
         "positions": [
-            {"agent_id": a.agent.agent_id, "market": a.market, "position": _d(a.position)}
+            {"agent_id": a.agent.agent_id, "market": a.market, "position": decimal_text(a.position)}
             for a in agents
             if a.position or a.open_buy or a.open_sell
         ],
         "markets": [
             {
                 "market": m.market,
-                "position": _d(m.position),
-                "open_buy": _d(m.open_buy),
-                "open_sell": _d(m.open_sell),
+                "position": decimal_text(m.position),
+                "open_buy": decimal_text(m.open_buy),
+                "open_sell": decimal_text(m.open_sell),
             }
             for m in markets
             if m.position or m.open_buy or m.open_sell
@@ -58,7 +55,7 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
                 "order_id": o.order_id,
                 "market": o.market,
                 "side": o.side,
-                "remaining": _d(o.remaining),
+                "remaining": decimal_text(o.remaining),
                 "status": o.status,
             }
             for o in orders
