@@ -36,9 +36,9 @@ from .models import (
 from .selectors import positions_for_user
 from .services.config import limits_current
 from .services.kill_switch import (
-    _snapshot,
     kill_switch_activate,
     kill_switch_deactivate,
+    kill_switch_preview,
 )
 
 
@@ -137,7 +137,7 @@ class KillSwitchAdmin(ReadOnlyAdmin):
                         "Bots in scope are told to cancel.",
                     )
                 return HttpResponseRedirect(reverse("admin:surveillance_killswitch_changelist"))
-            snapshot = _snapshot(scope, "" if scope == "global" else target)
+            snapshot = kill_switch_preview(scope=scope, target=target)
             return self._render(
                 request,
                 {

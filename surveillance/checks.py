@@ -6,8 +6,9 @@ measures them alone). Every failing check is reported, in DESIGN.md order."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from compliance_site.decimals import decimal_text
@@ -47,6 +48,39 @@ class Intent:
         return self.quantity * self.price
 
 
+_EXACT = Context(prec=100)
+
+
+def worst_position(position: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
+    """The largest absolute position reachable if every resting order fills:
+    every buy, or every sell. Exact, as the database's numeric (no rounding at
+    the default 28 digits), so the gate, the firm's gross exposure and the
+    dashboard value a market alike."""
+    exact = _EXACT
+    return max(
+        exact.abs(exact.add(position, open_buy)), exact.abs(exact.subtract(position, open_sell))
+    )
+
+
+KillSwitchKey = tuple[str, str]
+
+
+def kill_switch_keys(agent_id: str, market: str | None) -> tuple[KillSwitchKey, ...]:
+    """The (scope, target) of every kill switch that covers an agent's orders in
+    a market, widest first: global, the agent's, the market's (no market: the
+    first two)."""
+    if market is None:
+        return (("global", ""), ("agent", agent_id))
+    return (("global", ""), ("agent", agent_id), ("market", market))
+
+
+def kill_switches_covering(
+    switches: Collection[KillSwitchKey], agent_id: str, market: str | None
+) -> list[KillSwitchKey]:
+    """Which of the active `switches` cover an agent's orders in a market."""
+    return [key for key in kill_switch_keys(agent_id, market) if key in switches]
+
+
 @dataclass
 class Exposure:
     position: Decimal = ZERO
@@ -57,7 +91,7 @@ class Exposure:
         """Largest absolute position reachable if every resting order (and this one) fills."""
         buy = self.open_buy + (quantity if side == "buy" else ZERO)
         sell = self.open_sell + (quantity if side == "sell" else ZERO)
-        return max(abs(self.position + buy), abs(self.position - sell))
+        return worst_position(self.position, buy, sell)
 
 
 @dataclass
@@ -112,11 +146,7 @@ def evaluate(
     qty, price, market = intent.quantity, intent.price, intent.market
     notional = qty * price
 
-    active = [
-        (scope, target)
-        for scope, target in (("global", ""), ("agent", intent.agent_id), ("market", market))
-        if (scope, target) in s.kill_switches
-    ]
+    active = kill_switches_covering(s.kill_switches, intent.agent_id, market)
     if active:
         names = ", ".join(f"{scope}:{target}" if target else scope for scope, target in active)
         add(Reason("kill_switch", names, "active", f"kill switch active ({names})"))

@@ -25,6 +25,7 @@ from audit.models import Checkpoint, Record
 from audit.models_webhooks import WebhookEndpoint
 from audit.services.log import DEFAULT_LOG
 from compliance_site.decimals import decimal_text
+from surveillance.checks import worst_position
 from surveillance.models import AgentOrderCount, Alert, KillSwitch, MarketRisk, Order
 from surveillance.services.alerts import sla_hours
 
@@ -137,8 +138,7 @@ def _exposure(row: MarketRisk) -> Decimal:
     price = row.mark_price if row.mark_price is not None else row.last_price
     if price is None:
         return Decimal(0)
-    worst = max(abs(row.position + row.open_buy), abs(row.position - row.open_sell))
-    return worst * price
+    return worst_position(row.position, row.open_buy, row.open_sell) * price
 
 
 def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from ..checks import (
     RiskSnapshot,
     decision_of,
     evaluate,
+    kill_switches_covering,
 )
 from ..config import Limits, market_key
 from ..models import AgentRiskLimit, FirmRisk, KillSwitch, Order
@@ -114,11 +115,7 @@ def active_kill_switches() -> set[tuple[str, str]]:
 
 
 def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, str]]) -> bool:
-    return (
-        ("global", "") in switches
-        or ("agent", agent_id) in switches
-        or (market is not None and ("market", market) in switches)
-    )
+    return bool(kill_switches_covering(switches, agent_id, market))
 
 
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:

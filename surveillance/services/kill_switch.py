@@ -76,6 +76,12 @@ def _target(scope: str, target: str | None) -> str:
     return market_key(target or "") if scope == "market" else (target or "")
 
 
+def kill_switch_preview(*, scope: str, target: str | None) -> dict[str, Any]:
+    """What activating the switch would snapshot now (the admin's confirmation
+    page): the same scope and target the activation uses."""
+    return _snapshot(scope, _target(scope, target))
+
+
 @transaction.atomic
 def kill_switch_activate(
     *, scope: str, target: str | None, reason: str, acting_user: User

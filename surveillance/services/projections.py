@@ -23,6 +23,7 @@ from audit.services import Actor, now_us, record_event
 from compliance_site.db import fetch_prepared, insert_new
 from compliance_site.decimals import decimal_text
 
+from ..checks import kill_switches_covering
 from ..config import market_key
 from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
 from . import risk
@@ -113,11 +114,7 @@ class _Bypasses:
     def fill_reasons(self, market: str, overfill: bool) -> list[str]:
         reasons = ["overfill"] if overfill else []
         switches = self.switches or set()
-        if market and (
-            ("global", "") in switches
-            or ("agent", self.agent.agent_id) in switches
-            or ("market", market) in switches
-        ):
+        if market and kill_switches_covering(switches, self.agent.agent_id, market):
             reasons.append("kill_switch")
         if market in self.restricted:
             reasons.append("restricted_market")
