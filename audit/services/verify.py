@@ -12,7 +12,6 @@ verification is a job (LogVerification), run by a worker."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -258,7 +257,7 @@ def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) ->
 
 
 def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dict | None) -> int:
-    sha256 = hashlib.sha256
+    hash_leaf, chain_next = merkle.hash_leaf, merkle.chain_next
     prev = bytes(32)
     expected = 0
     frontier: list[bytes] = []
@@ -297,10 +296,10 @@ def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dic
             if not purged:
                 if body is None:
                     raise _Bad(seq, "record has no body but is not purged")
-                if sha256(b"\x00" + body.encode("utf-8")).digest() != leaf:
+                if hash_leaf(body.encode("utf-8")) != leaf:
                     raise _Bad(seq, "leaf hash does not match the stored record")
                 _check_record(seq, body, event_type, recorded_at_us, keys)
-            prev = sha256(prev + leaf).digest()
+            prev = chain_next(prev, leaf)
             if prev != bytes(chain_hash):
                 raise _Bad(seq, "chain hash does not link to the previous record")
             frontier, done = merkle.frontier_append(frontier, seq, leaf)
