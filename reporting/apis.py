@@ -24,7 +24,7 @@ from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer
 from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
-from .periods import Period, day, quarter, span
+from .periods import period_of
 from .regulators import REGULATORS
 from .selectors import legal_hold_list_for_user, report_get_for_user, report_list_for_user
 from .services.render import CONTENT_TYPES
@@ -101,31 +101,17 @@ class ReportRequestSerializer(serializers.Serializer):
     provisional = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = {
-            "date": "date" in attrs,
-            "range": "start" in attrs or "end" in attrs,
-            "quarter": "year" in attrs or "quarter" in attrs,
-        }
-        if sum(given.values()) != 1:
-            raise serializers.ValidationError(
-                "give exactly one period: date, or start and end, or year and quarter"
-            )
         try:
-            if given["date"]:
-                period: Period = day(attrs["date"])
-            elif given["range"]:
-                if "start" not in attrs or "end" not in attrs:
-                    raise serializers.ValidationError("start and end go together")
-                period = span(attrs["start"], attrs["end"])
-            else:
-                if "year" not in attrs or "quarter" not in attrs:
-                    raise serializers.ValidationError("year and quarter go together")
-                period = quarter(attrs["year"], attrs["quarter"])
+            attrs["period"] = period_of(
+                kind=attrs["kind"],
+                date=attrs.get("date"),
+                start=attrs.get("start"),
+                end=attrs.get("end"),
+                year=attrs.get("year"),
+                quarter_no=attrs.get("quarter"),
+            )
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
-        if attrs["kind"] == Report.Kind.QUARTERLY and not given["quarter"]:
-            raise serializers.ValidationError("a quarterly report takes year and quarter")
-        attrs["period"] = period
         attrs["regulator"] = attrs.get("regulator") or ""
         return attrs
 
