@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from compliance_site.exceptions import Unauthenticated
 from compliance_site.proxies import client_ip
 
 from .services import token_issue
@@ -57,12 +58,8 @@ class TokenObtainApi(APIView):
             password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
-            return Response(
-                {
-                    "code": "invalid_credentials",
-                    "detail": "Unable to log in with the given credentials.",
-                },
-                status=status.HTTP_401_UNAUTHORIZED,
+            raise Unauthenticated(
+                "invalid_credentials", "Unable to log in with the given credentials."
             )
         token, expires_at = token_issue(user=user)
         return Response({"token": token, "expires_at": expires_at}, status=status.HTTP_201_CREATED)

@@ -23,11 +23,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from compliance_site.admin import ReadOnlyAdmin
+from compliance_site.exceptions import ServiceError
 
 from .models import ApprovalRequest
 from .registry import UnknownKind, context_of, get_resolver
 from .selectors import approval_list_for_user, work_queue_ordering
-from .services import MAX_REASON_CHARS, ApprovalError, approval_deny, approval_grant, may_decide
+from .services import MAX_REASON_CHARS, approval_deny, approval_grant, may_decide
 
 CONFIRMATION_TEMPLATE = "admin/approvals/approvalrequest/decide_confirmation.html"
 
@@ -272,7 +273,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
         for approval in queryset:
             try:
                 decide(request_id=approval.pk, acting_user=request.user, reason=reason)
-            except (ApprovalError, UnknownKind) as exc:
+            except (ServiceError, UnknownKind) as exc:
                 detail = getattr(exc, "detail", str(exc))
                 self.message_user(request, f"#{approval.pk}: {detail}", messages.ERROR)
             else:

@@ -3,7 +3,7 @@ approve and deny. Thin views: the rules live in approvals.services."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,8 +19,6 @@ from .models import ApprovalRequest
 from .selectors import approval_get_for_user, approval_list_for_user
 from .services import (
     MAX_REASON_CHARS,
-    ApprovalError,
-    ApprovalRecheckFailed,
     approval_deny,
     approval_grant,
 )
@@ -49,13 +47,6 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
             "reason",
         ]
         read_only_fields = fields
-
-
-def _error(exc: ApprovalError) -> Response:
-    body: dict[str, Any] = {"code": exc.code, "detail": exc.detail}
-    if isinstance(exc, ApprovalRecheckFailed):
-        body["reasons"] = exc.reasons
-    return Response(body, status=exc.http_status)
 
 
 class ApprovalListApi(APIView):
@@ -138,15 +129,12 @@ class _DecideApi(APIView):
     def post(self, request: Request, approval_id: int) -> Response:
         data = ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            approval = self.decide(
-                request_id=approval_id,
-                # IsComplianceOfficer admits only humans; the service re-checks.
-                acting_user=cast(User, request.user),
-                reason=data.validated_data["reason"],
-            )
-        except ApprovalError as exc:
-            return _error(exc)
+        approval = self.decide(
+            request_id=approval_id,
+            # IsComplianceOfficer admits only humans; the service re-checks.
+            acting_user=cast(User, request.user),
+            reason=data.validated_data["reason"],
+        )
         return Response(ApprovalOutSerializer(approval).data)
 
 

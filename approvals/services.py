@@ -38,7 +38,7 @@ from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
 from compliance_site.dispatch import publish
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from .models import ApprovalRequest, Notification
 from .registry import Resolver, get_resolver, recheck_of
@@ -61,33 +61,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Status = ApprovalRequest.Status
 
 
-class ApprovalError(ServiceError):
-    """A refused approval operation (the services know nothing of HTTP beyond
-    the `http_status` hint)."""
-
-
-class ApprovalInvalid(ApprovalError):
-    http_status = 400
-
-
-class ApprovalForbidden(ApprovalError):
-    http_status = 403
-
-
-class ApprovalNotFound(ApprovalError):
-    http_status = 404
-
-
-class ApprovalConflict(ApprovalError):
-    http_status = 409
-
-
-class ApprovalRecheckFailed(ApprovalConflict):
+class ApprovalRecheckFailed(Conflict):
     """The grant's re-check failed (CONTRACT 12): 409 with the reasons; nothing changed."""
 
     def __init__(self, reasons: list[dict[str, Any]]):
         shown = "; ".join(str(r.get("detail") or r.get("code")) for r in reasons)
-        super().__init__("recheck_failed", f"The re-check at the grant failed: {shown}")
+        super().__init__(
+            "recheck_failed", f"The re-check at the grant failed: {shown}", reasons=reasons
+        )
         self.reasons = reasons
 
 
@@ -104,24 +85,24 @@ def _freeze(value: Any, path: str = "summary") -> Any:
         return value
     if isinstance(value, int):
         if abs(value) > _MAX_SAFE_INT:
-            raise ApprovalInvalid("invalid_summary", f"{path}: integer out of range")
+            raise Invalid("invalid_summary", f"{path}: integer out of range")
         return value
     if isinstance(value, float):
-        raise ApprovalInvalid("float_not_allowed", f"{path}: use a decimal string, not a float")
+        raise Invalid("float_not_allowed", f"{path}: use a decimal string, not a float")
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise ApprovalInvalid("invalid_summary", f"{path}: decimal must be finite")
+            raise Invalid("invalid_summary", f"{path}: decimal must be finite")
         return format(value, "f")
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ApprovalInvalid("invalid_summary", f"{path}: keys must be strings")
+                raise Invalid("invalid_summary", f"{path}: keys must be strings")
             out[key] = _freeze(item, f"{path}.{key}")
         return out
     if isinstance(value, list | tuple):
         return [_freeze(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise ApprovalInvalid("invalid_summary", f"{path}: {type(value).__name__} is not JSON")
+    raise Invalid("invalid_summary", f"{path}: {type(value).__name__} is not JSON")
 
 
 def _requester_actor(request: ApprovalRequest) -> Actor:
@@ -199,13 +180,13 @@ def approval_open(
     for callers that already stamped their decision."""
     get_resolver(kind)
     if not isinstance(subject_id, str) or not 0 < len(subject_id) <= 128:
-        raise ApprovalInvalid("invalid_subject", "subject_id must be 1..128 characters")
+        raise Invalid("invalid_subject", "subject_id must be 1..128 characters")
     if isinstance(timeout_secs, bool) or not isinstance(timeout_secs, int):
-        raise ApprovalInvalid("invalid_timeout", "timeout_secs must be an integer")
+        raise Invalid("invalid_timeout", "timeout_secs must be an integer")
     if not 0 < timeout_secs <= MAX_TIMEOUT_SECS:
-        raise ApprovalInvalid("invalid_timeout", f"timeout_secs must be 1..{MAX_TIMEOUT_SECS}")
+        raise Invalid("invalid_timeout", f"timeout_secs must be 1..{MAX_TIMEOUT_SECS}")
     if not isinstance(summary, dict):
-        raise ApprovalInvalid("invalid_summary", "summary must be an object")
+        raise Invalid("invalid_summary", "summary must be an object")
     frozen = _freeze(summary)
     requested_at = now or timezone.now()
     request = ApprovalRequest.objects.create(
@@ -252,7 +233,7 @@ def may_decide(user: Any) -> bool:
 
 def _check_four_eyes(request: ApprovalRequest, acting_user: User, resolver: Resolver) -> None:
     if request.requested_by_user_id is not None and request.requested_by_user_id == acting_user.pk:
-        raise ApprovalForbidden(
+        raise Forbidden(
             "four_eyes_requester", "You requested this action; another officer must decide."
         )
     agent = request.requested_by_agent
@@ -261,7 +242,7 @@ def _check_four_eyes(request: ApprovalRequest, acting_user: User, resolver: Reso
     if owner is not None:
         owners.add(owner.pk)
     if acting_user.pk in owners:
-        raise ApprovalForbidden(
+        raise Forbidden(
             "four_eyes_owner",
             "You own the agent or subject of this request; another officer must decide.",
         )
@@ -270,11 +251,9 @@ def _check_four_eyes(request: ApprovalRequest, acting_user: User, resolver: Reso
 def _clean_reason(reason: Any) -> str:
     text = reason.strip() if isinstance(reason, str) else ""
     if not text:
-        raise ApprovalInvalid("reason_required", "A reason is required.")
+        raise Invalid("reason_required", "A reason is required.")
     if len(text) > MAX_REASON_CHARS:
-        raise ApprovalInvalid(
-            "reason_too_long", f"A reason has at most {MAX_REASON_CHARS} characters."
-        )
+        raise Invalid("reason_too_long", f"A reason has at most {MAX_REASON_CHARS} characters.")
     return text
 
 
@@ -282,7 +261,7 @@ def _clean_reason(reason: Any) -> str:
 def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) -> ApprovalRequest:
     text = _clean_reason(reason)
     if not may_decide(acting_user):
-        raise ApprovalForbidden(
+        raise Forbidden(
             "permission_denied", "Only compliance officers and admins decide approvals."
         )
     request = (
@@ -291,7 +270,7 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
         .first()
     )
     if request is None:
-        raise ApprovalNotFound("not_found", "No such approval request.")
+        raise NotFound("not_found", "No such approval request.")
     resolver = get_resolver(request.kind)
     _check_four_eyes(request, acting_user, resolver)
 
@@ -308,8 +287,8 @@ def _decide(*, request_id: int, acting_user: User, reason: str, outcome: str) ->
     if won != 1:
         request.refresh_from_db(fields=["status"])
         if request.status in (Status.PENDING, Status.EXPIRED):
-            raise ApprovalConflict("expired", "The request has expired.")
-        raise ApprovalConflict("already_decided", f"The request is already {request.status}.")
+            raise Conflict("expired", "The request has expired.")
+        raise Conflict("already_decided", f"The request is already {request.status}.")
     request.status, request.decided_by, request.decided_at, request.reason = (
         outcome,
         acting_user,

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from compliance_site import decimals
+
 EMPTY = "-"
 
 
@@ -24,9 +26,7 @@ def decimal_text(value: Decimal | str | None) -> str:
     """The one way a decimal is written for people: normalized, never exponent."""
     if value is None or value == "":
         return EMPTY
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    text = format(number.normalize(), "f")
-    return text
+    return decimals.decimal_text(value if isinstance(value, Decimal) else Decimal(str(value)))
 
 
 def _local(moment: dt.datetime) -> str:

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from compliance_client.jcs import canonicalize
-from compliance_client.merkle import hash_leaf
+from compliance_client.merkle import chain_next, hash_leaf
 
 __all__ = [
     "CHECKPOINTS",
@@ -217,11 +217,6 @@ class ConsistencyEntry:
 def record_leaf_hash(record: Mapping[str, Any]) -> bytes:
     """Leaf hash of a full record (extra keys such as leaf_hash are ignored)."""
     return hash_leaf(canonicalize({k: record[k] for k in HASHED_KEYS}))
-
-
-def chain_next(previous: bytes, leaf_hash: bytes) -> bytes:
-    """The next link of the linear hash chain."""
-    return hashlib.sha256(previous + leaf_hash).digest()
 
 
 def consistency_entry(first: int, second: int, hashes: Sequence[bytes]) -> dict[str, Any]:

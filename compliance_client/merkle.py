@@ -38,6 +38,7 @@ __all__ = [
     "MissingNodeError",
     "Node",
     "NodeFetcher",
+    "chain_next",
     "consistency_proof",
     "consistency_proof_nodes",
     "frontier_append",
@@ -83,6 +84,12 @@ class MissingNodeError(LookupError):
 def hash_leaf(data: bytes) -> bytes:
     """RFC 9162 leaf hash: SHA-256(0x00 || data)."""
     return _sha256(_LEAF + data).digest()
+
+
+def chain_next(previous: bytes, leaf_hash: bytes) -> bytes:
+    """The next link of the log's linear hash chain: SHA-256(previous || leaf_hash),
+    with 32 zero bytes before the first record (docs/records.md)."""
+    return _sha256(previous + leaf_hash).digest()
 
 
 def hash_children(left: bytes, right: bytes) -> bytes:

@@ -330,7 +330,7 @@ def _process_chunk(task: tuple[int, bytes, tuple[int, ...]], ring: _KeyRing) -> 
     lines.pop()  # the caller guarantees the blob ends with a newline
     decoder = _ChunkDecoder()
     decode = decoder.decode
-    sha256 = hashlib.sha256
+    hash_leaf, chain_next = merkle.hash_leaf, merkle.chain_next
     leaves: list[bytes] = []
     append_leaf = leaves.append
     first_leaf = first_chain = prev_chain = None
@@ -365,7 +365,7 @@ def _process_chunk(task: tuple[int, bytes, tuple[int, ...]], ring: _KeyRing) -> 
                     "seq": seq,
                     "source": record["source"],
                 }
-                leaf = sha256(b"\x00" + _jcs(body, needs_reference)).digest()
+                leaf = hash_leaf(_jcs(body, needs_reference))
                 if leaf != claimed_leaf:
                     raise ValueError(
                         "leaf_hash does not match the record's content (record altered)"
@@ -386,7 +386,7 @@ def _process_chunk(task: tuple[int, bytes, tuple[int, ...]], ring: _KeyRing) -> 
                 raise ValueError(f"not a full, purged or omitted record: keys {sorted(keys)}")
             if prev_chain is None:
                 first_leaf, first_chain = leaf, claimed_chain
-            elif sha256(prev_chain + leaf).digest() != claimed_chain:
+            elif chain_next(prev_chain, leaf) != claimed_chain:
                 raise ValueError("chain_hash does not match SHA-256(previous chain_hash || leaf)")
             prev_chain = claimed_chain
             append_leaf(leaf)
@@ -486,7 +486,7 @@ def _stream_records(
         if (
             result.first_leaf is not None
             and result.first_chain is not None
-            and hashlib.sha256(prev_chain + result.first_leaf).digest() != result.first_chain
+            and merkle.chain_next(prev_chain, result.first_leaf) != result.first_chain
         ):
             raise _Failure(
                 RECORDS,

@@ -8,7 +8,7 @@ change goes through the services, which record it in the log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django import forms
@@ -24,15 +24,15 @@ from accounts.models import Role
 from accounts.roles import has_role
 from audit.models import MAX_SEQ
 from compliance_site.admin import ReadOnlyAdmin
+from compliance_site.exceptions import ServiceError
 
 from .models import LegalHold, Report
-from .periods import Period, day, quarter, span
+from .periods import period_of
 from .regulators import REGULATORS
 from .selectors import legal_hold_list_for_user, report_list_for_user
-from .services.reports import ReportError, report_request
+from .services.reports import report_request
 from .services.retention import (
     MAX_REASON_CHARS,
-    RetentionError,
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
@@ -79,25 +79,25 @@ class GenerateForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if self.errors:  # a field's own error says it first
+            return data
         try:
-            period: Period
-            if data.get("year") and data.get("quarter"):
-                period = quarter(data["year"], data["quarter"])
-            elif data.get("kind") == Report.Kind.QUARTERLY:
-                raise forms.ValidationError("A quarterly report takes a year and a quarter.")
-            elif data.get("date"):
-                period = day(data["date"])
-            elif data.get("start") and data.get("end"):
-                period = span(
-                    datetime.combine(data["start"], time(0), tzinfo=UTC),
-                    datetime.combine(data["end"], time(0), tzinfo=UTC),
-                )
-            else:
-                raise forms.ValidationError("Give a date, a year and quarter, or a start and end.")
+            data["period"] = period_of(
+                kind=data.get("kind", ""),
+                date=data.get("date"),
+                start=_midnight(data.get("start")),
+                end=_midnight(data.get("end")),
+                year=data.get("year"),
+                quarter_no=data.get("quarter"),
+            )
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
-        data["period"] = period
         return data
+
+
+def _midnight(day: date | None) -> datetime | None:
+    """A day of the form as the start of that UTC day."""
+    return None if day is None else datetime.combine(day, time(0), tzinfo=UTC)
 
 
 @admin.register(Report)
@@ -179,7 +179,7 @@ class ReportAdmin(ReadOnly):
                     regulator=data.get("regulator") or "",
                     acting_user=request.user,  # type: ignore[arg-type]
                 )
-            except ReportError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 verb = "queued" if created else "already exists"
@@ -319,7 +319,7 @@ class LegalHoldAdmin(ReadOnly):
         if request.method == "POST" and form.is_valid():
             try:
                 hold = legal_hold_place(acting_user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-            except RetentionError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 messages.success(
@@ -354,7 +354,7 @@ class LegalHoldAdmin(ReadOnly):
                 legal_hold_release(
                     hold_id=pk, reason=form.cleaned_data["reason"], acting_user=request.user
                 )  # type: ignore[arg-type]
-            except RetentionError as exc:
+            except ServiceError as exc:
                 messages.error(request, exc.detail)
             else:
                 messages.success(request, f"Legal hold #{pk} released.")
@@ -383,7 +383,7 @@ class LegalHoldAdmin(ReadOnly):
                     acting_user=request.user,  # type: ignore[arg-type]
                     reason=form.cleaned_data["reason"],
                 )
-            except RetentionError as exc:
+            except ServiceError as exc:
                 form.add_error(None, exc.detail)
             else:
                 if summary.count:

@@ -24,13 +24,12 @@ from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer
 from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
-from .periods import Period, day, quarter, span
+from .periods import period_of
 from .regulators import REGULATORS
 from .selectors import legal_hold_list_for_user, report_get_for_user, report_list_for_user
 from .services.render import CONTENT_TYPES
-from .services.reports import ReportError, report_request
+from .services.reports import report_request
 from .services.retention import (
-    RetentionError,
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
@@ -39,15 +38,6 @@ from .services.retention import (
 )
 
 MAX_LIST = 500
-
-
-def _error(code: str, detail: str) -> Response:
-    http = {
-        "forbidden": status.HTTP_403_FORBIDDEN,
-        "not_found": status.HTTP_404_NOT_FOUND,
-        "already_released": status.HTTP_409_CONFLICT,
-    }.get(code, status.HTTP_400_BAD_REQUEST)
-    return Response({"code": code, "detail": detail}, status=http)
 
 
 def _limit(request: Request) -> int:
@@ -111,31 +101,17 @@ class ReportRequestSerializer(serializers.Serializer):
     provisional = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = {
-            "date": "date" in attrs,
-            "range": "start" in attrs or "end" in attrs,
-            "quarter": "year" in attrs or "quarter" in attrs,
-        }
-        if sum(given.values()) != 1:
-            raise serializers.ValidationError(
-                "give exactly one period: date, or start and end, or year and quarter"
-            )
         try:
-            if given["date"]:
-                period: Period = day(attrs["date"])
-            elif given["range"]:
-                if "start" not in attrs or "end" not in attrs:
-                    raise serializers.ValidationError("start and end go together")
-                period = span(attrs["start"], attrs["end"])
-            else:
-                if "year" not in attrs or "quarter" not in attrs:
-                    raise serializers.ValidationError("year and quarter go together")
-                period = quarter(attrs["year"], attrs["quarter"])
+            attrs["period"] = period_of(
+                kind=attrs["kind"],
+                date=attrs.get("date"),
+                start=attrs.get("start"),
+                end=attrs.get("end"),
+                year=attrs.get("year"),
+                quarter_no=attrs.get("quarter"),
+            )
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
-        if attrs["kind"] == Report.Kind.QUARTERLY and not given["quarter"]:
-            raise serializers.ValidationError("a quarterly report takes year and quarter")
-        attrs["period"] = period
         attrs["regulator"] = attrs.get("regulator") or ""
         return attrs
 
@@ -158,17 +134,14 @@ class ReportsApi(APIView):
         data = ReportRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            report, created = report_request(
-                kind=v["kind"],
-                period=v["period"],
-                fmt=v["format"],
-                regulator=v["regulator"],
-                acting_user=request.user,
-                provisional=v["provisional"],
-            )
-        except ReportError as exc:
-            return _error(exc.code, exc.detail)
+        report, created = report_request(
+            kind=v["kind"],
+            period=v["period"],
+            fmt=v["format"],
+            regulator=v["regulator"],
+            acting_user=request.user,
+            provisional=v["provisional"],
+        )
         report.refresh_from_db()
         return Response(
             {"id": report.pk, "status": report.status, "created": created},
@@ -268,12 +241,7 @@ class RetentionPurgeApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            summary = retention_purge_by(
-                acting_user=request.user, reason=data.validated_data["reason"]
-            )
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        summary = retention_purge_by(acting_user=request.user, reason=data.validated_data["reason"])
         return Response(summary.as_dict())
 
 
@@ -335,10 +303,7 @@ class LegalHoldsApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            hold = legal_hold_place(acting_user=request.user, **data.validated_data)
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        hold = legal_hold_place(acting_user=request.user, **data.validated_data)
         return Response(LegalHoldOutSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
@@ -352,10 +317,7 @@ class LegalHoldReleaseApi(APIView):
     def post(self, request: Request, hold_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            hold = legal_hold_release(
-                hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
-            )
-        except RetentionError as exc:
-            return _error(exc.code, exc.detail)
+        hold = legal_hold_release(
+            hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
+        )
         return Response(LegalHoldOutSerializer(hold).data)

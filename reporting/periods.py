@@ -66,3 +66,40 @@ def span(start: datetime, end: datetime) -> Period:
         raise ValueError("end must be after start")
     label = f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}"
     return Period(start, end, label)
+
+
+QUARTERLY = "quarterly"  # Report.Kind.QUARTERLY (the models import this module)
+
+
+def period_of(
+    *,
+    kind: str,
+    date: date | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    year: int | None = None,
+    quarter_no: int | None = None,
+) -> Period:
+    """The period a report request names, for the API and the admin alike:
+    exactly one of a UTC day, a start and an end, or a year and a quarter; a
+    quarterly report takes a year and a quarter. A ValueError says what is wrong."""
+    given = {
+        "date": date is not None,
+        "range": start is not None or end is not None,
+        "quarter": year is not None or quarter_no is not None,
+    }
+    if sum(given.values()) != 1:
+        raise ValueError("give exactly one period: date, or start and end, or year and quarter")
+    if date is not None:
+        period = day(date)
+    elif given["range"]:
+        if start is None or end is None:
+            raise ValueError("start and end go together")
+        period = span(start, end)
+    else:
+        if year is None or quarter_no is None:
+            raise ValueError("year and quarter go together")
+        period = quarter(year, quarter_no)
+    if kind == QUARTERLY and not given["quarter"]:
+        raise ValueError("a quarterly report takes year and quarter")
+    return period

@@ -30,6 +30,7 @@ from accounts.roles import has_role
 from audit.admin_display import json_list, when
 from audit.admin_tools import FastCountPaginator
 from compliance_site.admin import ReadOnlyAdmin
+from compliance_site.exceptions import ServiceError
 
 from .models import Alert
 from .selectors import (
@@ -43,7 +44,6 @@ from .services.alerts import (
     ESCALATION_ROLES,
     MAX_NOTE_CHARS,
     RESOLVE_PERMISSION,
-    AlertError,
     alert_assign,
     alert_escalate,
     alert_note_add,
@@ -369,7 +369,7 @@ class AlertAdmin(ReadOnlyAdmin):
             else:
                 alert_reopen(alert_id=pk, acting_user=user, reason=data["reason"])  # type: ignore[arg-type]
                 done = "Reopened; the case is assigned to you."
-        except AlertError as exc:
+        except ServiceError as exc:
             self.message_user(request, exc.detail, messages.ERROR)
         else:
             self.message_user(request, done, messages.SUCCESS)
@@ -383,7 +383,7 @@ class AlertAdmin(ReadOnlyAdmin):
         for alert in queryset:
             try:
                 alert_assign(alert_id=alert.pk, acting_user=request.user)  # type: ignore[arg-type]
-            except AlertError as exc:
+            except ServiceError as exc:
                 self.message_user(request, f"#{alert.pk}: {exc.detail}", messages.ERROR)
             else:
                 done += 1
@@ -437,7 +437,7 @@ class AlertAdmin(ReadOnlyAdmin):
                 for alert in queryset:
                     try:
                         apply(alert, form.cleaned_data)
-                    except AlertError as exc:
+                    except ServiceError as exc:
                         self.message_user(request, f"#{alert.pk}: {exc.detail}", messages.ERROR)
                     else:
                         done += 1

@@ -22,6 +22,7 @@ from accounts.selectors import scope_to_agents
 from audit.admin_display import decimal_text, json_list, when_us
 from audit.admin_tools import FastCountPaginator, register_record_search, time_range_filter
 from compliance_site.admin import ReadOnlyAdmin
+from compliance_site.exceptions import ServiceError
 
 from .models import (
     AgentMarketRisk,
@@ -35,10 +36,9 @@ from .models import (
 from .selectors import positions_for_user
 from .services.config import limits_current
 from .services.kill_switch import (
-    KillSwitchError,
-    _snapshot,
     kill_switch_activate,
     kill_switch_deactivate,
+    kill_switch_preview,
 )
 
 
@@ -128,7 +128,7 @@ class KillSwitchAdmin(ReadOnlyAdmin):
                     kill_switch_activate(
                         scope=scope, target=target, reason=reason, acting_user=request.user
                     )
-                except KillSwitchError as exc:
+                except ServiceError as exc:
                     messages.error(request, exc.detail)
                 else:
                     messages.success(
@@ -137,7 +137,7 @@ class KillSwitchAdmin(ReadOnlyAdmin):
                         "Bots in scope are told to cancel.",
                     )
                 return HttpResponseRedirect(reverse("admin:surveillance_killswitch_changelist"))
-            snapshot = _snapshot(scope, "" if scope == "global" else target)
+            snapshot = kill_switch_preview(scope=scope, target=target)
             return self._render(
                 request,
                 {
@@ -167,7 +167,7 @@ class KillSwitchAdmin(ReadOnlyAdmin):
                     reason=form.cleaned_data["reason"],
                     acting_user=request.user,
                 )
-            except KillSwitchError as exc:
+            except ServiceError as exc:
                 messages.error(request, exc.detail)
             else:
                 messages.success(request, f"Kill switch {switch} released.")

@@ -28,8 +28,8 @@ from accounts.permissions import (
 from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
 from audit.apis.events import StrictJSONParser
-from audit.services import BatchRejected
-from compliance_site.exceptions import ServiceError
+from compliance_site.decimals import decimal_text
+from compliance_site.exceptions import Invalid
 from compliance_site.metrics import GATE_REFUSED, count, gate_decided
 from compliance_site.openapi import ErrorSerializer, SignedItemSerializer
 
@@ -37,18 +37,13 @@ from .config import ComplianceConfigSerializer, DecimalText
 from .models import KillSwitch, Order
 from .selectors import kill_switch_active, order_get, positions_for_user
 from .services.config import agent_limits_dict, agent_limits_set, config_current, config_update
-from .services.gate import OrderConflict, OrderNotFound, order_submit
+from .services.gate import OrderConflict, OrderNotFound, OrderRejected, order_submit
 from .services.kill_switch import (
-    KillSwitchError,
     kill_switch_activate,
     kill_switch_check_role,
     kill_switch_deactivate,
 )
 from .services.orders import order_cancel_request, order_submit_manual
-
-
-def _d(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 class OrderOutSerializer(serializers.ModelSerializer):
@@ -88,20 +83,20 @@ class OrderOutSerializer(serializers.ModelSerializer):
         return obj.cancel_requested_at_us is not None
 
     def get_quantity(self, obj: Order) -> str:
-        return _d(obj.quantity)
+        return decimal_text(obj.quantity)
 
     def get_price(self, obj: Order) -> str:
-        return _d(obj.price)
+        return decimal_text(obj.price)
 
     def get_filled_quantity(self, obj: Order) -> str:
-        return _d(obj.filled_quantity)
+        return decimal_text(obj.filled_quantity)
 
 
 def _agent_for(request: Request, agent_id: Any) -> Agent:
     """The agent a person names, if they may see it (a trader: only their own);
     400 when the body names none."""
     if not isinstance(agent_id, str) or not agent_id:
-        raise ServiceError("agent_id_required", "Name the agent (agent_id) the order is for.")
+        raise Invalid("agent_id_required", "Name the agent (agent_id) the order is for.")
     agent = agent_get_for_user(user=request.user, agent_id=agent_id)
     if agent is None:
         raise Http404
@@ -191,10 +186,7 @@ class OrdersApi(APIView):
     def post(self, request: Request) -> Response:
         item = request.data
         if not isinstance(item, dict):
-            return Response(
-                {"code": "invalid_body", "detail": "Body must be one JSON object."},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise Invalid("invalid_body", "Body must be one JSON object.")
         try:
             if is_agent(request):
                 result = order_submit(agent=request.user.agent, item=item)
@@ -202,38 +194,15 @@ class OrdersApi(APIView):
                 order = dict(item)
                 agent = _agent_for(request, order.pop("agent_id", None))
                 result = order_submit_manual(agent=agent, order=order, acting_user=request.user)
-        except BatchRejected as exc:
-            error = exc.errors[0]
-            count(GATE_REFUSED, error.code)
-            return Response(
-                {
-                    "code": error.code,
-                    "detail": error.detail,
-                    "errors": [e.as_dict() for e in exc.errors],
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        except OrderConflict as exc:
+        except (OrderRejected, OrderConflict, OrderNotFound) as exc:
             count(GATE_REFUSED, exc.code)
-            return Response(
-                {"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT
-            )
-        except OrderNotFound as exc:
-            count(GATE_REFUSED, "order_not_found")
-            return _order_not_found(exc)
+            raise
         if not result.replayed:
             gate_decided(result.decision, result.reasons)
         return Response(
             result.as_dict(),
             status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
         )
-
-
-def _order_not_found(exc: OrderNotFound) -> Response:
-    return Response(
-        {"code": "order_not_found", "detail": f"no order {exc.args[0]!r} for this agent"},
-        status=status.HTTP_404_NOT_FOUND,
-    )
 
 
 class OrderCancelApi(APIView):
@@ -253,19 +222,12 @@ class OrderCancelApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         agent = _agent_for(request, data.validated_data["agent_id"])
-        try:
-            order = order_cancel_request(
-                agent=agent,
-                order_id=order_id,
-                reason=data.validated_data["reason"],
-                acting_user=request.user,
-            )
-        except OrderConflict as exc:
-            return Response(
-                {"code": exc.code, "detail": exc.detail}, status=status.HTTP_409_CONFLICT
-            )
-        except OrderNotFound as exc:
-            return _order_not_found(exc)
+        order = order_cancel_request(
+            agent=agent,
+            order_id=order_id,
+            reason=data.validated_data["reason"],
+            acting_user=request.user,
+        )
         return Response(OrderOutSerializer(order).data)
 
 
@@ -296,9 +258,9 @@ class PositionsApi(APIView):
                     {
                         "agent_id": row.agent.agent_id,
                         "market": row.market,
-                        "position": _d(row.position),
-                        "open_buy": _d(row.open_buy),
-                        "open_sell": _d(row.open_sell),
+                        "position": decimal_text(row.position),
+                        "open_buy": decimal_text(row.open_buy),
+                        "open_sell": decimal_text(row.open_sell),
                     }
                     for row in view.agents
                 ],
@@ -307,10 +269,12 @@ class PositionsApi(APIView):
                 else [
                     {
                         "market": row.market,
-                        "position": _d(row.position),
-                        "open_buy": _d(row.open_buy),
-                        "open_sell": _d(row.open_sell),
-                        "mark_price": None if row.mark_price is None else _d(row.mark_price),
+                        "position": decimal_text(row.position),
+                        "open_buy": decimal_text(row.open_buy),
+                        "open_sell": decimal_text(row.open_sell),
+                        "mark_price": None
+                        if row.mark_price is None
+                        else decimal_text(row.mark_price),
                     }
                     for row in view.firm
                 ],
@@ -333,10 +297,7 @@ class OrderDetailApi(APIView):
         else:
             agent_id = request.query_params.get("agent_id")
             if not agent_id:
-                return Response(
-                    {"code": "agent_id_required", "detail": "Add ?agent_id= to look up an order."},
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
+                raise Invalid("agent_id_required", "Add ?agent_id= to look up an order.")
             agent = agent_get_for_user(user=request.user, agent_id=agent_id)
             if agent is None:
                 raise Http404
@@ -358,7 +319,7 @@ class ConfigApi(APIView):
     @extend_schema(request=ComplianceConfigSerializer, responses=CONFIG)
     def put(self, request: Request) -> Response:
         # Validated by the service (the same rules for every caller); a refusal
-        # is a ConfigInvalid, answered 400 with its code by the exception handler.
+        # is an Invalid, answered 400 with its code by the exception handler.
         row = config_update(config=request.data, acting_user=request.user)
         return Response({"version": row.version, "hash": row.hash, "config": row.config})
 
@@ -427,23 +388,18 @@ class KillSwitchApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        try:  # the role first: a caller who may not use the switch learns nothing more
-            kill_switch_check_role(request.user)
-        except KillSwitchError as exc:
-            return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
+        # the role first: a caller who may not use the switch learns nothing more
+        kill_switch_check_role(request.user)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         action = kill_switch_activate if v["action"] == "activate" else kill_switch_deactivate
-        try:
-            action(
-                scope=v["scope"],
-                target=v.get("target"),
-                reason=v["reason"],
-                acting_user=request.user,
-            )
-        except KillSwitchError as exc:
-            return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
+        action(
+            scope=v["scope"],
+            target=v.get("target"),
+            reason=v["reason"],
+            acting_user=request.user,
+        )
         return Response({"active": self._active()})
 
 

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import IsComplianceOfficer, IsViewer
+from compliance_site.exceptions import Invalid
 
 from .detectors import DETECTOR_NAMES
 from .models import Alert
@@ -22,8 +23,6 @@ from .selectors import alert_get_for_user, alert_history, alert_list_for_user
 from .services.alerts import (
     ESCALATION_ROLES,
     MAX_NOTE_CHARS,
-    AlertError,
-    AlertInvalid,
     alert_assign,
     alert_escalate,
     alert_note_add,
@@ -88,10 +87,6 @@ class AlertDetailOutSerializer(AlertOutSerializer):
         read_only_fields = fields
 
 
-def _error(exc: AlertError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
-
-
 class AlertListApi(APIView):
     """GET (viewers+): alerts, active first, most severe and oldest first."""
 
@@ -145,7 +140,7 @@ def _named(username: str | None) -> User | None:
         return None
     user = User.objects.filter(username=username).first()
     if user is None:
-        raise AlertInvalid("invalid_assignee", f"no user {username!r}")
+        raise Invalid("invalid_assignee", f"no user {username!r}")
     return user
 
 
@@ -171,10 +166,7 @@ class _AlertActionApi(APIView):
         data = form(data=request.data)
         data.is_valid(raise_exception=True)
         self._visible(request, alert_id)
-        try:
-            alert = act(dict(data.validated_data))
-        except AlertError as exc:
-            return _error(exc)
+        alert = act(dict(data.validated_data))
         return Response(AlertDetailOutSerializer(alert).data, status=status)
 
 
@@ -299,15 +291,12 @@ class AlertResolveApi(_AlertActionApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         self._visible(request, alert_id)
-        try:
-            alert = alert_resolve(
-                alert_id=alert_id,
-                acting_user=request.user,
-                disposition=data.validated_data["disposition"],
-                note=data.validated_data["note"],
-            )
-        except AlertError as exc:
-            return _error(exc)
+        alert = alert_resolve(
+            alert_id=alert_id,
+            acting_user=request.user,
+            disposition=data.validated_data["disposition"],
+            note=data.validated_data["note"],
+        )
         return self._done(alert)
 
 

@@ -6,9 +6,12 @@ measures them alone). Every failing check is reported, in DESIGN.md order."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
+
+from compliance_site.decimals import decimal_text
 
 from .config import Limits
 
@@ -45,6 +48,39 @@ class Intent:
         return self.quantity * self.price
 
 
+_EXACT = Context(prec=100)
+
+
+def worst_position(position: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
+    """The largest absolute position reachable if every resting order fills:
+    every buy, or every sell. Exact, as the database's numeric (no rounding at
+    the default 28 digits), so the gate, the firm's gross exposure and the
+    dashboard value a market alike."""
+    exact = _EXACT
+    return max(
+        exact.abs(exact.add(position, open_buy)), exact.abs(exact.subtract(position, open_sell))
+    )
+
+
+KillSwitchKey = tuple[str, str]
+
+
+def kill_switch_keys(agent_id: str, market: str | None) -> tuple[KillSwitchKey, ...]:
+    """The (scope, target) of every kill switch that covers an agent's orders in
+    a market, widest first: global, the agent's, the market's (no market: the
+    first two)."""
+    if market is None:
+        return (("global", ""), ("agent", agent_id))
+    return (("global", ""), ("agent", agent_id), ("market", market))
+
+
+def kill_switches_covering(
+    switches: Collection[KillSwitchKey], agent_id: str, market: str | None
+) -> list[KillSwitchKey]:
+    """Which of the active `switches` cover an agent's orders in a market."""
+    return [key for key in kill_switch_keys(agent_id, market) if key in switches]
+
+
 @dataclass
 class Exposure:
     position: Decimal = ZERO
@@ -55,7 +91,7 @@ class Exposure:
         """Largest absolute position reachable if every resting order (and this one) fills."""
         buy = self.open_buy + (quantity if side == "buy" else ZERO)
         sell = self.open_sell + (quantity if side == "sell" else ZERO)
-        return max(abs(self.position + buy), abs(self.position - sell))
+        return worst_position(self.position, buy, sell)
 
 
 @dataclass
@@ -101,14 +137,6 @@ class Reason:
         return {"code": self.code, "limit": self.limit, "value": self.value, "detail": self.detail}
 
 
-def _s(value: Decimal) -> str:
-    """Decimal as a plain string, for records (no floats, no exponent)."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def evaluate(
     intent: Intent, s: RiskSnapshot, lim: Limits, *, amendment: bool = False
 ) -> list[Reason]:
@@ -118,11 +146,7 @@ def evaluate(
     qty, price, market = intent.quantity, intent.price, intent.market
     notional = qty * price
 
-    active = [
-        (scope, target)
-        for scope, target in (("global", ""), ("agent", intent.agent_id), ("market", market))
-        if (scope, target) in s.kill_switches
-    ]
+    active = kill_switches_covering(s.kill_switches, intent.agent_id, market)
     if active:
         names = ", ".join(f"{scope}:{target}" if target else scope for scope, target in active)
         add(Reason("kill_switch", names, "active", f"kill switch active ({names})"))
@@ -136,22 +160,22 @@ def evaluate(
     if lim.price_collar is not None and s.reference_price:
         deviation = abs(price - s.reference_price) / s.reference_price
         if deviation > lim.price_collar:
+            off = decimal_text((deviation * 100).quantize(Decimal("0.01")))
             add(
                 Reason(
                     "price_collar",
-                    _s(lim.price_collar * 100),
-                    _s((deviation * 100).quantize(Decimal("0.01"))),
-                    f"price {_s(price)} is {_s((deviation * 100).quantize(Decimal('0.01')))}% "
-                    "from the "
-                    f"reference {_s(s.reference_price)}",
+                    decimal_text(lim.price_collar * 100),
+                    off,
+                    f"price {decimal_text(price)} is {off}% from the "
+                    f"reference {decimal_text(s.reference_price)}",
                 )
             )
     if lim.max_order_quantity is not None and qty > lim.max_order_quantity:
         add(
             Reason(
                 "max_order_quantity",
-                _s(lim.max_order_quantity),
-                _s(qty),
+                decimal_text(lim.max_order_quantity),
+                decimal_text(qty),
                 "order quantity above the limit",
             )
         )
@@ -159,8 +183,8 @@ def evaluate(
         add(
             Reason(
                 "max_order_notional",
-                _s(lim.max_order_notional),
-                _s(notional),
+                decimal_text(lim.max_order_notional),
+                decimal_text(notional),
                 "order notional above the limit",
             )
         )
@@ -191,9 +215,10 @@ def evaluate(
         add(
             Reason(
                 "max_position",
-                _s(cap),
-                _s(worst_after),
-                f"firm position in {market} could reach {_s(worst_after)} with resting orders",
+                decimal_text(cap),
+                decimal_text(worst_after),
+                f"firm position in {market} could reach {decimal_text(worst_after)} "
+                "with resting orders",
             )
         )
     value_price = s.market_price or price
@@ -204,8 +229,8 @@ def evaluate(
         add(
             Reason(
                 "max_total_notional",
-                _s(lim.max_total_notional),
-                _s(gross_after),
+                decimal_text(lim.max_total_notional),
+                decimal_text(gross_after),
                 "gross exposure above the limit",
             )
         )
@@ -216,17 +241,17 @@ def evaluate(
             add(
                 Reason(
                     "max_concentration",
-                    _s(lim.max_concentration * 100),
-                    _s(pct),
-                    f"{market} would be {_s(pct)}% of the portfolio",
+                    decimal_text(lim.max_concentration * 100),
+                    decimal_text(pct),
+                    f"{market} would be {decimal_text(pct)}% of the portfolio",
                 )
             )
     if lim.max_daily_volume is not None and s.firm_day_notional + notional > lim.max_daily_volume:
         add(
             Reason(
                 "max_daily_volume",
-                _s(lim.max_daily_volume),
-                _s(s.firm_day_notional + notional),
+                decimal_text(lim.max_daily_volume),
+                decimal_text(s.firm_day_notional + notional),
                 "firm daily volume above the limit",
             )
         )
@@ -241,8 +266,8 @@ def evaluate(
         add(
             Reason(
                 "max_cancel_ratio",
-                _s(lim.max_cancel_ratio),
-                _s(ratio),
+                decimal_text(lim.max_cancel_ratio),
+                decimal_text(ratio),
                 "agent cancel ratio above the limit",
             )
         )
@@ -262,8 +287,8 @@ def _approval(notional: Decimal, lim: Limits, reasons: list[Reason]) -> None:
         reasons.append(
             Reason(
                 "approval_required",
-                _s(lim.approval_threshold),
-                _s(notional),
+                decimal_text(lim.approval_threshold),
+                decimal_text(notional),
                 "order notional above the approval threshold: a compliance officer must approve it",
             )
         )
@@ -278,8 +303,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
             add(
                 Reason(
                     "agent_risk_limit",
-                    _s(al.max_position),
-                    _s(worst),
+                    decimal_text(al.max_position),
+                    decimal_text(worst),
                     "agent position limit (max_position)",
                 )
             )
@@ -287,8 +312,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
         add(
             Reason(
                 "agent_risk_limit",
-                _s(al.max_order_notional),
-                _s(notional),
+                decimal_text(al.max_order_notional),
+                decimal_text(notional),
                 "agent order notional limit (max_order_notional)",
             )
         )
@@ -299,8 +324,8 @@ def _agent_limits(intent: Intent, s: RiskSnapshot, add: Any) -> None:
         add(
             Reason(
                 "agent_risk_limit",
-                _s(al.max_daily_notional),
-                _s(s.agent_day_notional + notional),
+                decimal_text(al.max_daily_notional),
+                decimal_text(s.agent_day_notional + notional),
                 "agent daily notional limit (max_daily_notional)",
             )
         )

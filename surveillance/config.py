@@ -14,7 +14,8 @@ from rest_framework import serializers
 
 from accounts.models import ROLE_ORDER
 from compliance_client.jcs import canonicalize
-from compliance_site.exceptions import ServiceError
+from compliance_site.decimals import decimal_text
+from compliance_site.exceptions import Invalid
 
 # The market names the gate accepts (audit.event_types.MARKET).
 MARKET_PATTERN = r"^[A-Za-z0-9._:/\-]+$"
@@ -91,8 +92,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
+        return decimal_text(value)
     return value
 
 
@@ -225,16 +225,6 @@ class ComplianceConfigSerializer(serializers.Serializer):
         return attrs
 
 
-class ConfigInvalid(ServiceError):
-    """A config that cannot be stored: every way in (API, admin, command) gets
-    the same refusal, because the service validates."""
-
-    http_status = 400
-
-    def __init__(self, code: str, detail: Any):
-        super().__init__(code, detail)
-
-
 AUDIT_REQUIRED = (
     "audit_enabled cannot be false: the audit log is what this product is. Every "
     "decision, change and event is a record, and the law requires them kept (SEC "
@@ -245,16 +235,17 @@ AUDIT_REQUIRED = (
 
 def config_validate(config: Any) -> dict[str, Any]:
     """The config as it will be stored (decimals as normalized strings), or
-    ConfigInvalid: `audit_required` for `audit_enabled: false`, else `invalid`
+    Invalid (every way in gets the same refusal, because the service
+    validates): `audit_required` for `audit_enabled: false`, else `invalid`
     with the serializer's errors per field."""
     if isinstance(config, dict) and config.get("audit_enabled") is False:
-        raise ConfigInvalid("audit_required", AUDIT_REQUIRED)
+        raise Invalid("audit_required", AUDIT_REQUIRED)
     data = ComplianceConfigSerializer(data=config)
     if not data.is_valid():
-        raise ConfigInvalid("invalid", data.errors)
+        raise Invalid("invalid", data.errors)
     validated = plain(data.validated_data)
     if not validated["audit_enabled"]:  # "false" or 0, parsed
-        raise ConfigInvalid("audit_required", AUDIT_REQUIRED)
+        raise Invalid("audit_required", AUDIT_REQUIRED)
     return validated
 
 

@@ -12,21 +12,14 @@ from rest_framework.views import APIView
 from accounts.models import Agent, AgentKey, User
 from accounts.permissions import IsRiskManager, IsViewer
 from accounts.selectors import agent_get_for_user, agent_keys, agent_list_for_user
+from compliance_site.exceptions import Invalid
 
 from ..services.agents import (
-    AgentError,
     agent_key_add,
     agent_key_revoke,
     agent_register,
     agent_set_status,
 )
-
-
-def _error(exc: AgentError) -> Response:
-    code = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else status.HTTP_409_CONFLICT
-    if exc.code in {"invalid_public_key", "unknown_owner", "invalid_status"}:
-        code = status.HTTP_400_BAD_REQUEST
-    return Response({"code": exc.code, "detail": exc.detail}, status=code)
 
 
 class AgentOutSerializer(serializers.ModelSerializer):
@@ -82,17 +75,14 @@ class AgentListCreateApi(APIView):
                 username=data.validated_data["owner"], is_active=True
             ).first()
             if owner is None:
-                return _error(AgentError("unknown_owner", "owner is not an active user"))
-        try:
-            agent, key, api_key = agent_register(
-                agent_id=data.validated_data["agent_id"],
-                name=data.validated_data["name"],
-                public_key=data.validated_data["public_key"],
-                owner=owner,
-                acting_user=request.user,
-            )
-        except AgentError as exc:
-            return _error(exc)
+                raise Invalid("unknown_owner", "owner is not an active user")
+        agent, key, api_key = agent_register(
+            agent_id=data.validated_data["agent_id"],
+            name=data.validated_data["name"],
+            public_key=data.validated_data["public_key"],
+            owner=owner,
+            acting_user=request.user,
+        )
         return Response(
             {"agent_id": agent.agent_id, "key_id": key.key_id, "api_key": api_key},
             status=status.HTTP_201_CREATED,
@@ -122,12 +112,9 @@ class AgentKeysApi(APIView):
         agent = self._agent(request, agent_id)
         data = PublicKeyInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            key = agent_key_add(
-                agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user
-            )
-        except AgentError as exc:
-            return _error(exc)
+        key = agent_key_add(
+            agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user
+        )
         return Response({"key_id": key.key_id}, status=status.HTTP_201_CREATED)
 
 
@@ -139,10 +126,7 @@ class AgentKeyRevokeApi(APIView):
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None:
             raise Http404
-        try:
-            key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request.user)
-        except AgentError as exc:
-            return _error(exc)
+        key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request.user)
         return Response(AgentKeyOutSerializer(key).data)
 
 
@@ -162,13 +146,10 @@ class AgentStatusApi(APIView):
             raise Http404
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            agent = agent_set_status(
-                agent=agent,
-                status=data.validated_data["status"],
-                reason=data.validated_data["reason"],
-                acting_user=request.user,
-            )
-        except AgentError as exc:
-            return _error(exc)
+        agent = agent_set_status(
+            agent=agent,
+            status=data.validated_data["status"],
+            reason=data.validated_data["reason"],
+            acting_user=request.user,
+        )
         return Response(AgentOutSerializer(agent).data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import Http404
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveAgent, IsViewer
+from compliance_site.exceptions import Invalid, ServiceError, TooLarge
 from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, count_each
 from compliance_site.openapi import ErrorSerializer, RecordSerializer, SignedItemSerializer
 from compliance_site.parsers import SafeJSONParser
@@ -27,7 +29,6 @@ from ..selectors import RecordFilter, record_get_for_user, record_list_for_user
 from ..services.ingest import (
     MAX_BATCH,
     BatchRejected,
-    EventIdConflict,
     ingest_events,
     parse_float,
 )
@@ -182,50 +183,28 @@ class EventsApi(APIView):
     )
     def post(self, request: Request) -> Response:
         body = request.data
-        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-            count(EVENTS_REFUSED, "invalid_body")
-            return Response(
-                {"code": "invalid_body", "detail": 'Body must be {"events": [item, ...]}.'},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        items = body["events"]
-        if len(items) > MAX_BATCH:
-            count(EVENTS_REFUSED, "batch_too_large")
-            return Response(
-                {"code": "batch_too_large", "detail": f"At most {MAX_BATCH} events per request."},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        if not items:
-            count(EVENTS_REFUSED, "empty_batch")
-            return Response(
-                {"code": "empty_batch", "detail": "Send at least one event."},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
         try:
-            results = ingest_events(request.user.agent, items)
+            results = ingest_events(request.user.agent, _batch(body))
         except BatchRejected as exc:
             count_each(EVENTS_REFUSED, (error.code for error in exc.errors))
-            return Response(
-                {
-                    "code": "invalid_events",
-                    "detail": "No event was stored: fix the listed items and resend the batch.",
-                    "errors": [e.as_dict() for e in exc.errors],
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        except EventIdConflict as exc:
-            count(EVENTS_REFUSED, "event_id_conflict")
-            return Response(
-                {
-                    "code": "event_id_conflict",
-                    "detail": str(exc),
-                    "index": exc.index,
-                    "event_id": exc.event_id,
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise
+        except ServiceError as exc:
+            count(EVENTS_REFUSED, exc.code)
+            raise
         count_each(EVENTS_INGESTED, (result.status for result in results))
         return Response({"results": [r.as_dict() for r in results]}, status=status.HTTP_201_CREATED)
+
+
+def _batch(body: Any) -> list[Any]:
+    """The items of a batch body, or the refusal of its shape."""
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise Invalid("invalid_body", 'Body must be {"events": [item, ...]}.')
+    items: list[Any] = body["events"]
+    if len(items) > MAX_BATCH:
+        raise TooLarge("batch_too_large", f"At most {MAX_BATCH} events per request.")
+    if not items:
+        raise Invalid("empty_batch", "Send at least one event.")
+    return items
 
 
 class EventDetailApi(APIView):

@@ -28,13 +28,14 @@ from accounts.permissions import (
     is_agent,
 )
 from compliance_client import merkle
+from compliance_site.exceptions import Inconsistent, Invalid
 from compliance_site.openapi import CheckpointSerializer, ErrorSerializer
 
 from .. import log_key
 from ..models import MAX_SEQ, Checkpoint, LogExport, LogVerification
 from ..selectors import export_list_for_user, record_is_agents
-from ..services.checkpoints import CheckpointError, checkpoint_create
-from ..services.export import ExportError, export_as_dict, export_request
+from ..services.checkpoints import checkpoint_create
+from ..services.export import export_as_dict, export_request
 from ..services.log import DEFAULT_LOG
 from ..services.tree import ProofRequestError, consistency_proof, inclusion_proof
 from ..services.verify import verification_as_dict, verification_request
@@ -67,10 +68,6 @@ def _origin() -> str:
     from django.conf import settings
 
     return str(settings.COMPLIANCE_LOG_ORIGIN)
-
-
-def _bad_request(detail: str, code: str = "invalid_proof_request") -> Response:
-    return Response({"code": code, "detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
 PUBLIC_KEY = inline_serializer(
@@ -165,7 +162,7 @@ class CheckpointListApi(APIView):
         try:
             limit = min(max(int(request.query_params.get("limit", 100)), 1), 1000)
         except ValueError:
-            return _bad_request("limit must be an integer", "invalid")
+            raise Invalid("invalid", "limit must be an integer") from None
         rows = (
             Checkpoint.objects.filter(log__name=DEFAULT_LOG)
             .order_by("-timestamp_us")
@@ -184,12 +181,7 @@ class CheckpointListApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        try:
-            cp = checkpoint_create(force=True)
-        except CheckpointError as exc:
-            return Response(
-                {"code": "checkpoint_refused", "detail": str(exc)}, status=status.HTTP_409_CONFLICT
-            )
+        cp = checkpoint_create(force=True)
         assert cp is not None
         return Response(checkpoint_dict(cp, _origin()), status=status.HTTP_201_CREATED)
 
@@ -254,8 +246,8 @@ class InclusionProofApi(APIView):
             raise Http404
         try:
             leaf, path = inclusion_proof(seq=seq, tree_size=size)
-        except (ProofRequestError, ValueError) as exc:
-            return _bad_request(str(exc))
+        except ValueError as exc:  # merkle's own bounds, as the service's own refusal
+            raise ProofRequestError(str(exc)) from exc
         return Response(
             {
                 "seq": seq,
@@ -281,10 +273,10 @@ class ConsistencyProofApi(APIView):
         first, second = _int_params(request, self.Params, {"first": 0, "second": 0})
         try:
             path = consistency_proof(first=first, second=second)
-        except (ProofRequestError, ValueError) as exc:
-            return _bad_request(str(exc))
+        except ValueError as exc:  # merkle's own bounds, as the service's own refusal
+            raise ProofRequestError(str(exc)) from exc
         except merkle.MissingNodeError as exc:  # pragma: no cover - store inconsistent
-            return Response({"code": "store_inconsistent", "detail": str(exc)}, status=500)
+            raise Inconsistent("store_inconsistent", str(exc)) from exc
         return Response({"first": first, "second": second, "hashes": [h.hex() for h in path]})
 
 
@@ -353,15 +345,12 @@ class ExportListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            export = export_request(
-                acting_user=request.user,
-                from_seq=data.validated_data.get("from_seq"),
-                to_seq=data.validated_data.get("to_seq"),
-                fmt=data.validated_data["format"],
-            )
-        except ExportError as exc:
-            return _bad_request(str(exc), "invalid_export_range")
+        export = export_request(
+            acting_user=request.user,
+            from_seq=data.validated_data.get("from_seq"),
+            to_seq=data.validated_data.get("to_seq"),
+            fmt=data.validated_data["format"],
+        )
         return Response(
             {"id": str(export.pk), "status": export.status}, status=status.HTTP_202_ACCEPTED
         )

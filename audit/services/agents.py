@@ -17,15 +17,9 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import Agent, AgentKey, User
 from accounts.services import API_KEY_PREFIX, hash_secret, new_secret
+from compliance_site.exceptions import Conflict, Invalid, NotFound
 
 from .log import Actor, now_us, record_event
-
-
-class AgentError(ValueError):
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def parse_public_key(public_key: str) -> bytes:
@@ -33,9 +27,9 @@ def parse_public_key(public_key: str) -> bytes:
     try:
         raw = base64.b64decode(public_key, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise AgentError("invalid_public_key", "public_key must be standard base64") from exc
+        raise Invalid("invalid_public_key", "public_key must be standard base64") from exc
     if len(raw) != 32:
-        raise AgentError("invalid_public_key", "public_key must be a raw 32-byte Ed25519 key")
+        raise Invalid("invalid_public_key", "public_key must be a raw 32-byte Ed25519 key")
     return raw
 
 
@@ -47,7 +41,7 @@ def key_id_for(raw: bytes) -> str:
 def _add_key(agent: Agent, raw: bytes) -> AgentKey:
     key_id = key_id_for(raw)
     if AgentKey.objects.filter(agent=agent, key_id=key_id).exists():
-        raise AgentError("duplicate_key", "this public key is already registered for the agent")
+        raise Conflict("duplicate_key", "this public key is already registered for the agent")
     return AgentKey.objects.create(
         agent=agent,
         key_id=key_id,
@@ -64,7 +58,7 @@ def agent_register(
     The owner receives the object permission to act for the agent."""
     raw = parse_public_key(public_key)
     if Agent.objects.filter(agent_id=agent_id).exists():
-        raise AgentError("agent_exists", f"agent {agent_id!r} already exists")
+        raise Conflict("agent_exists", f"agent {agent_id!r} already exists")
     api_key = new_secret(API_KEY_PREFIX)
     agent = Agent.objects.create(
         agent_id=agent_id,
@@ -117,9 +111,9 @@ def agent_key_revoke(*, agent: Agent, key_id: str, acting_user: User) -> AgentKe
     it signed before stay verifiable. Revoking twice is a conflict."""
     key = AgentKey.objects.select_for_update().filter(agent=agent, key_id=key_id).first()
     if key is None:
-        raise AgentError("not_found", f"no key {key_id!r} for agent {agent.agent_id}")
+        raise NotFound("not_found", f"no key {key_id!r} for agent {agent.agent_id}")
     if key.revoked_at_us is not None:
-        raise AgentError("already_revoked", f"key {key_id!r} is already revoked")
+        raise Conflict("already_revoked", f"key {key_id!r} is already revoked")
     key.revoked_at = timezone.now()
     key.revoked_at_us = now_us()
     key.save(update_fields=["revoked_at", "revoked_at_us"])
@@ -136,12 +130,10 @@ def agent_set_status(*, agent: Agent, status: str, reason: str, acting_user: Use
     """Suspend or reactivate an agent. A suspended agent's requests are refused
     (403 agent_suspended) before anything is read from them."""
     if status not in Agent.Status.values:
-        raise AgentError(
-            "invalid_status", f"status must be one of {', '.join(Agent.Status.values)}"
-        )
+        raise Invalid("invalid_status", f"status must be one of {', '.join(Agent.Status.values)}")
     locked = Agent.objects.select_for_update().get(pk=agent.pk)
     if locked.status == status:
-        raise AgentError("unchanged", f"agent {agent.agent_id} is already {status}")
+        raise Conflict("unchanged", f"agent {agent.agent_id} is already {status}")
     locked.status = status
     locked.save(update_fields=["status"])
     record_event(

@@ -14,6 +14,7 @@ from django.db.models import F
 
 from compliance_client.note import Checkpoint as NoteCheckpoint
 from compliance_client.note import sign_checkpoint
+from compliance_site.exceptions import Conflict
 
 from .. import log_key
 from ..models import Checkpoint, Log
@@ -21,8 +22,11 @@ from .log import DEFAULT_LOG, now_us
 from .tree import current_root
 
 
-class CheckpointError(RuntimeError):
-    pass
+class CheckpointError(Conflict):
+    """The log refuses to sign a checkpoint now (409)."""
+
+    def __init__(self, detail: str):
+        super().__init__("checkpoint_refused", detail)
 
 
 CheckpointHook = Callable[[Checkpoint], None]

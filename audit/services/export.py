@@ -23,6 +23,7 @@ from accounts.models import AgentKey, User
 from compliance_client import merkle
 from compliance_client.bundle import BundleWriter, consistency_entry
 from compliance_site.dispatch import publish_on_commit
+from compliance_site.exceptions import Invalid
 
 from .. import log_key
 from ..models import Checkpoint, Log, LogExport, Record
@@ -35,8 +36,11 @@ CHUNK = 5000
 STALE_RUNNING = timedelta(minutes=30)
 
 
-class ExportError(ValueError):
-    pass
+class ExportError(Invalid):
+    """An evidence bundle that cannot be made as asked (400)."""
+
+    def __init__(self, detail: str):
+        super().__init__("invalid_export_range", detail)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Agent
 from compliance_client.jcs import CanonicalizationError, canonicalize, number_problem
+from compliance_site.exceptions import Conflict, Invalid
 
 from ..event_types import Channel
 from ..models import Log, Record
@@ -51,19 +52,30 @@ class ItemError:
         return {"index": self.index, "code": self.code, "detail": self.detail}
 
 
-class BatchRejected(Exception):
-    """At least one item is invalid; nothing was stored."""
+class BatchRejected(Invalid):
+    """At least one item is invalid; nothing was stored. 400 with every bad item
+    in `errors`."""
 
     def __init__(self, errors: list[ItemError]):
-        super().__init__(f"{len(errors)} invalid item(s)")
+        super().__init__(
+            "invalid_events", "No event was stored: fix the listed items and resend the batch."
+        )
         self.errors = errors
 
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": [e.as_dict() for e in self.errors]}
 
-class EventIdConflict(Exception):
+
+class EventIdConflict(Conflict):
     """An event_id was reused with different content (409)."""
 
     def __init__(self, index: int, event_id: str):
-        super().__init__(f"event_id {event_id!r} was already used for a different envelope")
+        super().__init__(
+            "event_id_conflict",
+            f"event_id {event_id!r} was already used for a different envelope",
+            index=index,
+            event_id=event_id,
+        )
         self.index = index
         self.event_id = event_id
 

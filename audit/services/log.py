@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -309,12 +308,12 @@ def _append(
     rows: list[tuple[Any, ...]] = []
     appended: list[Appended] = []
     nodes: list[tuple[Any, ...]] = []
-    sha256 = hashlib.sha256
+    hash_leaf, chain_next = merkle.hash_leaf, merkle.chain_next
     log_id = head.pk
     for item in pending:
         body = item.body(seq, recorded_at_us)
-        leaf = sha256(b"\x00" + body).digest()
-        prev = sha256(prev + leaf).digest()
+        leaf = hash_leaf(body)
+        prev = chain_next(prev, leaf)
         rows.append(
             (log_id, seq, recorded_at_us, item.event_type, item.actor.type, item.actor.id,
              item.agent_id, item.event_id, item.envelope_hash, body.decode("utf-8"), leaf, prev,

@@ -17,13 +17,17 @@ from django.db import connection
 
 from compliance_client import merkle
 from compliance_site.db import fetch_prepared
+from compliance_site.exceptions import Invalid
 
 from ..models import Log, MerkleNode, Record
 from .log import DEFAULT_LOG, TILE_LEVELS
 
 
-class ProofRequestError(ValueError):
+class ProofRequestError(Invalid):
     """An impossible proof request (400)."""
+
+    def __init__(self, detail: str):
+        super().__init__("invalid_proof_request", detail)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -26,21 +26,9 @@ from django.db import transaction
 from accounts import services as accounts_services
 from accounts.models import ROLE_ORDER, Role, User
 from accounts.roles import has_role, user_role
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Conflict, Forbidden, Invalid
 
 from .log import Actor, record_event
-
-
-class UserChangeInvalid(ServiceError):
-    http_status = 400
-
-
-class UserChangeForbidden(ServiceError):
-    http_status = 403
-
-
-class UserChangeConflict(ServiceError):
-    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -61,33 +49,31 @@ def user_change_refusal(*, acting_user: Any, target: User | None, change: UserCh
     """Raise the refusal this change meets, if any. The admin's forms call it
     to show the refusal on the form; every service calls it again under its lock."""
     if not has_role(acting_user, Role.ADMIN):
-        raise UserChangeForbidden("admin_required", "Only an admin manages users and roles.")
+        raise Forbidden("admin_required", "Only an admin manages users and roles.")
     if change.role is not None and change.role not in ROLE_ORDER:
-        raise UserChangeInvalid(
+        raise Invalid(
             "invalid_role", f"unknown role {change.role!r}; choose one of {', '.join(ROLE_ORDER)}"
         )
     superuser = bool(getattr(acting_user, "is_superuser", False))
     if change.touches_flags and not superuser:
-        raise UserChangeForbidden(
+        raise Forbidden(
             "superuser_required", "Only a superuser may set the superuser or staff flag."
         )
     if target is None:
         return
     if target.pk == getattr(acting_user, "pk", None):
-        raise UserChangeForbidden(
+        raise Forbidden(
             "own_account",
             "Nobody changes their own role, activity or flags: another admin must.",
         )
     if target.is_superuser and not superuser:
-        raise UserChangeForbidden(
-            "superuser_required", "Only a superuser may change a superuser's account."
-        )
+        raise Forbidden("superuser_required", "Only a superuser may change a superuser's account.")
 
 
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise UserChangeInvalid("reason_required", "Give a reason: it goes into the record.")
+        raise Invalid("reason_required", "Give a reason: it goes into the record.")
     return reason
 
 
@@ -139,19 +125,19 @@ def user_create(
     if acting_user is not None:
         user_change_refusal(acting_user=acting_user, target=None, change=UserChange(role=role))
     elif actor is None:
-        raise UserChangeInvalid("actor_required", "name who creates the user")
+        raise Invalid("actor_required", "name who creates the user")
     elif role not in ROLE_ORDER:
-        raise UserChangeInvalid("invalid_role", f"unknown role {role!r}")
+        raise Invalid("invalid_role", f"unknown role {role!r}")
     reason = _reason(reason)
     if not username or len(username) > 150:
-        raise UserChangeInvalid("invalid_username", "username must be 1 to 150 characters")
+        raise Invalid("invalid_username", "username must be 1 to 150 characters")
     if password and acting_user is not None:  # the command validates what it prompts for
         try:
             validate_password(password, User(username=username, email=email))
         except ValidationError as exc:
-            raise UserChangeInvalid("invalid_password", " ".join(exc.messages)) from exc
+            raise Invalid("invalid_password", " ".join(exc.messages)) from exc
     if User.objects.filter(username=username).exists():
-        raise UserChangeConflict("user_exists", f"user {username!r} already exists")
+        raise Conflict("user_exists", f"user {username!r} already exists")
     user = accounts_services.user_create(
         username=username, role=role, password=password, email=email
     )
@@ -177,7 +163,7 @@ def user_role_set(*, user: User, role: str, reason: str, acting_user: Any) -> Us
     user_change_refusal(acting_user=acting_user, target=locked, change=UserChange(role=role))
     before = _held_role(locked)
     if before == role:
-        raise UserChangeConflict("unchanged", f"{locked.username} already holds {role}")
+        raise Conflict("unchanged", f"{locked.username} already holds {role}")
     accounts_services.user_set_role(user=locked, role=role)
     _record(
         acting_user,
@@ -209,7 +195,7 @@ def user_active_set(*, user: User, active: bool, reason: str, acting_user: Any) 
     user_change_refusal(acting_user=acting_user, target=locked, change=change)
     if locked.is_active == active:
         state = "active" if active else "inactive"
-        raise UserChangeConflict("unchanged", f"{locked.username} is already {state}")
+        raise Conflict("unchanged", f"{locked.username} is already {state}")
     locked.is_active = active
     locked.save(update_fields=["is_active"])
     if not active:
@@ -248,7 +234,7 @@ def user_flags_set(
             flags[name] = {"from": getattr(locked, name), "to": value}
             setattr(locked, name, value)
     if not flags:
-        raise UserChangeConflict("unchanged", "the flags already have these values")
+        raise Conflict("unchanged", "the flags already have these values")
     before = user_role(User.objects.get(pk=locked.pk))
     locked.save(update_fields=list(flags))
     after = user_role(User.objects.get(pk=locked.pk))

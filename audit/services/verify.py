@@ -12,7 +12,6 @@ verification is a job (LogVerification), run by a worker."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,7 +34,7 @@ from compliance_client.note import (
     verify_cosignature_line,
 )
 from compliance_site.dispatch import publish_on_commit
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Forbidden
 
 from .. import log_key
 from ..models import Checkpoint, Cosignature, Log, LogVerification, MerkleNode, Record
@@ -258,7 +257,7 @@ def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) ->
 
 
 def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dict | None) -> int:
-    sha256 = hashlib.sha256
+    hash_leaf, chain_next = merkle.hash_leaf, merkle.chain_next
     prev = bytes(32)
     expected = 0
     frontier: list[bytes] = []
@@ -297,10 +296,10 @@ def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dic
             if not purged:
                 if body is None:
                     raise _Bad(seq, "record has no body but is not purged")
-                if sha256(b"\x00" + body.encode("utf-8")).digest() != leaf:
+                if hash_leaf(body.encode("utf-8")) != leaf:
                     raise _Bad(seq, "leaf hash does not match the stored record")
                 _check_record(seq, body, event_type, recorded_at_us, keys)
-            prev = sha256(prev + leaf).digest()
+            prev = chain_next(prev, leaf)
             if prev != bytes(chain_hash):
                 raise _Bad(seq, "chain hash does not link to the previous record")
             frontier, done = merkle.frontier_append(frontier, seq, leaf)
@@ -332,13 +331,6 @@ def _check_nodes(head: Log, completed: list[tuple[int, int, bytes, int]]) -> Non
     for level, index, h, seq in completed:
         if stored.get((level, index)) != h:
             raise _Bad(seq, f"stored Merkle node L{level}#{index} differs from the records")
-
-
-class VerificationError(ServiceError):
-    http_status = 403
-
-    def __init__(self, detail: str):
-        super().__init__("forbidden", detail)
 
 
 def verify_and_record(*, actor: Actor, log_name: str = DEFAULT_LOG) -> VerifyResult:
@@ -373,7 +365,9 @@ def verification_request(*, acting_user: User) -> LogVerification:
     A large log takes minutes, longer than any request may: a worker runs it
     and records AUDIT_VERIFIED; the caller polls the row."""
     if not acting_user.has_perm("accounts.verify_log"):
-        raise VerificationError("verifying the log needs the compliance_officer role or higher")
+        raise Forbidden(
+            "forbidden", "verifying the log needs the compliance_officer role or higher"
+        )
     with transaction.atomic():
         verification = LogVerification.objects.create(requested_by=acting_user)
         publish_on_commit("audit.tasks.log_verify_task", str(verification.pk))

@@ -34,19 +34,13 @@ from compliance_client.note import (
     verify_cosignature_line,
     witness_vkey,
 )
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from ..models import Checkpoint, Cosignature, Witness
-from .agents import AgentError, parse_public_key
+from .agents import parse_public_key
 from .log import DEFAULT_LOG, Actor, record_event
 
 MAX_CHECKPOINTS_PER_SIZE = 50  # heartbeats repeat a size; bound the search
-
-
-class WitnessError(ServiceError):
-    def __init__(self, code: str, detail: str, http_status: int = 400):
-        super().__init__(code, detail)
-        self.http_status = http_status
 
 
 def quorum() -> int:
@@ -62,12 +56,10 @@ def witness_register(
     try:
         raw = parse_public_key(public_key)
         vkey = witness_vkey(name, raw)
-    except AgentError as exc:
-        raise WitnessError(exc.code, exc.detail) from exc
     except NoteError as exc:
-        raise WitnessError("invalid_witness_name", str(exc)) from exc
+        raise Invalid("invalid_witness_name", str(exc)) from exc
     if Witness.objects.filter(name=name).exists():
-        raise WitnessError("witness_exists", f"a witness named {name!r} is registered", 409)
+        raise Conflict("witness_exists", f"a witness named {name!r} is registered")
     witness = Witness.objects.create(
         name=name, public_key=raw, description=description, created_by=acting_user
     )
@@ -84,9 +76,9 @@ def witness_revoke(*, name: str, acting_user: User, reason: str = "") -> Witness
     """Revoke a witness key: it stops counting and may not cosign again."""
     witness = Witness.objects.select_for_update().filter(name=name).first()
     if witness is None:
-        raise WitnessError("not_found", f"no witness named {name!r}", 404)
+        raise NotFound("not_found", f"no witness named {name!r}")
     if witness.revoked_at is not None:
-        raise WitnessError("witness_revoked", f"witness {name!r} is already revoked", 409)
+        raise Conflict("witness_revoked", f"witness {name!r} is already revoked")
     witness.revoked_at = timezone.now()
     witness.save(update_fields=["revoked_at"])
     record_event(
@@ -119,16 +111,16 @@ def cosignature_add(*, tree_size: int, witness: str, cosignature: str) -> Cosign
     of that size (409 `already_cosigned` if that witness cosigned it before)."""
     w = Witness.objects.filter(name=witness).first()
     if w is None:
-        raise WitnessError("unknown_witness", f"no witness named {witness!r} is registered", 403)
+        raise Forbidden("unknown_witness", f"no witness named {witness!r} is registered")
     if w.revoked_at is not None:
-        raise WitnessError("witness_revoked", f"witness {witness!r} is revoked", 403)
+        raise Forbidden("witness_revoked", f"witness {witness!r} is revoked")
     line = _normalise_line(witness, cosignature)
     try:
         name, _ = parse_cosignature_line(line)
     except NoteError as exc:
-        raise WitnessError("invalid_cosignature", str(exc)) from exc
+        raise Invalid("invalid_cosignature", str(exc)) from exc
     if name != witness:
-        raise WitnessError("invalid_cosignature", "the line names another witness")
+        raise Invalid("invalid_cosignature", "the line names another witness")
     candidates = Checkpoint.objects.filter(log__name=DEFAULT_LOG, tree_size=tree_size).order_by(
         "-timestamp_us"
     )[:MAX_CHECKPOINTS_PER_SIZE]
@@ -142,9 +134,7 @@ def cosignature_add(*, tree_size: int, witness: str, cosignature: str) -> Cosign
             last_error = str(exc)
             continue
         if Cosignature.objects.filter(checkpoint=checkpoint, witness=w).exists():
-            raise WitnessError(
-                "already_cosigned", f"{witness!r} already cosigned this checkpoint", 409
-            )
+            raise Conflict("already_cosigned", f"{witness!r} already cosigned this checkpoint")
         Checkpoint.objects.select_for_update().filter(pk=checkpoint.pk).get()  # one at a time
         try:
             with transaction.atomic():
@@ -152,8 +142,8 @@ def cosignature_add(*, tree_size: int, witness: str, cosignature: str) -> Cosign
                     checkpoint=checkpoint, witness=w, timestamp=cosig.timestamp, line=line
                 )
         except IntegrityError as exc:  # a concurrent resend of the same cosignature
-            raise WitnessError(
-                "already_cosigned", f"{witness!r} already cosigned this checkpoint", 409
+            raise Conflict(
+                "already_cosigned", f"{witness!r} already cosigned this checkpoint"
             ) from exc
         if quorum() and _active_cosigner_count(checkpoint) == quorum():
             # It counts as published from now: push it, with its cosignatures.
@@ -162,8 +152,8 @@ def cosignature_add(*, tree_size: int, witness: str, cosignature: str) -> Cosign
             checkpoint_notify(checkpoint)
         return stored
     if not candidates:
-        raise WitnessError("not_found", last_error, 404)
-    raise WitnessError("invalid_cosignature", last_error, 403)
+        raise NotFound("not_found", last_error)
+    raise Forbidden("invalid_cosignature", last_error)
 
 
 def note_with_cosignatures(checkpoint: Checkpoint) -> str:

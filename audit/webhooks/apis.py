@@ -16,7 +16,6 @@ from accounts.permissions import IsComplianceOfficer, IsViewer
 
 from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import (
-    WebhookError,
     webhook_deliveries_for_user,
     webhook_endpoint_create,
     webhook_endpoint_enable,
@@ -101,10 +100,6 @@ class DeliveryOutSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _error(exc: WebhookError) -> Response:
-    return Response({"code": exc.code, "detail": exc.detail}, status=exc.http_status)
-
-
 class WebhookListCreateApi(APIView):
     """GET (viewers+): the receivers, without secrets. POST (compliance
     officers+): register one; the answer holds its secret, shown this once."""
@@ -121,15 +116,12 @@ class WebhookListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = WebhookInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            endpoint = webhook_endpoint_create(
-                url=data.validated_data["url"],
-                event_types=data.validated_data["event_types"],
-                description=data.validated_data["description"],
-                acting_user=request.user,
-            )
-        except WebhookError as exc:
-            return _error(exc)
+        endpoint = webhook_endpoint_create(
+            url=data.validated_data["url"],
+            event_types=data.validated_data["event_types"],
+            description=data.validated_data["description"],
+            acting_user=request.user,
+        )
         return Response(WebhookCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
@@ -142,10 +134,7 @@ class WebhookEnableApi(APIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
         if not webhook_endpoint_list_for_user(user=request.user).filter(pk=endpoint_id).exists():
             raise Http404
-        try:
-            endpoint = webhook_endpoint_enable(endpoint_id=endpoint_id, acting_user=request.user)
-        except WebhookError as exc:
-            return _error(exc)
+        endpoint = webhook_endpoint_enable(endpoint_id=endpoint_id, acting_user=request.user)
         return Response(WebhookOutSerializer(endpoint).data)
 
 

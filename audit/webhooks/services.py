@@ -44,6 +44,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.roles import has_role
 from compliance_site.dispatch import publish
+from compliance_site.exceptions import Forbidden, Invalid
 
 from ..models import Log, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from ..services.log import DEFAULT_LOG, Actor, record_event
@@ -67,23 +68,6 @@ ALL_EVENTS = "*"
 MAX_EVENT_TYPES = 50
 SWEEP_LIMIT = 200
 Status = WebhookDelivery.Status
-
-
-class WebhookError(Exception):
-    http_status = 400
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
-class WebhookInvalid(WebhookError):
-    http_status = 400
-
-
-class WebhookForbidden(WebhookError):
-    http_status = 403
 
 
 def _setting(name: str, default: float) -> float:
@@ -150,15 +134,15 @@ def signed_headers(
 
 def _clean_event_types(event_types: Any) -> list[str]:
     if not isinstance(event_types, list) or not event_types:
-        raise WebhookInvalid("invalid_event_types", "event_types must be a non-empty list")
+        raise Invalid("invalid_event_types", "event_types must be a non-empty list")
     if len(event_types) > MAX_EVENT_TYPES:
-        raise WebhookInvalid("invalid_event_types", "too many event types")
+        raise Invalid("invalid_event_types", "too many event types")
     from .records import ALL_RECORDS, record_event_types
 
     known = {*EVENT_TYPES, ALL_EVENTS, ALL_RECORDS} | record_event_types()
     unknown = [t for t in event_types if not isinstance(t, str) or t not in known]
     if unknown:
-        raise WebhookInvalid(
+        raise Invalid(
             "invalid_event_types",
             f"unknown event types {unknown}; choose notices ({', '.join(EVENT_TYPES)} or "
             f"'*' for all of them), record event types, or '{ALL_RECORDS}' for every record",
@@ -174,12 +158,12 @@ def webhook_endpoint_create(
     the SSRF guard; the returned endpoint carries its new secret, which is
     shown to the caller once."""
     if not has_role(acting_user, Role.COMPLIANCE_OFFICER):
-        raise WebhookForbidden("permission_denied", "Only compliance officers register webhooks.")
+        raise Forbidden("permission_denied", "Only compliance officers register webhooks.")
     types = _clean_event_types(event_types)
     try:
         ssrf.check_url(url)
     except ssrf.UnsafeURL as exc:
-        raise WebhookInvalid("unsafe_url", exc.detail) from exc
+        raise Invalid("unsafe_url", exc.detail) from exc
     endpoint = WebhookEndpoint.objects.create(
         url=url,
         event_types=types,
@@ -463,7 +447,7 @@ def webhook_endpoint_enable(*, endpoint_id: int, acting_user: User) -> WebhookEn
     """Enable a disabled endpoint again (compliance officers): its pending
     deliveries go out on the next sweep."""
     if not has_role(acting_user, Role.COMPLIANCE_OFFICER):
-        raise WebhookForbidden("permission_denied", "Only compliance officers manage webhooks.")
+        raise Forbidden("permission_denied", "Only compliance officers manage webhooks.")
     was_disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=False).update(
         is_active=True,
         disabled_at=None,

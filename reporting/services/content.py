@@ -32,6 +32,7 @@ from accounts.models import Agent
 from approvals.models import ApprovalRequest
 from audit.models import Checkpoint, Log, Record
 from audit.services import DEFAULT_LOG
+from compliance_site.decimals import decimal_text
 from surveillance.models import AgentMarketRisk, ComplianceConfigVersion, Fill, GateBypass
 
 from ..periods import Period, iso_us, to_us
@@ -119,8 +120,7 @@ def _ratio(num: int, den: int) -> Decimal:
 def _d(value: Decimal | None) -> str | None:
     if value is None:
         return None
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    return decimal_text(value)
 
 
 def _seconds(delta: timedelta) -> Decimal:

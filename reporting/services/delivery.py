@@ -39,7 +39,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
 from compliance_site.dispatch import publish
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from ..models import Report, ReportDelivery, ReportSubscription
 from ..regulators import REGULATORS
@@ -53,25 +53,17 @@ SWEEP_LIMIT = 100
 STALE_SENDING = timedelta(minutes=10)
 
 
-class SubscriptionError(ServiceError):
-    def __init__(self, code: str, detail: str, http_status: int = 400):
-        super().__init__(code, detail)
-        self.http_status = http_status
-
-
 # --- subscriptions -------------------------------------------------------------------
 
 
 def _check_officer(user: User) -> None:
     if not has_role(user, Role.COMPLIANCE_OFFICER):
-        raise SubscriptionError(
-            "forbidden", "report subscriptions are managed by compliance officers", 403
-        )
+        raise Forbidden("forbidden", "report subscriptions are managed by compliance officers")
 
 
 def _clean_recipients(recipients: Any) -> list[str]:
     if not isinstance(recipients, list) or not recipients or len(recipients) > MAX_RECIPIENTS:
-        raise SubscriptionError(
+        raise Invalid(
             "invalid_recipients", f"recipients: a list of 1 to {MAX_RECIPIENTS} email addresses"
         )
     cleaned = []
@@ -81,9 +73,7 @@ def _clean_recipients(recipients: Any) -> list[str]:
                 raise ValidationError("not text")
             validate_email(address)
         except ValidationError as exc:
-            raise SubscriptionError(
-                "invalid_recipients", f"{address!r} is not an email address"
-            ) from exc
+            raise Invalid("invalid_recipients", f"{address!r} is not an email address") from exc
         cleaned.append(address.strip())
     return sorted(set(cleaned))
 
@@ -95,9 +85,9 @@ def subscription_create(
     """Subscribe recipients to a scheduled report (compliance officers and admins)."""
     _check_officer(acting_user)
     if kind not in Report.Kind.values or fmt not in Report.Format.values:
-        raise SubscriptionError("invalid", f"unknown report kind {kind!r} or format {fmt!r}")
+        raise Invalid("invalid", f"unknown report kind {kind!r} or format {fmt!r}")
     if regulator and regulator not in REGULATORS:
-        raise SubscriptionError("invalid", f"unknown regulator {regulator!r}")
+        raise Invalid("invalid", f"unknown regulator {regulator!r}")
     sub = ReportSubscription.objects.create(
         kind=kind,
         format=fmt,
@@ -114,9 +104,9 @@ def subscription_deactivate(*, subscription_id: int, acting_user: User) -> Repor
     _check_officer(acting_user)
     sub = ReportSubscription.objects.select_for_update().filter(pk=subscription_id).first()
     if sub is None:
-        raise SubscriptionError("not_found", f"no subscription {subscription_id}", 404)
+        raise NotFound("not_found", f"no subscription {subscription_id}")
     if not sub.is_active:
-        raise SubscriptionError("already_inactive", "the subscription is already inactive", 409)
+        raise Conflict("already_inactive", "the subscription is already inactive")
     sub.is_active, sub.deactivated_at = False, timezone.now()
     sub.save(update_fields=["is_active", "deactivated_at"])
     _record(sub, "deactivated", acting_user)

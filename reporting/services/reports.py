@@ -28,6 +28,7 @@ from accounts.models import User
 from audit.models import Record
 from audit.services import Actor, record_event
 from compliance_site.dispatch import publish
+from compliance_site.exceptions import Forbidden, Invalid
 
 from ..models import Report
 from ..periods import Period, day, from_us, previous_quarter, quarter
@@ -40,13 +41,6 @@ from .render import HashingWriter, render
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
-
-
-class ReportError(Exception):
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -74,25 +68,23 @@ def report_request(
     and proven; a failed report asked for again is retried. Generation is
     enqueued after commit (the sweep task re-enqueues it if the broker lost it)."""
     if acting_user is not None and not acting_user.has_perm("accounts.generate_reports"):
-        raise ReportError(
+        raise Forbidden(
             "forbidden", "generating reports needs the compliance_officer role or higher"
         )
     if kind not in Report.Kind.values:
-        raise ReportError("invalid", f"unknown kind {kind!r}")
+        raise Invalid("invalid", f"unknown kind {kind!r}")
     if fmt not in Report.Format.values:
-        raise ReportError("invalid", f"unknown format {fmt!r}")
+        raise Invalid("invalid", f"unknown format {fmt!r}")
     if regulator and regulator not in REGULATORS:
-        raise ReportError(
-            "invalid", f"unknown regulator {regulator!r}; one of {', '.join(REGULATORS)}"
-        )
+        raise Invalid("invalid", f"unknown regulator {regulator!r}; one of {', '.join(REGULATORS)}")
     now = now or timezone.now()
     if period.end > now and provisional:
         try:
             period = provisional_period(period, now)
         except ValueError as exc:
-            raise ReportError("period_not_started", str(exc)) from exc
+            raise Invalid("period_not_started", str(exc)) from exc
     elif period.end > now:
-        raise ReportError(
+        raise Invalid(
             "period_not_ended",
             f"the period {period.label} has not ended yet (ask for a provisional report)",
         )

@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import Log, Record
 from audit.services import DEFAULT_LOG, Actor, record_event, records_purge
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 from surveillance.services.config import config_current
 
 from ..models import LegalHold, RetentionLock
@@ -99,13 +100,6 @@ POLICIES: tuple[Policy, ...] = (
     ),
 )
 TYPED: frozenset[str] = frozenset().union(*(p.event_types for p in POLICIES if p.event_types))
-
-
-class RetentionError(Exception):
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 def years_before(moment: datetime, years: int) -> datetime:
@@ -357,15 +351,15 @@ def retention_purge_by(
 
 def _require(user: User, perm: str, what: str) -> None:
     if not user.has_perm(perm):
-        raise RetentionError("forbidden", f"{what} needs the admin role")
+        raise Forbidden("forbidden", f"{what} needs the admin role")
 
 
 def _reason(reason: Any) -> str:
     text = str(reason or "").strip()
     if not text:
-        raise RetentionError("invalid", "a reason is required")
+        raise Invalid("invalid", "a reason is required")
     if len(text) > MAX_REASON_CHARS:
-        raise RetentionError("invalid", f"the reason is longer than {MAX_REASON_CHARS} characters")
+        raise Invalid("invalid", f"the reason is longer than {MAX_REASON_CHARS} characters")
     return text
 
 
@@ -384,11 +378,11 @@ def legal_hold_place(
     text = _reason(reason)
     types = sorted(set(event_types or []))
     if any(not EVENT_TYPE_NAME.match(t) for t in types):
-        raise RetentionError("invalid", "event_types must be event type names")
+        raise Invalid("invalid", "event_types must be event type names")
     if (from_seq is not None and from_seq < 0) or (to_seq is not None and to_seq < 0):
-        raise RetentionError("invalid", "seqs are not negative")
+        raise Invalid("invalid", "seqs are not negative")
     if from_seq is not None and to_seq is not None and to_seq < from_seq:
-        raise RetentionError("invalid", "to_seq must not be before from_seq")
+        raise Invalid("invalid", "to_seq must not be before from_seq")
     with transaction.atomic():
         _lock()
         hold = LegalHold.objects.create(
@@ -420,9 +414,9 @@ def legal_hold_release(*, hold_id: int, reason: str, acting_user: User) -> Legal
         _lock()
         hold = LegalHold.objects.select_for_update().filter(pk=hold_id).first()
         if hold is None:
-            raise RetentionError("not_found", "no such legal hold")
+            raise NotFound("not_found", "no such legal hold")
         if not hold.is_active:
-            raise RetentionError("already_released", "this legal hold was already released")
+            raise Conflict("already_released", "this legal hold was already released")
         record = record_event(
             "LEGAL_HOLD_RELEASED",
             actor=Actor.for_user(acting_user),

@@ -23,6 +23,8 @@ from accounts.roles import has_role, user_role
 from approvals.models import ApprovalRequest
 from audit.models import Checkpoint, Record, WebhookEndpoint
 from audit.services import DEFAULT_LOG
+from compliance_site.decimals import decimal_text
+from surveillance.checks import worst_position
 from surveillance.models import AgentOrderCount, Alert, KillSwitch, MarketRisk, Order
 from surveillance.services.alerts import sla_hours
 
@@ -135,8 +137,7 @@ def _exposure(row: MarketRisk) -> Decimal:
     price = row.mark_price if row.mark_price is not None else row.last_price
     if price is None:
         return Decimal(0)
-    worst = max(abs(row.position + row.open_buy), abs(row.position - row.open_sell))
-    return worst * price
+    return worst_position(row.position, row.open_buy, row.open_sell) * price
 
 
 def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -209,5 +210,5 @@ def charts(*, user: Any, hours: int = 24, now: dt.datetime | None = None) -> dic
         "rejection_reasons": reasons,
         "alerts_by_detector": dict(sorted(detectors.items(), key=lambda kv: -kv[1])),
         "cancel_ratio": ratio,
-        "exposure_by_market": {market: format(value.normalize(), "f") for market, value in markets},
+        "exposure_by_market": {market: decimal_text(value) for market, value in markets},
     }

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from compliance_site.decimals import decimal_text
+
 from ..config import seconds_us
 
 MINUTE_US = 60_000_000
@@ -50,21 +52,9 @@ DEFAULT_DETECTION: dict[str, Any] = {
 }
 
 
-def dec(value: Decimal) -> str:
-    """A Decimal as a plain decimal string (records hold no floats, no exponents).
-    str() gives the same text as format(value, "f") unless it chose an
-    exponent, and costs a third of it: detectors call this per event."""
-    text = str(value)
-    if "E" in text or "e" in text:
-        text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def secs(us: int) -> str:
     """Microseconds as seconds, for details ("1.25")."""
-    return dec(Decimal(us) / SECOND_US)
+    return decimal_text(Decimal(us) / SECOND_US)
 
 
 @dataclass(slots=True)

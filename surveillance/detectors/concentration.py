@@ -13,7 +13,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .base import FOREVER_US, Detector, DetectorConfig, Finding, TradeEvent, dec
+from compliance_site.decimals import decimal_text
+
+from .base import FOREVER_US, Detector, DetectorConfig, Finding, TradeEvent
 
 RECENT = 20  # evidence: the last records that moved a market's position
 ZERO = Decimal(0)
@@ -52,9 +54,9 @@ class ConcentrationDetector(Detector):
         return {
             "markets": {
                 market: {
-                    "agents": {a: dec(q) for a, q in m["agents"].items()},
-                    "net": dec(m["net"]),
-                    "price": dec(m["price"]),
+                    "agents": {a: decimal_text(q) for a, q in m["agents"].items()},
+                    "net": decimal_text(m["net"]),
+                    "price": decimal_text(m["price"]),
                     "recent": m["recent"],
                     "over": m["over"],
                 }
@@ -123,17 +125,19 @@ class ConcentrationDetector(Detector):
             evidence=[*m["recent"], event.seq],
             market=market,
             detail=(
-                f"{market} is {dec(pct)}% of the portfolio (exposure {dec(exposure)} over "
-                f"max(gross {dec(state['gross'])}, capital {dec(self.config.portfolio_capital)})); "
-                f"limit {dec(limit * 100)}%"
+                f"{market} is {decimal_text(pct)}% of the portfolio "
+                f"(exposure {decimal_text(exposure)} over "
+                f"max(gross {decimal_text(state['gross'])}, "
+                f"capital {decimal_text(self.config.portfolio_capital)})); "
+                f"limit {decimal_text(limit * 100)}%"
             ),
             facts={
-                "share_pct": dec(pct),
-                "limit_pct": dec(limit * 100),
-                "exposure": dec(exposure),
-                "gross_exposure": dec(state["gross"]),
-                "portfolio_capital": dec(self.config.portfolio_capital),
-                "net_position": dec(m["net"]),
-                "price": dec(m["price"]),
+                "share_pct": decimal_text(pct),
+                "limit_pct": decimal_text(limit * 100),
+                "exposure": decimal_text(exposure),
+                "gross_exposure": decimal_text(state["gross"]),
+                "portfolio_capital": decimal_text(self.config.portfolio_capital),
+                "net_position": decimal_text(m["net"]),
+                "price": decimal_text(m["price"]),
             },
         )

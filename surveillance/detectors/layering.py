@@ -20,7 +20,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .base import Detector, Finding, TradeEvent, dec
+from compliance_site.decimals import decimal_text
+
+from .base import Detector, Finding, TradeEvent
 
 ZERO = Decimal(0)
 
@@ -58,7 +60,7 @@ class LayeringDetector(Detector):
     def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {
             "open": {
-                k: [o[0], o[1], o[2], dec(o[3]), dec(o[4]), dec(o[5])]
+                k: [o[0], o[1], o[2], decimal_text(o[3]), decimal_text(o[4]), decimal_text(o[5])]
                 for k, o in state["open"].items()
             },
             "episode": state["episode"],
@@ -131,7 +133,7 @@ class LayeringDetector(Detector):
         stack = [o for o in resting.values() if o[2] == side]
         levels_seen = sorted(levels[side])
         episodes[side] = event.seq
-        shown = ", ".join(dec(p) for p in levels_seen)
+        shown = ", ".join(decimal_text(p) for p in levels_seen)
         return [
             self.finding(
                 event=event,
@@ -146,7 +148,7 @@ class LayeringDetector(Detector):
                 facts={
                     "side": side,
                     "orders": len(stack),
-                    "levels": [dec(p) for p in levels_seen],
+                    "levels": [decimal_text(p) for p in levels_seen],
                     "depth": depth,
                 },
             )
@@ -221,7 +223,7 @@ class LayeringDetector(Detector):
         state["stacks"][side] = {
             "orders": sorted(stack),
             "seqs": sorted(o[1] for o in stack.values()),
-            "levels": [dec(p) for p in levels],
+            "levels": [decimal_text(p) for p in levels],
             "execution": [event.seq, event.order_seq],
             "deadline": event.ts + self.config.layering_window_us,
             "cancels": [],

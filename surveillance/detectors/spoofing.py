@@ -22,7 +22,9 @@ from bisect import bisect_left, insort
 from decimal import Decimal
 from typing import Any
 
-from .base import Detector, Finding, TradeEvent, dec, secs
+from compliance_site.decimals import decimal_text
+
+from .base import Detector, Finding, TradeEvent, secs
 
 # A remembered order: order_id -> [ts, seq, side, quantity, price, filled (0/1),
 #   large (0/1), usual size, opposite fill seq or None]
@@ -60,7 +62,7 @@ class SpoofingDetector(Detector):
 
     def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in state.items() if k != "_sorted"}
-        out["sizes"] = [dec(q) for q in state.get("sizes", ())]
+        out["sizes"] = [decimal_text(q) for q in state.get("sizes", ())]
         return out
 
     def horizon_us(self) -> int:
@@ -89,8 +91,8 @@ class SpoofingDetector(Detector):
                 quantity = event.quantity or Decimal(0)
                 large, usual = (1, None) if plain else self._large(state, quantity)
                 orders[event.order_id] = [
-                    event.ts, event.seq, event.side, dec(quantity),
-                    dec(event.price or Decimal(0)), 0, large, usual, None,
+                    event.ts, event.seq, event.side, decimal_text(quantity),
+                    decimal_text(event.price or Decimal(0)), 0, large, usual, None,
                 ]  # fmt: skip
             return []
         order = orders.get(event.order_id or "")
@@ -133,7 +135,8 @@ class SpoofingDetector(Detector):
             facts["usual_quantity"] = order[7]
             facts["opposite_fill_seq"] = order[8]
             why = (
-                f"; {dec(Decimal(order[3]) / Decimal(order[7]))}x its usual size {order[7]}, "
+                f"; {decimal_text(Decimal(order[3]) / Decimal(order[7]))}x its usual size "
+                f"{order[7]}, "
                 f"while it traded on the other side (fill seq {order[8]})"
             )
         return [
@@ -161,7 +164,7 @@ class SpoofingDetector(Detector):
         if n >= self.config.spoof_min_history:
             middle = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
             large = int(middle > 0 and quantity >= self.config.spoof_size_multiple * middle)
-            usual = dec(middle) if large else None
+            usual = decimal_text(middle) if large else None
         sizes.append(quantity)
         insort(ordered, quantity)
         if len(sizes) > HISTORY:

@@ -25,7 +25,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .base import Detector, Finding, TradeEvent, dec, secs
+from compliance_site.decimals import decimal_text
+
+from .base import Detector, Finding, TradeEvent, secs
 
 ZERO = Decimal(0)
 
@@ -65,7 +67,10 @@ class WashTradingDetector(Detector):
             return state
         return {
             **state,
-            "orders": {k: [o[0], o[1], dec(o[2]), dec(o[3]), dec(o[4])] for k, o in orders.items()},
+            "orders": {
+                k: [o[0], o[1], decimal_text(o[2]), decimal_text(o[3]), decimal_text(o[4])]
+                for k, o in orders.items()
+            },
         }
 
     def horizon_us(self) -> int:
@@ -172,8 +177,8 @@ class WashTradingDetector(Detector):
                 event.seq,
                 event.side,
                 event.agent_id,
-                dec(event.quantity or Decimal(0)),
-                dec(event.price or Decimal(0)),
+                decimal_text(event.quantity or Decimal(0)),
+                decimal_text(event.price or Decimal(0)),
                 event.order_seq,
                 [] if plain else self._crossing(state, event),
             ]

@@ -38,7 +38,7 @@ from accounts.models import Role, User
 from accounts.roles import has_role
 from audit.services import Actor, append, pending_server_event, record_event
 from audit.webhooks.services import webhook_notify
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from ..detectors import Finding
 from ..models import Alert, AlertLogEntry
@@ -47,26 +47,6 @@ RESOLVE_PERMISSION = "accounts.resolve_alerts"
 MAX_NOTE_CHARS = 4000
 CYCLE_ACTOR = Actor.system("surveillance")
 Status = Alert.Status
-
-
-class AlertError(ServiceError):
-    """A refused alert action; `http_status` is the API's answer."""
-
-
-class AlertInvalid(AlertError):
-    http_status = 400
-
-
-class AlertForbidden(AlertError):
-    http_status = 403
-
-
-class AlertNotFound(AlertError):
-    http_status = 404
-
-
-class AlertConflict(AlertError):
-    http_status = 409
 
 
 # --- service levels and who may work alerts ---------------------------------------
@@ -184,22 +164,20 @@ def alerts_create(*, findings: Sequence[Finding], config_hash: str) -> list[Aler
 def _clean_note(note: Any, *, required: bool) -> str:
     text = note.strip() if isinstance(note, str) else ""
     if required and not text:
-        raise AlertInvalid("note_required", "A note is required.")
+        raise Invalid("note_required", "A note is required.")
     if len(text) > MAX_NOTE_CHARS:
-        raise AlertInvalid("note_too_long", f"A note has at most {MAX_NOTE_CHARS} characters.")
+        raise Invalid("note_too_long", f"A note has at most {MAX_NOTE_CHARS} characters.")
     return text
 
 
 def _lock(alert_id: int, acting_user: User, *, allow_closed: bool = False) -> Alert:
     if not may_work_alerts(acting_user):
-        raise AlertForbidden(
-            "permission_denied", "Only compliance officers and admins work alerts."
-        )
+        raise Forbidden("permission_denied", "Only compliance officers and admins work alerts.")
     alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
     if alert is None:
-        raise AlertNotFound("not_found", "No such alert.")
+        raise NotFound("not_found", "No such alert.")
     if alert.status == Status.CLOSED and not allow_closed:
-        raise AlertConflict("already_closed", f"The alert was closed as {alert.disposition}.")
+        raise Conflict("already_closed", f"The alert was closed as {alert.disposition}.")
     return alert
 
 
@@ -209,7 +187,7 @@ def _check_assignee(alert: Alert, acting_user: User) -> None:
         and alert.assigned_to_id != acting_user.pk
         and not has_role(acting_user, Role.ADMIN)
     ):
-        raise AlertForbidden(
+        raise Forbidden(
             "not_assignee",
             f"The alert is assigned to {alert.assigned_to}; assign it to yourself first.",
         )
@@ -239,9 +217,9 @@ def alert_assign(*, alert_id: int, acting_user: User, assignee: User | None = No
     alert = _lock(alert_id, acting_user)
     target = assignee or acting_user
     if not may_work_alerts(target):
-        raise AlertInvalid("invalid_assignee", f"{target} may not work alerts.")
+        raise Invalid("invalid_assignee", f"{target} may not work alerts.")
     if alert.assigned_to_id == target.pk:
-        raise AlertConflict("already_assigned", f"The alert is already assigned to {target}.")
+        raise Conflict("already_assigned", f"The alert is already assigned to {target}.")
     previous = alert.status
     now = timezone.now()
     alert.assigned_to, alert.assigned_at, alert.updated_at = target, now, now
@@ -266,18 +244,16 @@ def alert_escalate(
     then holds the case, or a role (compliance_officer, admin), or neither."""
     text = _clean_note(note, required=True)
     if to_user is not None and to_role:
-        raise AlertInvalid("invalid_escalation", "Escalate to a person or to a role, not both.")
+        raise Invalid("invalid_escalation", "Escalate to a person or to a role, not both.")
     if to_role and to_role not in ESCALATION_ROLES:
-        raise AlertInvalid(
-            "invalid_escalation", f"to_role must be one of {', '.join(ESCALATION_ROLES)}"
-        )
+        raise Invalid("invalid_escalation", f"to_role must be one of {', '.join(ESCALATION_ROLES)}")
     if to_user is not None and not may_work_alerts(to_user):
-        raise AlertInvalid("invalid_assignee", f"{to_user} may not work alerts.")
+        raise Invalid("invalid_assignee", f"{to_user} may not work alerts.")
     alert = _lock(alert_id, acting_user)
     if alert.status == Status.OPEN:
-        raise AlertConflict("not_assigned", "Assign the alert before escalating it.")
+        raise Conflict("not_assigned", "Assign the alert before escalating it.")
     if alert.status == Status.ESCALATED:
-        raise AlertConflict("already_escalated", "The alert is already escalated.")
+        raise Conflict("already_escalated", "The alert is already escalated.")
     _check_assignee(alert, acting_user)
     previous = alert.status
     now = timezone.now()
@@ -333,7 +309,7 @@ def alert_reopen(*, alert_id: int, acting_user: User, reason: str) -> Alert:
     text = _clean_note(reason, required=True)
     alert = _lock(alert_id, acting_user, allow_closed=True)
     if alert.status != Status.CLOSED:
-        raise AlertConflict("not_closed", "Only a closed alert can be reopened.")
+        raise Conflict("not_closed", "Only a closed alert can be reopened.")
     previous_disposition = alert.disposition
     now = timezone.now()
     alert.status, alert.disposition, alert.note = Status.ASSIGNED, "", ""
@@ -374,7 +350,7 @@ def alert_resolve(*, alert_id: int, acting_user: User, disposition: str, note: s
     assigned to the resolver as it closes; an assigned or escalated one may be
     closed only by its assignee or an admin."""
     if disposition not in Alert.Disposition.values:
-        raise AlertInvalid(
+        raise Invalid(
             "invalid_disposition",
             f"disposition must be one of {', '.join(Alert.Disposition.values)}",
         )

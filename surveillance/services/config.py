@@ -11,6 +11,7 @@ from django.db import transaction
 from accounts.models import Agent, User
 from audit.services import Actor, record_event
 from compliance_client.jcs import canonicalize
+from compliance_site.decimals import decimal_text
 
 from ..config import DEFAULT_CONFIG, Limits, config_hash, config_validate
 from ..models import AgentRiskLimit, ComplianceConfigVersion, FirmRisk
@@ -98,7 +99,7 @@ def limits_in_force(firm: FirmRisk) -> Limits:
 @transaction.atomic
 def config_update(*, config: Any, acting_user: User) -> ComplianceConfigVersion:
     """A new version with the whole config. Compliance officers+. The config is
-    validated here, whoever calls (API, admin, command, script): ConfigInvalid
+    validated here, whoever calls (API, admin, command, script): Invalid
     (400) for an invalid one, `audit_required` for `audit_enabled: false`.
     Takes the firm risk lock, so no gate decision straddles the change."""
     config = config_validate(config)
@@ -119,7 +120,7 @@ def agent_limits_dict(limit: AgentRiskLimit | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in LIMIT_FIELDS:
         value = getattr(limit, name)
-        out[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
+        out[name] = decimal_text(value) if isinstance(value, Decimal) else value
     return out
 
 

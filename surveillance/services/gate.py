@@ -41,6 +41,8 @@ from audit.services import (
 )
 from audit.validation import UNPRICED_ORDER_TYPES
 from compliance_site.db import Batch, insert_sql, mark_inserted
+from compliance_site.decimals import decimal_text
+from compliance_site.exceptions import Conflict, NotFound
 
 from ..checks import (
     REGULATORY_REASONS,
@@ -49,6 +51,7 @@ from ..checks import (
     RiskSnapshot,
     decision_of,
     evaluate,
+    kill_switches_covering,
 )
 from ..config import Limits, market_key
 from ..models import AgentRiskLimit, FirmRisk, Order
@@ -59,18 +62,25 @@ from .counters import counts_add_order
 from .snapshot import snapshot_for, snapshot_from_row, snapshot_statement
 
 
-class OrderConflict(Exception):
+class OrderRejected(BatchRejected):
+    """The gate's refusal of an invalid intent (400): the item's own code and
+    detail, and the item in `errors` as the event batch lists them."""
+
+    def __init__(self, errors: list[ItemError]):
+        super().__init__(errors)
+        self.code, self.detail = errors[0].code, errors[0].detail
+
+
+class OrderConflict(Conflict):
     """The order_id is taken by another envelope, or the amendment targets an order
     that cannot be amended (409)."""
 
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
+class OrderNotFound(NotFound):
+    """No such order for this agent, or not one the person may act for (404)."""
 
-class OrderNotFound(Exception):
-    pass
+    def __init__(self, order_id: str):
+        super().__init__("order_not_found", f"no order {order_id!r} for this agent")
 
 
 @dataclass
@@ -104,17 +114,16 @@ def _today() -> Any:
 
 
 def cancel_all_for(agent_id: str, market: str | None, switches: set[tuple[str, str]]) -> bool:
-    return (
-        ("global", "") in switches
-        or ("agent", agent_id) in switches
-        or (market is not None and ("market", market) in switches)
-    )
+    return bool(kill_switches_covering(switches, agent_id, market))
 
 
 def _check_intent(agent: Agent, item: Any) -> CheckedItem:
-    checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
+    try:
+        checked = check_items(agent, [item], allowed_channels=frozenset({Channel.GATE}))[0]
+    except BatchRejected as exc:
+        raise OrderRejected(exc.errors) from exc
     if checked.envelope["event_type"] not in {"ORDER_SUBMITTED", "ORDER_AMENDED"}:
-        raise BatchRejected(
+        raise OrderRejected(
             [ItemError(0, "unknown_event_type", "the gate takes ORDER_SUBMITTED or ORDER_AMENDED")]
         )
     return checked
@@ -159,7 +168,7 @@ def _replayed_approval(order: Order) -> dict[str, Any] | None:
 
 
 def order_submit(*, agent: Agent, item: Any) -> GateResult:
-    """Decide on a signed order intent (or amendment). Raises BatchRejected (400),
+    """Decide on a signed order intent (or amendment). Raises OrderRejected (400),
     OrderConflict (409) or OrderNotFound (404); nothing is stored then."""
     checked = _check_intent(agent, item)
     amendment = checked.envelope["event_type"] == "ORDER_AMENDED"
@@ -212,7 +221,7 @@ def _decision_data(
         "config_version": lim.version,
         "config_hash": lim.hash,
         "agent_limits_hash": limits_hash(limits),
-        "notional": format(notional.normalize(), "f"),
+        "notional": decimal_text(notional),
     }
     if not lim.enabled:
         # The config in force turned the limit checks off: the record says the
@@ -381,7 +390,7 @@ def decide_submission(
                 "market": intent.market,
                 "side": intent.side,
                 "quantity": payload["quantity"],
-                "price": format(intent.price.normalize(), "f"),
+                "price": decimal_text(intent.price),
                 "notional": data["notional"],
                 "order_seq": order.seq,
                 "config_hash": lim.hash,
@@ -417,7 +426,7 @@ def _market_order_price(payload: dict[str, Any], snap: RiskSnapshot) -> Decimal:
     if payload.get("reference_price") is not None:
         candidates.append(Decimal(payload["reference_price"]))
     if not candidates:
-        raise BatchRejected(
+        raise OrderRejected(
             [
                 ItemError(
                     0,
@@ -450,7 +459,7 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     quantity = Decimal(payload.get("quantity", order.quantity))
     price = Decimal(payload.get("price", order.price))
     if quantity <= order.filled_quantity:
-        raise BatchRejected(
+        raise OrderRejected(
             [ItemError(0, "schema_violation", "amended quantity must exceed the filled quantity")]
         )
     now = now_us()
@@ -475,8 +484,8 @@ def _amend(agent: Agent, checked: CheckedItem) -> GateResult:
     decision = "accepted" if not reasons else "rejected"
     data = _decision_data(decision, order.status, reasons, lim, limit_row, intent.notional)
     data["amendment"] = {
-        "quantity": format(quantity.normalize(), "f"),
-        "price": format(price.normalize(), "f"),
+        "quantity": decimal_text(quantity),
+        "price": decimal_text(price),
     }
     checked.extra_data = data
     pending = [checked.pending(agent.agent_id, event_type="ORDER_REJECTED" if reasons else None)]

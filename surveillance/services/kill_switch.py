@@ -11,21 +11,13 @@ from accounts.models import User
 from accounts.roles import has_role
 from audit.services import Actor, record_event
 from audit.webhooks.services import webhook_notify
+from compliance_site.decimals import decimal_text
+from compliance_site.exceptions import Conflict, Forbidden, Invalid
 
 from ..config import market_key
 from ..models import AgentMarketRisk, KillSwitch, MarketRisk, Order
 from .config import limits_current
 from .risk import lock_firm
-
-
-class KillSwitchError(Exception):
-    def __init__(self, code: str, detail: str, status: int):
-        super().__init__(detail)
-        self.code, self.detail, self.status = code, detail, status
-
-
-def _d(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 def _snapshot(scope: str, target: str) -> dict[str, Any]:
@@ -43,16 +35,16 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
         orders = orders.filter(market=target)
     return {
         "positions": [
-            {"agent_id": a.agent.agent_id, "market": a.market, "position": _d(a.position)}
+            {"agent_id": a.agent.agent_id, "market": a.market, "position": decimal_text(a.position)}
             for a in agents
             if a.position or a.open_buy or a.open_sell
         ],
         "markets": [
             {
                 "market": m.market,
-                "position": _d(m.position),
-                "open_buy": _d(m.open_buy),
-                "open_sell": _d(m.open_sell),
+                "position": decimal_text(m.position),
+                "open_buy": decimal_text(m.open_buy),
+                "open_sell": decimal_text(m.open_sell),
             }
             for m in markets
             if m.position or m.open_buy or m.open_sell
@@ -63,7 +55,7 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
                 "order_id": o.order_id,
                 "market": o.market,
                 "side": o.side,
-                "remaining": _d(o.remaining),
+                "remaining": decimal_text(o.remaining),
                 "status": o.status,
             }
             for o in orders
@@ -74,9 +66,7 @@ def _snapshot(scope: str, target: str) -> dict[str, Any]:
 def kill_switch_check_role(user: User) -> None:
     role = limits_current().kill_switch_role
     if not has_role(user, role):
-        raise KillSwitchError(
-            "forbidden", f"the kill switch requires the {role} role or higher", 403
-        )
+        raise Forbidden("forbidden", f"the kill switch requires the {role} role or higher")
 
 
 def _target(scope: str, target: str | None) -> str:
@@ -84,6 +74,12 @@ def _target(scope: str, target: str | None) -> str:
     if scope == "global":
         return ""
     return market_key(target or "") if scope == "market" else (target or "")
+
+
+def kill_switch_preview(*, scope: str, target: str | None) -> dict[str, Any]:
+    """What activating the switch would snapshot now (the admin's confirmation
+    page): the same scope and target the activation uses."""
+    return _snapshot(scope, _target(scope, target))
 
 
 @transaction.atomic
@@ -95,10 +91,10 @@ def kill_switch_activate(
     kill_switch_check_role(acting_user)
     target = _target(scope, target)
     if scope != "global" and not target:
-        raise KillSwitchError("invalid", f"a {scope} kill switch needs a target", 400)
+        raise Invalid("invalid", f"a {scope} kill switch needs a target")
     lock_firm()
     if KillSwitch.objects.filter(scope=scope, target=target, active=True).exists():
-        raise KillSwitchError("already_active", "this kill switch is already active", 409)
+        raise Conflict("already_active", "this kill switch is already active")
     snapshot = _snapshot(scope, target)
     record = record_event(
         "KILL_SWITCH_ACTIVATED",
@@ -142,7 +138,7 @@ def kill_switch_deactivate(
         .first()
     )
     if switch is None:
-        raise KillSwitchError("not_active", "no such active kill switch", 409)
+        raise Conflict("not_active", "no such active kill switch")
     record = record_event(
         "KILL_SWITCH_DEACTIVATED",
         actor=Actor.for_user(acting_user),

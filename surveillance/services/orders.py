@@ -24,7 +24,6 @@ from accounts.selectors import agent_can_act
 from audit.event_types import CORE_TYPES
 from audit.services import (
     Actor,
-    BatchRejected,
     FloatToken,
     ItemError,
     PendingRecord,
@@ -33,13 +32,14 @@ from audit.services import (
 )
 from audit.validation import amount_problem, resolve, schema_errors
 from compliance_client.jcs import canonicalize, number_problem
-from compliance_site.exceptions import ServiceError
+from compliance_site.exceptions import Forbidden, Invalid
 
 from ..models import Order
 from .gate import (
     GateResult,
     OrderConflict,
     OrderNotFound,
+    OrderRejected,
     RecordFor,
     decide_submission,
     refuse_taken_order_id,
@@ -49,16 +49,8 @@ _SUBMITTED = CORE_TYPES["ORDER_SUBMITTED"]
 ORDER_FIELDS = frozenset(_SUBMITTED.versions[_SUBMITTED.latest]["properties"])
 
 
-class AgentSuspended(ServiceError):
-    http_status = 403
-
-
-class ReasonRequired(ServiceError):
-    http_status = 400
-
-
-def _refuse(code: str, detail: str) -> BatchRejected:
-    return BatchRejected([ItemError(0, code, detail)])
+def _refuse(code: str, detail: str) -> OrderRejected:
+    return OrderRejected([ItemError(0, code, detail)])
 
 
 def _acting_for(agent: Agent, acting_user: User, order_id: str) -> None:
@@ -92,13 +84,13 @@ def _manual_record(agent: Agent, payload: dict[str, Any], acting_user: User) -> 
 
 def order_submit_manual(*, agent: Agent, order: dict[str, Any], acting_user: User) -> GateResult:
     """Decide on a person's order for `agent` (body as CONTRACT 12, without
-    `agent_id`). Raises BatchRejected (400: float_not_allowed,
+    `agent_id`). Raises OrderRejected (400: float_not_allowed,
     schema_violation), OrderNotFound (404: not theirs to act for),
-    AgentSuspended (403) or OrderConflict (409: order_id taken); nothing is
+    Forbidden (403) or OrderConflict (409: order_id taken); nothing is
     stored then."""
     _acting_for(agent, acting_user, str(order.get("order_id", "")))
     if agent.status != Agent.Status.ACTIVE:
-        raise AgentSuspended("agent_suspended", f"agent {agent.agent_id} is suspended")
+        raise Forbidden("agent_suspended", f"agent {agent.agent_id} is suspended")
     problem = number_problem(order, FloatToken)
     if problem == "float":
         raise _refuse("float_not_allowed", "quantities and prices are decimal strings")
@@ -141,7 +133,7 @@ def order_cancel_request(*, agent: Agent, order_id: str, reason: str, acting_use
     _acting_for(agent, acting_user, order_id)
     reason = (reason or "").strip()
     if not reason:
-        raise ReasonRequired("reason_required", "Give a reason: it goes into the record.")
+        raise Invalid("reason_required", "Give a reason: it goes into the record.")
     # Lock order: the log head, then the order's row (as fills and cancels take them).
     lock_head()
     order = Order.objects.select_for_update().filter(agent=agent, order_id=order_id).first()

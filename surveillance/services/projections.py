@@ -21,7 +21,9 @@ from accounts.models import Agent, User
 from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
 from compliance_site.db import fetch_prepared, insert_new
+from compliance_site.decimals import decimal_text
 
+from ..checks import kill_switches_covering
 from ..config import market_key
 from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
 from . import risk
@@ -112,11 +114,7 @@ class _Bypasses:
     def fill_reasons(self, market: str, overfill: bool) -> list[str]:
         reasons = ["overfill"] if overfill else []
         switches = self.switches or set()
-        if market and (
-            ("global", "") in switches
-            or ("agent", self.agent.agent_id) in switches
-            or ("market", market) in switches
-        ):
+        if market and kill_switches_covering(switches, self.agent.agent_id, market):
             reasons.append("kill_switch")
         if market in self.restricted:
             reasons.append("restricted_market")
@@ -139,8 +137,8 @@ class _Bypasses:
         if order is None:
             state = "an order the gate never accepted"
         else:
-            state = f"order {order.order_id} ({order.status}, {_plain(order.filled_quantity)}"
-            state += f" of {_plain(order.quantity)} filled)"
+            state = f"order {order.order_id} ({order.status}, {decimal_text(order.filled_quantity)}"
+            state += f" of {decimal_text(order.quantity)} filled)"
         quantity = payload.get("quantity")
         self.rows.append(
             GateBypass(
@@ -163,11 +161,6 @@ class _Bypasses:
     def save(self) -> None:
         if self.rows:
             GateBypass.objects.bulk_create(self.rows)
-
-
-def _plain(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from audit.services import now_us
+from compliance_site.decimals import decimal_text
 
 from ..checks import Intent, Reason, RiskSnapshot, evaluate
 from ..config import Limits
@@ -87,8 +88,7 @@ def _text(value: Any) -> str:
     if value is None:
         return "no limit"
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
+        return decimal_text(value)
     return str(value)
 
 

@@ -24,6 +24,7 @@ from django.db import connection
 from accounts.models import Agent
 from compliance_site.db import Batch, date_param, fetch_prepared
 
+from ..checks import worst_position
 from ..models import AgentMarketRisk, FirmExposure, FirmRisk, MarketRisk
 
 # Exact products and sums of 30-digit decimals (the default context keeps 28 digits).
@@ -83,10 +84,7 @@ def _side_field(side: str) -> str:
 
 def valued_exposure(row: MarketRisk) -> Decimal:
     """A market's part of the gross exposure: its worst reachable position at its mark."""
-    worst = max(
-        abs(_EXACT.add(row.position, row.open_buy)),
-        abs(_EXACT.subtract(row.position, row.open_sell)),
-    )
+    worst = worst_position(row.position, row.open_buy, row.open_sell)
     return _EXACT.multiply(worst, row.mark_price or Decimal(0))
 
 

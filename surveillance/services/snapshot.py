@@ -27,7 +27,7 @@ from django.db import connection
 from accounts.models import Agent
 from compliance_site.db import fetch_prepared
 
-from ..checks import AgentLimits, Exposure, Intent, RiskSnapshot
+from ..checks import AgentLimits, Exposure, Intent, RiskSnapshot, kill_switch_keys
 from ..config import Limits
 from ..models import (
     AgentMarketRisk,
@@ -218,11 +218,7 @@ def snapshot_from_row(
     mask = int(switches or 0)
     kill_switches = {
         key
-        for bit, key in (
-            (1, ("global", "")),
-            (2, ("agent", agent.agent_id)),
-            (4, ("market", intent.market)),
-        )
+        for bit, key in zip((1, 2, 4), kill_switch_keys(agent.agent_id, intent.market), strict=True)
         if mask & bit
     }
     snapshot = RiskSnapshot(

@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from approvals.models import ApprovalRequest, Notification
-from approvals.services import ApprovalConflict, approval_grant, to_us
+from approvals.services import approval_grant, to_us
 from approvals.tasks import approval_expire_due_task
 from audit.services.verify import verify_log
+from compliance_site.exceptions import Conflict
 
 from .conftest import records
 from .factories import ApprovalRequestFactory
@@ -69,7 +70,7 @@ def test_grant_racing_expiry_has_exactly_one_winner_per_request(resolver, people
                 try:
                     approval_grant(request_id=request_id, acting_user=officer, reason="race")
                     result = "granted"
-                except ApprovalConflict as exc:
+                except Conflict as exc:
                     result = exc.code
                 with lock:
                     outcomes[request_id] = result

@@ -12,10 +12,6 @@ from django.db import transaction
 from approvals.models import ApprovalRequest, Notification
 from approvals.registry import UnknownKind
 from approvals.services import (
-    ApprovalConflict,
-    ApprovalForbidden,
-    ApprovalInvalid,
-    ApprovalNotFound,
     approval_deny,
     approval_expire_due,
     approval_grant,
@@ -23,6 +19,7 @@ from approvals.services import (
     to_us,
 )
 from audit.models import Record
+from compliance_site.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 from .conftest import records
 from .factories import TEST_KIND, ApprovalRequestFactory, open_overdue
@@ -75,7 +72,7 @@ def test_open_stores_decimals_as_decimal_strings(resolver):
 def test_open_refuses_a_float_in_the_summary(resolver, snapshot):
     before = snapshot()
     # when the summary holds a float
-    with pytest.raises(ApprovalInvalid) as exc:
+    with pytest.raises(Invalid) as exc:
         ApprovalRequestFactory(summary={"notional": 5000.1})
     # then nothing is opened or recorded
     assert exc.value.code == "float_not_allowed"
@@ -92,7 +89,7 @@ def test_open_refuses_a_kind_without_resolver(people, snapshot):
 @pytest.mark.parametrize("timeout", [0, -5, 10**9])
 def test_open_refuses_a_timeout_out_of_range(resolver, snapshot, timeout):
     before = snapshot()
-    with pytest.raises(ApprovalInvalid) as exc:
+    with pytest.raises(Invalid) as exc:
         ApprovalRequestFactory(timeout_secs=timeout)
     assert exc.value.code == "invalid_timeout"
     assert snapshot() == before
@@ -180,7 +177,7 @@ def test_refuses_a_decision_from_a_role_below_compliance_officer(
 ):
     request = ApprovalRequestFactory(requested_by_agent=bot.agent)
     before = snapshot()
-    with pytest.raises(ApprovalForbidden) as exc:
+    with pytest.raises(Forbidden) as exc:
         decide(request_id=request.pk, acting_user=people[name], reason="mine")
     assert exc.value.code == "permission_denied"
     assert snapshot() == before
@@ -192,7 +189,7 @@ def test_refuses_a_decision_from_a_bot(resolver, people, bot, snapshot):
 
     request = ApprovalRequestFactory(requested_by_agent=bot.agent)
     before = snapshot()
-    with pytest.raises(ApprovalForbidden):
+    with pytest.raises(Forbidden):
         approval_grant(request_id=request.pk, acting_user=AgentPrincipal(bot.agent), reason="me")
     assert snapshot() == before
 
@@ -203,7 +200,7 @@ def test_refuses_the_requester_deciding_their_own_request(resolver, people, snap
     request = ApprovalRequestFactory(requested_by_user=people["alice"])
     before = snapshot()
     # when she tries to decide it
-    with pytest.raises(ApprovalForbidden) as exc:
+    with pytest.raises(Forbidden) as exc:
         decide(request_id=request.pk, acting_user=people["alice"], reason="self")
     # then four eyes refuse, and nothing changed
     assert exc.value.code == "four_eyes_requester"
@@ -220,7 +217,7 @@ def test_refuses_the_owner_of_the_requesting_agent(resolver, people, make_bot, s
     alices_bot = make_bot("alice-bot", owner="alice")
     request = ApprovalRequestFactory(requested_by_agent=alices_bot.agent)
     before = snapshot()
-    with pytest.raises(ApprovalForbidden) as exc:
+    with pytest.raises(Forbidden) as exc:
         decide(request_id=request.pk, acting_user=people["alice"], reason="my bot is fine")
     assert exc.value.code == "four_eyes_owner"
     assert snapshot() == before
@@ -232,7 +229,7 @@ def test_refuses_the_owner_named_by_the_kinds_resolver(resolver, people, snapsho
     resolver.owner = people["adam"]
     request = ApprovalRequestFactory()
     before = snapshot()
-    with pytest.raises(ApprovalForbidden) as exc:
+    with pytest.raises(Forbidden) as exc:
         approval_grant(request_id=request.pk, acting_user=people["adam"], reason="mine")
     assert exc.value.code == "four_eyes_owner"
     assert snapshot() == before
@@ -251,7 +248,7 @@ def test_refuses_deciding_a_request_already_decided(resolver, people, bot, snaps
     request = ApprovalRequestFactory(requested_by_agent=bot.agent)
     first(request_id=request.pk, acting_user=people["alice"], reason="first")
     before = snapshot()
-    with pytest.raises(ApprovalConflict) as exc:
+    with pytest.raises(Conflict) as exc:
         second(request_id=request.pk, acting_user=people["adam"], reason="second")
     assert exc.value.code == "already_decided"
     assert snapshot() == before
@@ -267,7 +264,7 @@ def test_refuses_deciding_a_request_past_its_deadline_not_yet_swept(
     assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"
     before = snapshot()
     # when an officer decides it
-    with pytest.raises(ApprovalConflict) as exc:
+    with pytest.raises(Conflict) as exc:
         decide(request_id=request.pk, acting_user=people["alice"], reason="late")
     # then it counts as expired: 409, still pending, nothing recorded
     assert exc.value.code == "expired"
@@ -280,7 +277,7 @@ def test_refuses_deciding_an_expired_request(resolver, people, bot, snapshot, de
     request = open_overdue(requested_by_agent=bot.agent)
     assert approval_expire_due() == 1
     before = snapshot()
-    with pytest.raises(ApprovalConflict) as exc:
+    with pytest.raises(Conflict) as exc:
         decide(request_id=request.pk, acting_user=people["alice"], reason="late")
     assert exc.value.code == "expired"
     assert snapshot() == before
@@ -291,14 +288,14 @@ def test_refuses_deciding_an_expired_request(resolver, people, bot, snapshot, de
 def test_refuses_a_decision_without_a_usable_reason(resolver, people, bot, snapshot, reason):
     request = ApprovalRequestFactory(requested_by_agent=bot.agent)
     before = snapshot()
-    with pytest.raises(ApprovalInvalid):
+    with pytest.raises(Invalid):
         approval_grant(request_id=request.pk, acting_user=people["alice"], reason=reason)
     assert snapshot() == before
 
 
 def test_deciding_an_unknown_request_is_not_found(resolver, people, snapshot):
     before = snapshot()
-    with pytest.raises(ApprovalNotFound):
+    with pytest.raises(NotFound):
         approval_grant(request_id=999_999, acting_user=people["alice"], reason="?")
     assert snapshot() == before
 

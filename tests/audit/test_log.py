@@ -277,3 +277,20 @@ def test_a_head_locked_by_the_caller_is_appended_to_once():
         pass
     assert Log.objects.get(name="default").size == before + 1
     assert verify_log().ok
+
+
+def test_the_server_hashes_leaves_and_links_with_the_clients_functions():
+    # the client's compliance_client.merkle.hash_leaf / chain_next are the one
+    # definition; no server module writes the 0x00 prefix or a chain link itself
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    apps = ("accounts", "approvals", "audit", "surveillance", "reporting", "compliance_site")
+    hand_written = [
+        f"{path.relative_to(root)}:{n}"
+        for app in apps
+        for path in (root / app).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if 'sha256(b"\\x00"' in line or "sha256(prev" in line
+    ]
+    assert hand_written == []

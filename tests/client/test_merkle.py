@@ -485,3 +485,14 @@ def test_verify_inclusion_returns_false_on_garbage_instead_of_raising(args) -> N
 )
 def test_verify_consistency_returns_false_on_garbage_instead_of_raising(args) -> None:
     assert m.verify_consistency(*args) is False
+
+
+def test_chain_next_links_each_leaf_to_the_chain_before_it():
+    # given two leaves of a log
+    first, second = m.hash_leaf(b"record 0"), m.hash_leaf(b"record 1")
+    assert first == hashlib.sha256(b"\x00record 0").digest()
+    # then the chain starts from 32 zero bytes and links each leaf to the one before
+    link0 = m.chain_next(bytes(32), first)
+    assert link0 == hashlib.sha256(bytes(32) + first).digest()
+    assert m.chain_next(link0, second) == hashlib.sha256(link0 + second).digest()
+    assert m.chain_next(link0, second) != m.chain_next(bytes(32), second)

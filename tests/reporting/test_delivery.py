@@ -13,11 +13,12 @@ from django.core import mail
 from django.core.files.storage import default_storage
 
 from audit.models import Record
+from compliance_site.exceptions import Invalid
 from reporting.models import Report, ReportDelivery, ReportSubscription
 from reporting.periods import day
 from reporting.services.delivery import report_delivery_sweep, subscription_create
 from reporting.services.provisional import report_reproduce
-from reporting.services.reports import ReportError, report_request
+from reporting.services.reports import report_request
 from reporting.tasks import report_daily_trade_schedule_task
 from tests.conftest import fill_payload
 
@@ -133,7 +134,7 @@ def test_a_provisional_intraday_report_regenerates_byte_for_byte_from_its_seq_ra
     dataset, people, clock, django_capture_on_commit_callbacks, fmt
 ):
     clock.move_to(at(15, 30))  # day D is not over
-    with pytest.raises(ReportError) as refused:
+    with pytest.raises(Invalid) as refused:
         report_request(kind="daily_trade", period=day(D), fmt=fmt, acting_user=people["alice"])
     assert refused.value.code == "period_not_ended"
     with django_capture_on_commit_callbacks(execute=True):
@@ -179,7 +180,7 @@ def test_a_provisional_intraday_report_regenerates_byte_for_byte_from_its_seq_ra
 def test_a_provisional_report_of_a_period_not_started_is_refused(people, clock):
     from reporting.periods import day as day_period
 
-    with pytest.raises(ReportError) as refused:
+    with pytest.raises(Invalid) as refused:
         report_request(
             kind="daily_trade",
             period=day_period(at(0, 0, days=3).date()),

@@ -25,9 +25,9 @@ from audit.services.checkpoints import checkpoint_create
 from audit.services.export import write_bundle
 from audit.services.verify import verify_log
 from compliance_client.verify import verify_bundle
+from compliance_site.exceptions import Conflict, Forbidden
 from reporting.models import LegalHold
 from reporting.services.retention import (
-    RetentionError,
     legal_hold_place,
     legal_hold_release,
     retention_manifest,
@@ -256,9 +256,9 @@ def test_holds_are_recorded_and_only_admins_place_or_release_them(aged, holds, p
     assert placed["data"]["scope"]["agent_id"] == "bot-h"
     before = Record.objects.count()
 
-    with pytest.raises(RetentionError) as denied:
+    with pytest.raises(Forbidden) as denied:
         legal_hold_place(reason="x", agent_id="bot-r", acting_user=people["alice"])
-    with pytest.raises(RetentionError):
+    with pytest.raises(Forbidden):
         legal_hold_release(hold_id=holds[0].pk, reason="x", acting_user=people["alice"])
 
     assert denied.value.code == "forbidden"
@@ -266,7 +266,7 @@ def test_holds_are_recorded_and_only_admins_place_or_release_them(aged, holds, p
     assert LegalHold.objects.get(pk=holds[0].pk).is_active
     released = legal_hold_release(hold_id=holds[0].pk, reason="closed", acting_user=people["adam"])
     assert Record.objects.get(seq=released.released_seq).event_type == "LEGAL_HOLD_RELEASED"
-    with pytest.raises(RetentionError) as again:
+    with pytest.raises(Conflict) as again:
         legal_hold_release(hold_id=holds[0].pk, reason="closed", acting_user=people["adam"])
     assert again.value.code == "already_released"
 

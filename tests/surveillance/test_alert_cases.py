@@ -13,12 +13,10 @@ import pytest
 from django.test import Client, override_settings
 
 from audit.models import Record
+from compliance_site.exceptions import Conflict, Forbidden, Invalid
 from surveillance.models import Alert, AlertLogEntry
 from surveillance.selectors import alert_history
 from surveillance.services.alerts import (
-    AlertConflict,
-    AlertForbidden,
-    AlertInvalid,
     alert_assign,
     alert_escalate,
     alert_note_add,
@@ -75,9 +73,9 @@ def test_a_note_is_a_record_indexed_under_its_case(alert: Alert, people: dict[st
 
 def test_notes_are_refused_to_viewers_and_when_empty(alert: Alert, people: dict[str, Any]) -> None:
     before = state()
-    with pytest.raises(AlertForbidden):
+    with pytest.raises(Forbidden):
         alert_note_add(alert_id=alert.pk, acting_user=people["carol"], note="hello")
-    with pytest.raises(AlertInvalid):
+    with pytest.raises(Invalid):
         alert_note_add(alert_id=alert.pk, acting_user=people["alice"], note="   ")
     assert state() == before and not AlertLogEntry.objects.exists()
 
@@ -95,7 +93,7 @@ def test_escalation_to_a_named_person_hands_them_the_case(
     data = json.loads(Record.objects.filter(event_type="ALERT_UPDATED").order_by("-seq")[0].body)
     assert data["data"]["escalated_to"] == "olga" and data["data"]["note"] == "needs a senior"
     # olga now holds it and may close it; alice no longer may
-    with pytest.raises(AlertForbidden):
+    with pytest.raises(Forbidden):
         alert_resolve(
             alert_id=alert.pk, acting_user=people["alice"], disposition="no_action", note="x"
         )
@@ -105,9 +103,9 @@ def test_escalation_to_a_named_person_hands_them_the_case(
 def test_escalation_to_a_role_and_bad_escalations(alert: Alert, people: dict[str, Any]) -> None:
     alert_assign(alert_id=alert.pk, acting_user=people["alice"])
     before = state()
-    with pytest.raises(AlertInvalid):
+    with pytest.raises(Invalid):
         alert_escalate(alert_id=alert.pk, acting_user=people["alice"], note="x", to_role="trader")
-    with pytest.raises(AlertInvalid):
+    with pytest.raises(Invalid):
         alert_escalate(
             alert_id=alert.pk, acting_user=people["alice"], note="x", to_user=people["bob"]
         )
@@ -124,9 +122,9 @@ def test_reopening_a_closed_case_needs_a_reason_and_restarts_its_sla(
         alert_id=alert.pk, acting_user=people["alice"], disposition="false_positive", note="hedge"
     )
     before = state()
-    with pytest.raises(AlertInvalid):
+    with pytest.raises(Invalid):
         alert_reopen(alert_id=alert.pk, acting_user=olga, reason=" ")
-    with pytest.raises(AlertForbidden):
+    with pytest.raises(Forbidden):
         alert_reopen(alert_id=alert.pk, acting_user=people["carol"], reason="looks wrong")
     assert state() == before
     alert_reopen(alert_id=alert.pk, acting_user=olga, reason="new fills came in")
@@ -137,7 +135,7 @@ def test_reopening_a_closed_case_needs_a_reason_and_restarts_its_sla(
     assert [h["action"] for h in history] == ["created", "resolve", "reopen"]
     assert history[-1]["data"]["previous_disposition"] == "false_positive"
     # a case that is not closed cannot be reopened
-    with pytest.raises(AlertConflict):
+    with pytest.raises(Conflict):
         alert_reopen(alert_id=alert.pk, acting_user=olga, reason="again")
 
 

@@ -13,12 +13,10 @@ from django.test import Client
 
 from accounts.services import user_create
 from audit.models import Record
+from compliance_site.exceptions import Conflict, Forbidden, Invalid
 from surveillance.detectors import Finding
 from surveillance.models import Alert
 from surveillance.services.alerts import (
-    AlertConflict,
-    AlertForbidden,
-    AlertInvalid,
     alert_assign,
     alert_escalate,
     alert_resolve,
@@ -287,10 +285,10 @@ def test_only_the_assignee_escalates_or_closes(
     alice, adam = people["alice"], people["adam"]
     alert_assign(alert_id=alert.pk, acting_user=alice)
     before = state()
-    with pytest.raises(AlertForbidden) as refused:
+    with pytest.raises(Forbidden) as refused:
         alert_resolve(alert_id=alert.pk, acting_user=olga, disposition="no_action", note="mine now")
     assert refused.value.code == "not_assignee"
-    with pytest.raises(AlertForbidden):
+    with pytest.raises(Forbidden):
         alert_escalate(alert_id=alert.pk, acting_user=olga, note="up")
     assert state() == before
     # reassigning is allowed (and recorded), after which olga may act
@@ -307,22 +305,22 @@ def test_workflow_refusals_change_nothing(alert: Alert, people: dict[str, Any]) 
     alice, rita = people["alice"], people["rita"]
     cases = [
         (
-            AlertConflict,
+            Conflict,
             "not_assigned",
             lambda: alert_escalate(alert_id=alert.pk, acting_user=alice, note="x"),
         ),
         (
-            AlertForbidden,
+            Forbidden,
             "permission_denied",
             lambda: alert_assign(alert_id=alert.pk, acting_user=rita),
         ),
         (
-            AlertInvalid,
+            Invalid,
             "invalid_assignee",
             lambda: alert_assign(alert_id=alert.pk, acting_user=alice, assignee=rita),
         ),
         (
-            AlertInvalid,
+            Invalid,
             "note_required",
             lambda: alert_resolve(
                 alert_id=alert.pk, acting_user=alice, disposition="no_action", note="  "
@@ -337,11 +335,11 @@ def test_workflow_refusals_change_nothing(alert: Alert, people: dict[str, Any]) 
         assert state() == before
     alert_assign(alert_id=alert.pk, acting_user=alice)
     before = state()
-    with pytest.raises(AlertConflict) as refused:
+    with pytest.raises(Conflict) as refused:
         alert_assign(alert_id=alert.pk, acting_user=alice)
     assert refused.value.code == "already_assigned"
     alert_escalate(alert_id=alert.pk, acting_user=alice, note="x")
-    with pytest.raises(AlertConflict):
+    with pytest.raises(Conflict):
         alert_escalate(alert_id=alert.pk, acting_user=alice, note="again")
     assert Alert.objects.get(pk=alert.pk).status == "escalated"
 

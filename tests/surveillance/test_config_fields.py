@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from audit.models import Record
-from surveillance.config import DEFAULT_CONFIG, ConfigInvalid, config_validate
+from compliance_site.exceptions import Invalid
+from surveillance.config import DEFAULT_CONFIG, config_validate
 from surveillance.detectors.base import DetectorConfig, TradeEvent
 from surveillance.detectors.layering import LayeringDetector
 from surveillance.detectors.spoofing import SpoofingDetector
@@ -169,12 +170,12 @@ def test_the_service_refuses_an_invalid_config_whoever_calls(people):
     # the admin, a command or a script call the service directly, not the API
     config = copy.deepcopy(config_current().config)
     versions = ComplianceConfigVersion.objects.count()
-    with pytest.raises(ConfigInvalid) as audit_off:
+    with pytest.raises(Invalid) as audit_off:
         config_update(config=config | {"audit_enabled": False}, acting_user=people["alice"])
     assert audit_off.value.code == "audit_required"
     bad = copy.deepcopy(config)
     bad["regulatory_limits"]["max_order_quantity"] = "-1"
-    with pytest.raises(ConfigInvalid) as invalid:
+    with pytest.raises(Invalid) as invalid:
         config_update(config=bad, acting_user=people["alice"])
     assert invalid.value.code == "invalid"
     assert "max_order_quantity" in str(invalid.value.detail)

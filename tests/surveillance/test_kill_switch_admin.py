@@ -59,3 +59,16 @@ def test_viewer_sees_switches_but_cannot_act(people):
         {"scope": "global", "reason": "x", "confirm": "1"},
     )
     assert not KillSwitch.objects.exists() and Record.objects.count() == before
+
+
+def test_the_confirmation_previews_a_market_named_in_lower_case(people, bot, submit):
+    # given a resting order in BTC-USD
+    submit(bot, quantity="3", price="100", order_id="o-1", market="BTC-USD")
+    # when a risk manager reviews a market switch typed in lower case
+    review = logged_in(people, "rita").post(
+        "/admin/surveillance/killswitch/activate/",
+        {"scope": "market", "target": "btc-usd", "reason": "halt"},
+    )
+    # then the preview covers the market the switch will stop (ids are upper-cased)
+    assert b"Resting orders the bots will be told to cancel: 1" in review.content
+    assert not KillSwitch.objects.exists()
