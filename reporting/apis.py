@@ -16,11 +16,12 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer
+from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer, request_person
 from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
@@ -141,7 +142,7 @@ class ReportRequestSerializer(serializers.Serializer):
 
 
 class ReportsApi(APIView):
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(responses=ReportOutSerializer(many=True))
@@ -164,7 +165,7 @@ class ReportsApi(APIView):
                 period=v["period"],
                 fmt=v["format"],
                 regulator=v["regulator"],
-                acting_user=request.user,
+                acting_user=request_person(request),
                 provisional=v["provisional"],
             )
         except ReportError as exc:
@@ -270,7 +271,7 @@ class RetentionPurgeApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             summary = retention_purge_by(
-                acting_user=request.user, reason=data.validated_data["reason"]
+                acting_user=request_person(request), reason=data.validated_data["reason"]
             )
         except RetentionError as exc:
             return _error(exc.code, exc.detail)
@@ -319,7 +320,7 @@ class LegalHoldsApi(APIView):
             child=serializers.CharField(max_length=64), required=False, default=list, max_length=100
         )
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsAdmin()] if self.request.method == "POST" else [IsComplianceOfficer()]
 
     @extend_schema(responses=LegalHoldOutSerializer(many=True))
@@ -336,7 +337,7 @@ class LegalHoldsApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            hold = legal_hold_place(acting_user=request.user, **data.validated_data)
+            hold = legal_hold_place(acting_user=request_person(request), **data.validated_data)
         except RetentionError as exc:
             return _error(exc.code, exc.detail)
         return Response(LegalHoldOutSerializer(hold).data, status=status.HTTP_201_CREATED)
@@ -354,7 +355,9 @@ class LegalHoldReleaseApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             hold = legal_hold_release(
-                hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
+                hold_id=hold_id,
+                reason=data.validated_data["reason"],
+                acting_user=request_person(request),
             )
         except RetentionError as exc:
             return _error(exc.code, exc.detail)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Agent, AgentKey, User
-from accounts.permissions import IsRiskManager, IsViewer
+from accounts.permissions import IsRiskManager, IsViewer, request_person
 from accounts.selectors import agent_get_for_user, agent_keys, agent_list_for_user
 
 from ..services.agents import (
@@ -23,7 +24,7 @@ from ..services.agents import (
 
 
 def _error(exc: AgentError) -> Response:
-    code = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else status.HTTP_409_CONFLICT
+    code: int = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else status.HTTP_409_CONFLICT
     if exc.code in {"invalid_public_key", "unknown_owner", "invalid_status"}:
         code = status.HTTP_400_BAD_REQUEST
     return Response({"code": exc.code, "detail": exc.detail}, status=code)
@@ -64,7 +65,7 @@ class AgentListCreateApi(APIView):
         public_key = serializers.CharField(max_length=64)
         owner = serializers.CharField(max_length=150, required=False, allow_null=True)
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(responses=AgentOutSerializer(many=True))
@@ -89,7 +90,7 @@ class AgentListCreateApi(APIView):
                 name=data.validated_data["name"],
                 public_key=data.validated_data["public_key"],
                 owner=owner,
-                acting_user=request.user,
+                acting_user=request_person(request),
             )
         except AgentError as exc:
             return _error(exc)
@@ -100,7 +101,7 @@ class AgentListCreateApi(APIView):
 
 
 class AgentKeysApi(APIView):
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
 
     def _agent(self, request: Request, agent_id: str) -> Agent:
@@ -124,7 +125,9 @@ class AgentKeysApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             key = agent_key_add(
-                agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user
+                agent=agent,
+                public_key=data.validated_data["public_key"],
+                acting_user=request_person(request),
             )
         except AgentError as exc:
             return _error(exc)
@@ -140,7 +143,7 @@ class AgentKeyRevokeApi(APIView):
         if agent is None:
             raise Http404
         try:
-            key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request.user)
+            key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request_person(request))
         except AgentError as exc:
             return _error(exc)
         return Response(AgentKeyOutSerializer(key).data)
@@ -167,7 +170,7 @@ class AgentStatusApi(APIView):
                 agent=agent,
                 status=data.validated_data["status"],
                 reason=data.validated_data["reason"],
-                acting_user=request.user,
+                acting_user=request_person(request),
             )
         except AgentError as exc:
             return _error(exc)

@@ -257,7 +257,11 @@ def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) ->
     )
 
 
-def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dict | None) -> int:
+def _walk(
+    head: Log,
+    checkpoints: list[tuple[int, bytes, Checkpoint]],
+    keys: dict[tuple[str, str], _Key] | None,
+) -> int:
     sha256 = hashlib.sha256
     prev = bytes(32)
     expected = 0
