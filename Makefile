@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 
 .PHONY: run test coverage coverage-run coverage-report bench lint format install install-dev \
-	migrate clean screenshots lock audit
+	migrate clean screenshots lock audit schema schema-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,13 +68,29 @@ screenshots: install-dev
 bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: install-dev
+lint: install-dev schema-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --config-file compliance_client/pyproject.toml compliance_client
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+# The OpenAPI schema, committed as docs/openapi.yaml so that an API change shows in
+# review: `make schema` regenerates it; `make schema-check` (in lint, hence CI, and
+# in pre-commit) fails when the code's schema differs from the committed one.
+SCHEMA := docs/openapi.yaml
+SPECTACULAR := DJANGO_DEBUG=1 $(PY) manage.py spectacular --validate --fail-on-warn
+
+schema: install-dev
+	$(SPECTACULAR) --file $(SCHEMA)
+
+schema-check: install-dev
+	@mkdir -p var
+	$(SPECTACULAR) --file var/openapi.yaml
+	@diff -u $(SCHEMA) var/openapi.yaml || { \
+		echo "$(SCHEMA) is not what the code generates: run make schema and commit it" >&2; \
+		exit 1; }
 
 # Regenerate both lock files from pyproject.toml (after adding or changing a
 # dependency): the newest versions that satisfy it, resolved by uv.
