@@ -15,8 +15,7 @@ from .models import Agent, AgentKey
 
 class AgentKeyInline(admin.TabularInline):
     model = AgentKey
-    fields = ["key_id", "public_key", "created_at", "revoked_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("key_id", "public_key", "created_at", "revoked_at")
     extra = 0
     can_delete = False
 
@@ -32,6 +31,13 @@ class AgentAdmin(ReadOnlyAdmin):
     list_display = ["agent_id", "name", "owner", "status", "created_at"]
     list_filter = ["status"]
     search_fields = ["agent_id", "name"]
-    fields = ["agent_id", "name", "owner", "status", "api_key_prefix", "created_at", "created_by"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "agent_id",
+        "name",
+        "owner",
+        "status",
+        "api_key_prefix",
+        "created_at",
+        "created_by",
+    )
     inlines = [AgentKeyInline]

@@ -6,16 +6,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from .authentication import AgentPrincipal
-from .models import Agent, Role
+from .models import Agent, Role, User
 from .roles import has_role
 
 
 def is_agent(request: Any) -> bool:
     return isinstance(request.user, AgentPrincipal)
+
+
+def request_person(request: HttpRequest | Request) -> User:
+    """The person a view or an admin page acts for, as `acting_user`: the user
+    that a role permission (or the admin site) let in. A bot or an anonymous
+    caller never gets this far; if one did, it is refused (403), never recorded
+    as the actor."""
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied("This action needs a signed-in person.")
+    return user
+
+
+def request_agent(request: Request) -> Agent:
+    """The bot behind a request that IsActiveAgent let in (refused, 403, if
+    a view calls it for anyone else)."""
+    user: object = request.user
+    if not isinstance(user, AgentPrincipal):
+        raise PermissionDenied("This endpoint is for agents (bots).")
+    return user.agent
 
 
 class IsActiveAgent(BasePermission):
@@ -31,10 +54,16 @@ class IsActiveAgent(BasePermission):
         return True
 
 
-def role_required(role: str) -> type[BasePermission]:
+class RolePermission(BasePermission):
+    """What role_required makes: a permission class with its refusal message."""
+
+    message: str
+
+
+def role_required(role: str) -> type[RolePermission]:
     """Permission class: a human holding `role` or higher."""
 
-    class HasRole(BasePermission):
+    class HasRole(RolePermission):
         message = f"Requires the {role} role or higher."
 
         def has_permission(self, request: Any, view: Any) -> bool:

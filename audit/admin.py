@@ -69,7 +69,7 @@ class RecordAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = FastCountPaginator
     list_per_page = 50
-    fields = [
+    fields = readonly_fields = (
         "seq",
         "event_type",
         "recorded",
@@ -79,8 +79,7 @@ class RecordAdmin(ReadOnlyAdmin):
         "readable_body",
         "raw_body",
         "hashes",
-    ]
-    readonly_fields = fields
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Record]:
         # the log's id, not a join: every index of the table leads with it;
@@ -154,8 +153,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
     ordering = ["-timestamp_us"]
     paginator = FastCountPaginator
     show_full_result_count = False
-    readonly_fields = ["tree_size", "signed_at", "root", "note"]
-    fields = readonly_fields
+    readonly_fields = fields = ("tree_size", "signed_at", "root", "note")
 
     @admin.display(description="signed at", ordering="timestamp_us")
     def signed_at(self, obj: Checkpoint) -> str:

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from accounts.models import Role, User
+from accounts.permissions import request_person
 from accounts.roles import user_role
 from compliance_site.exceptions import ServiceError
 
@@ -55,10 +56,11 @@ class UserAddForm(_Refusal, UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         model = User
-        fields = ["username", "email"]
+        fields = ("username", "email")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("role"):
             self.refuse(None, UserChange(role=cleaned["role"]))
         return cleaned
@@ -89,7 +91,8 @@ class UserRoleForm(_Refusal, forms.ModelForm):
         )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         change = self.change()
@@ -137,9 +140,12 @@ class UserAdmin(BaseUserAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.readonly_fields if obj is not None else ()
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[User]]:
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.acting_user = request.user
+        if issubclass(form, _Refusal):  # always: built from form or add_form
+            form.acting_user = request_person(request)
         return form
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.http import HttpRequest, HttpResponseBase
 from prometheus_client import Counter, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -101,10 +102,10 @@ class HotPathLatencyMiddleware:
 
     PATHS = {"/api/v1/orders/": GATE_LATENCY, "/api/v1/events/": INGEST_LATENCY}
 
-    def __init__(self, get_response):  # type: ignore[no-untyped-def]
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         histogram = self.PATHS.get(request.path_info) if request.method == "POST" else None
         if histogram is None:
             return self.get_response(request)

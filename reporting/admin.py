@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.models import Role
+from accounts.permissions import request_person
 from accounts.roles import has_role
 from audit.models import MAX_SEQ
 from compliance_site.admin import ReadOnlyAdmin
@@ -352,8 +353,10 @@ class LegalHoldAdmin(ReadOnly):
         if request.method == "POST" and form.is_valid():
             try:
                 legal_hold_release(
-                    hold_id=pk, reason=form.cleaned_data["reason"], acting_user=request.user
-                )  # type: ignore[arg-type]
+                    hold_id=pk,
+                    reason=form.cleaned_data["reason"],
+                    acting_user=request_person(request),
+                )
             except ServiceError as exc:
                 messages.error(request, exc.detail)
             else:

@@ -16,11 +16,12 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer
+from accounts.permissions import IsAdmin, IsComplianceOfficer, IsViewer, request_person
 from audit.models import MAX_SEQ
 
 from .models import LegalHold, Report
@@ -117,7 +118,7 @@ class ReportRequestSerializer(serializers.Serializer):
 
 
 class ReportsApi(APIView):
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsComplianceOfficer()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(responses=ReportOutSerializer(many=True))
@@ -139,7 +140,7 @@ class ReportsApi(APIView):
             period=v["period"],
             fmt=v["format"],
             regulator=v["regulator"],
-            acting_user=request.user,
+            acting_user=request_person(request),
             provisional=v["provisional"],
         )
         report.refresh_from_db()
@@ -241,7 +242,9 @@ class RetentionPurgeApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        summary = retention_purge_by(acting_user=request.user, reason=data.validated_data["reason"])
+        summary = retention_purge_by(
+            acting_user=request_person(request), reason=data.validated_data["reason"]
+        )
         return Response(summary.as_dict())
 
 
@@ -287,7 +290,7 @@ class LegalHoldsApi(APIView):
             child=serializers.CharField(max_length=64), required=False, default=list, max_length=100
         )
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsAdmin()] if self.request.method == "POST" else [IsComplianceOfficer()]
 
     @extend_schema(responses=LegalHoldOutSerializer(many=True))
@@ -303,7 +306,7 @@ class LegalHoldsApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        hold = legal_hold_place(acting_user=request.user, **data.validated_data)
+        hold = legal_hold_place(acting_user=request_person(request), **data.validated_data)
         return Response(LegalHoldOutSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
@@ -318,6 +321,8 @@ class LegalHoldReleaseApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         hold = legal_hold_release(
-            hold_id=hold_id, reason=data.validated_data["reason"], acting_user=request.user
+            hold_id=hold_id,
+            reason=data.validated_data["reason"],
+            acting_user=request_person(request),
         )
         return Response(LegalHoldOutSerializer(hold).data)

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsComplianceOfficer
+from accounts.permissions import IsComplianceOfficer, request_person
 
 from .models import ReportSubscription
 from .services.delivery import (
@@ -63,7 +63,7 @@ class SubscriptionsApi(APIView):
             fmt=v["format"],
             regulator=v["regulator"],
             recipients=v["recipients"],
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response(SubscriptionOutSerializer(sub).data, status=status.HTTP_201_CREATED)
 
@@ -73,5 +73,7 @@ class SubscriptionDeactivateApi(APIView):
 
     @extend_schema(request=None, responses=SubscriptionOutSerializer)
     def post(self, request: Request, subscription_id: int) -> Response:
-        sub = subscription_deactivate(subscription_id=subscription_id, acting_user=request.user)
+        sub = subscription_deactivate(
+            subscription_id=subscription_id, acting_user=request_person(request)
+        )
         return Response(SubscriptionOutSerializer(sub).data)

@@ -174,7 +174,7 @@ class AlertAdmin(ReadOnlyAdmin):
     paginator = FastCountPaginator
     actions = ["assign_to_me", "resolve_selected", "escalate_selected"]
     list_per_page = 50
-    fields = [
+    fields = readonly_fields = (
         "detector",
         "severity",
         "status",
@@ -195,8 +195,7 @@ class AlertAdmin(ReadOnlyAdmin):
         "closed_at",
         "disposition",
         "note",
-    ]
-    readonly_fields = fields
+    )
 
     # --- scope and order --------------------------------------------------------------
 
@@ -265,7 +264,7 @@ class AlertAdmin(ReadOnlyAdmin):
         timeline, the notes and actions from the log, and the actions."""
         alert = self._get_alert(request, object_id)
         if alert is None:
-            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+            return self._not_found(request, object_id)
         return self._case(request, alert, {})
 
     def history_view(
@@ -275,7 +274,7 @@ class AlertAdmin(ReadOnlyAdmin):
         nothing here is changed through model forms)."""
         alert = self._get_alert(request, object_id)
         if alert is None:
-            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+            return self._not_found(request, object_id)
         context = {
             **self.admin_site.each_context(request),
             "title": f"History of alert #{alert.pk}",
@@ -286,6 +285,14 @@ class AlertAdmin(ReadOnlyAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/surveillance/alert/history.html", context)
+
+    def _not_found(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Django's own answer to a missing object (a message, then the admin index)."""
+        # private in Django, so django-stubs leave it out
+        response: HttpResponse = self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+            request, self.model._meta, object_id
+        )
+        return response
 
     def _get_alert(self, request: HttpRequest, object_id: str) -> Alert | None:
         try:
@@ -327,7 +334,7 @@ class AlertAdmin(ReadOnlyAdmin):
         form error shows the case again with the message, and changes nothing."""
         alert = alert_get_for_user(user=request.user, alert_id=pk)
         if alert is None or action not in CASE_FORMS:
-            return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(pk))
+            return self._not_found(request, str(pk))
         case_url = reverse("admin:surveillance_alert_change", args=[pk])
         if request.method != "POST":
             return HttpResponseRedirect(case_url)

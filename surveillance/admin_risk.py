@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Agent
+from accounts.permissions import request_person
 from accounts.roles import has_role
 from accounts.selectors import scope_to_agents
 from audit.admin_display import decimal_text, json_list, when_us
@@ -126,7 +127,10 @@ class KillSwitchAdmin(ReadOnlyAdmin):
             if "confirm" in request.POST:
                 try:
                     kill_switch_activate(
-                        scope=scope, target=target, reason=reason, acting_user=request.user
+                        scope=scope,
+                        target=target,
+                        reason=reason,
+                        acting_user=request_person(request),
                     )
                 except ServiceError as exc:
                     messages.error(request, exc.detail)
@@ -165,7 +169,7 @@ class KillSwitchAdmin(ReadOnlyAdmin):
                     scope=switch.scope,
                     target=switch.target,
                     reason=form.cleaned_data["reason"],
-                    acting_user=request.user,
+                    acting_user=request_person(request),
                 )
             except ServiceError as exc:
                 messages.error(request, exc.detail)
@@ -262,7 +266,7 @@ class OrderAdmin(ReadOnlyAdmin):
     paginator = FastCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    fields = [
+    fields = readonly_fields = (
         "order_id",
         "agent",
         "market",
@@ -281,8 +285,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "config_hash",
         "created",
         "updated",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="quantity")
     def qty(self, obj: Order) -> str:
@@ -377,8 +380,15 @@ class FirmPositionAdmin(ReadOnlyAdmin):
 class ConfigVersionAdmin(ReadOnlyAdmin):
     list_display = ["version", "short_hash", "created_by", "created_at", "seq"]
     ordering = ["-version"]
-    fields = ["version", "hash", "created_by", "created_at", "seq", "changes", "config_readable"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "version",
+        "hash",
+        "created_by",
+        "created_at",
+        "seq",
+        "changes",
+        "config_readable",
+    )
 
     @admin.display(description="hash")
     def short_hash(self, obj: ComplianceConfigVersion) -> str:

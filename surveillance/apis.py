@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +25,8 @@ from accounts.permissions import (
     IsTrader,
     IsViewer,
     is_agent,
+    request_agent,
+    request_person,
 )
 from accounts.roles import has_role
 from accounts.selectors import agent_get_for_user
@@ -165,7 +168,7 @@ class OrdersApi(APIView):
 
     parser_classes = [StrictJSONParser]
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsActiveAgent()] if is_agent(self.request) else [IsTrader()]
 
     @extend_schema(
@@ -189,11 +192,13 @@ class OrdersApi(APIView):
             raise Invalid("invalid_body", "Body must be one JSON object.")
         try:
             if is_agent(request):
-                result = order_submit(agent=request.user.agent, item=item)
+                result = order_submit(agent=request_agent(request), item=item)
             else:
                 order = dict(item)
                 agent = _agent_for(request, order.pop("agent_id", None))
-                result = order_submit_manual(agent=agent, order=order, acting_user=request.user)
+                result = order_submit_manual(
+                    agent=agent, order=order, acting_user=request_person(request)
+                )
         except (OrderRejected, OrderConflict, OrderNotFound) as exc:
             count(GATE_REFUSED, exc.code)
             raise
@@ -226,7 +231,7 @@ class OrderCancelApi(APIView):
             agent=agent,
             order_id=order_id,
             reason=data.validated_data["reason"],
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response(OrderOutSerializer(order).data)
 
@@ -285,15 +290,16 @@ class PositionsApi(APIView):
 class OrderDetailApi(APIView):
     """GET /api/v1/orders/{order_id}/: a bot sees its own; humans add ?agent_id=."""
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsActiveAgent()] if is_agent(self.request) else [IsViewer()]
 
     @extend_schema(
         parameters=[OpenApiParameter("agent_id", str, required=False)], responses=OrderOutSerializer
     )
     def get(self, request: Request, order_id: str) -> Response:
+        agent: Agent | None
         if is_agent(request):
-            agent = request.user.agent
+            agent = request_agent(request)
         else:
             agent_id = request.query_params.get("agent_id")
             if not agent_id:
@@ -308,7 +314,7 @@ class OrderDetailApi(APIView):
 
 
 class ConfigApi(APIView):
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsComplianceOfficer()] if self.request.method == "PUT" else [IsViewer()]
 
     @extend_schema(responses=CONFIG)
@@ -320,7 +326,7 @@ class ConfigApi(APIView):
     def put(self, request: Request) -> Response:
         # Validated by the service (the same rules for every caller); a refusal
         # is an Invalid, answered 400 with its code by the exception handler.
-        row = config_update(config=request.data, acting_user=request.user)
+        row = config_update(config=request.data, acting_user=request_person(request))
         return Response({"version": row.version, "hash": row.hash, "config": row.config})
 
 
@@ -370,7 +376,7 @@ class KillSwitchApi(APIView):
         )
         reason = serializers.CharField(max_length=2000)
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsViewer()]
 
     def _active(self) -> list[dict[str, Any]]:
@@ -389,7 +395,7 @@ class KillSwitchApi(APIView):
     )
     def post(self, request: Request) -> Response:
         # the role first: a caller who may not use the switch learns nothing more
-        kill_switch_check_role(request.user)
+        kill_switch_check_role(request_person(request))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -398,7 +404,7 @@ class KillSwitchApi(APIView):
             scope=v["scope"],
             target=v.get("target"),
             reason=v["reason"],
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response({"active": self._active()})
 
@@ -410,7 +416,7 @@ class AgentRiskLimitsApi(APIView):
         max_daily_notional = DecimalText(allow_null=True)
         max_orders_per_minute = serializers.IntegerField(allow_null=True, min_value=1)
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsRiskManager()] if self.request.method == "PUT" else [IsViewer()]
 
     @extend_schema(responses=LIMITS)
@@ -428,6 +434,6 @@ class AgentRiskLimitsApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         row = agent_limits_set(
-            agent=agent, limits=dict(data.validated_data), acting_user=request.user
+            agent=agent, limits=dict(data.validated_data), acting_user=request_person(request)
         )
         return Response(agent_limits_dict(row))

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.permissions import IsComplianceOfficer, IsViewer
+from accounts.permissions import IsComplianceOfficer, IsViewer, request_person
 from compliance_site.exceptions import Invalid
 
 from .detectors import DETECTOR_NAMES
@@ -184,7 +184,9 @@ class AlertAssignApi(_AlertActionApi):
             alert_id,
             self.InputSerializer,
             lambda v: alert_assign(
-                alert_id=alert_id, acting_user=request.user, assignee=_named(v.get("assignee"))
+                alert_id=alert_id,
+                acting_user=request_person(request),
+                assignee=_named(v.get("assignee")),
             ),
         )
 
@@ -214,7 +216,7 @@ class AlertEscalateApi(_AlertActionApi):
             EscalateInSerializer,
             lambda v: alert_escalate(
                 alert_id=alert_id,
-                acting_user=request.user,
+                acting_user=request_person(request),
                 note=v["note"],
                 to_user=_named(v.get("to_user")),
                 to_role=v.get("to_role") or "",
@@ -232,7 +234,9 @@ class AlertNoteApi(_AlertActionApi):
             request,
             alert_id,
             NoteInSerializer,
-            lambda v: alert_note_add(alert_id=alert_id, acting_user=request.user, note=v["note"]),
+            lambda v: alert_note_add(
+                alert_id=alert_id, acting_user=request_person(request), note=v["note"]
+            ),
             status=201,
         )
 
@@ -251,7 +255,9 @@ class AlertReopenApi(_AlertActionApi):
             request,
             alert_id,
             ReopenInSerializer,
-            lambda v: alert_reopen(alert_id=alert_id, acting_user=request.user, reason=v["reason"]),
+            lambda v: alert_reopen(
+                alert_id=alert_id, acting_user=request_person(request), reason=v["reason"]
+            ),
         )
 
 
@@ -293,7 +299,7 @@ class AlertResolveApi(_AlertActionApi):
         self._visible(request, alert_id)
         alert = alert_resolve(
             alert_id=alert_id,
-            acting_user=request.user,
+            acting_user=request_person(request),
             disposition=data.validated_data["disposition"],
             note=data.validated_data["note"],
         )

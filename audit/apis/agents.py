@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Agent, AgentKey, User
-from accounts.permissions import IsRiskManager, IsViewer
+from accounts.permissions import IsRiskManager, IsViewer, request_person
 from accounts.selectors import agent_get_for_user, agent_keys, agent_list_for_user
 from compliance_site.exceptions import Invalid
 
@@ -57,7 +58,7 @@ class AgentListCreateApi(APIView):
         public_key = serializers.CharField(max_length=64)
         owner = serializers.CharField(max_length=150, required=False, allow_null=True)
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(responses=AgentOutSerializer(many=True))
@@ -81,7 +82,7 @@ class AgentListCreateApi(APIView):
             name=data.validated_data["name"],
             public_key=data.validated_data["public_key"],
             owner=owner,
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response(
             {"agent_id": agent.agent_id, "key_id": key.key_id, "api_key": api_key},
@@ -90,7 +91,7 @@ class AgentListCreateApi(APIView):
 
 
 class AgentKeysApi(APIView):
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsRiskManager()] if self.request.method == "POST" else [IsViewer()]
 
     def _agent(self, request: Request, agent_id: str) -> Agent:
@@ -113,7 +114,9 @@ class AgentKeysApi(APIView):
         data = PublicKeyInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key = agent_key_add(
-            agent=agent, public_key=data.validated_data["public_key"], acting_user=request.user
+            agent=agent,
+            public_key=data.validated_data["public_key"],
+            acting_user=request_person(request),
         )
         return Response({"key_id": key.key_id}, status=status.HTTP_201_CREATED)
 
@@ -126,7 +129,7 @@ class AgentKeyRevokeApi(APIView):
         agent = agent_get_for_user(user=request.user, agent_id=agent_id)
         if agent is None:
             raise Http404
-        key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request.user)
+        key = agent_key_revoke(agent=agent, key_id=key_id, acting_user=request_person(request))
         return Response(AgentKeyOutSerializer(key).data)
 
 
@@ -150,6 +153,6 @@ class AgentStatusApi(APIView):
             agent=agent,
             status=data.validated_data["status"],
             reason=data.validated_data["reason"],
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response(AgentOutSerializer(agent).data)

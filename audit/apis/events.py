@@ -14,11 +14,12 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsActiveAgent, IsViewer
+from accounts.permissions import IsActiveAgent, IsViewer, request_agent
 from compliance_site.exceptions import Invalid, ServiceError, TooLarge
 from compliance_site.metrics import EVENTS_INGESTED, EVENTS_REFUSED, count, count_each
 from compliance_site.openapi import ErrorSerializer, RecordSerializer, SignedItemSerializer
@@ -38,7 +39,8 @@ class StrictJSONParser(SafeJSONParser):
     """The API's parser (NUL, depth and size refused) whose floats become
     FloatToken, so that each item can be refused with float_not_allowed."""
 
-    parse_float = parse_float
+    # a plain function, not a method (SafeJSONParser reads it from the class)
+    parse_float = staticmethod(parse_float)
 
 
 def parse_time_us(value: str, name: str) -> int:
@@ -136,7 +138,7 @@ _EVENTS_POST_DESCRIPTION = (
 class EventsApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsActiveAgent()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(
@@ -184,7 +186,7 @@ class EventsApi(APIView):
     def post(self, request: Request) -> Response:
         body = request.data
         try:
-            results = ingest_events(request.user.agent, _batch(body))
+            results = ingest_events(request_agent(request), _batch(body))
         except BatchRejected as exc:
             count_each(EVENTS_REFUSED, (error.code for error in exc.errors))
             raise

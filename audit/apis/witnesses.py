@@ -8,12 +8,12 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsAdmin, IsViewer
+from accounts.permissions import IsAdmin, IsViewer, request_person
 from compliance_client.note import witness_vkey
 from compliance_site.openapi import ErrorSerializer
 
@@ -77,7 +77,7 @@ class WitnessListCreateApi(APIView):
         public_key = serializers.CharField(max_length=100)
         description = serializers.CharField(max_length=200, required=False, default="")
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [IsAdmin()] if self.request.method == "POST" else [IsViewer()]
 
     @extend_schema(responses=WitnessOutSerializer(many=True))
@@ -91,7 +91,7 @@ class WitnessListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        witness = witness_register(acting_user=request.user, **data.validated_data)
+        witness = witness_register(acting_user=request_person(request), **data.validated_data)
         return Response(witness_dict(witness), status=status.HTTP_201_CREATED)
 
 
@@ -106,7 +106,7 @@ class WitnessRevokeApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         witness = witness_revoke(
-            name=name, acting_user=request.user, reason=data.validated_data["reason"]
+            name=name, acting_user=request_person(request), reason=data.validated_data["reason"]
         )
         return Response(witness_dict(witness))
 
@@ -117,7 +117,7 @@ class CosignatureCreateApi(APIView):
     GET: the checkpoints of that size, each with its cosignatures and whether
     it counts as published (public, like the checkpoints themselves)."""
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [AllowAny()] if self.request.method == "POST" else [IsPublicOrViewer()]
 
     @extend_schema(responses=CheckpointCosignaturesSerializer(many=True))

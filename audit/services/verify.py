@@ -256,7 +256,11 @@ def verify_log(*, log_name: str = DEFAULT_LOG, check_signatures: bool = True) ->
     )
 
 
-def _walk(head: Log, checkpoints: list[tuple[int, bytes, Checkpoint]], keys: dict | None) -> int:
+def _walk(
+    head: Log,
+    checkpoints: list[tuple[int, bytes, Checkpoint]],
+    keys: dict[tuple[str, str], _Key] | None,
+) -> int:
     hash_leaf, chain_next = merkle.hash_leaf, merkle.chain_next
     prev = bytes(32)
     expected = 0

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsComplianceOfficer, IsViewer
+from accounts.permissions import IsComplianceOfficer, IsViewer, request_person
 
 from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import (
@@ -120,7 +120,7 @@ class WebhookListCreateApi(APIView):
             url=data.validated_data["url"],
             event_types=data.validated_data["event_types"],
             description=data.validated_data["description"],
-            acting_user=request.user,
+            acting_user=request_person(request),
         )
         return Response(WebhookCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
@@ -134,7 +134,9 @@ class WebhookEnableApi(APIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
         if not webhook_endpoint_list_for_user(user=request.user).filter(pk=endpoint_id).exists():
             raise Http404
-        endpoint = webhook_endpoint_enable(endpoint_id=endpoint_id, acting_user=request.user)
+        endpoint = webhook_endpoint_enable(
+            endpoint_id=endpoint_id, acting_user=request_person(request)
+        )
         return Response(WebhookOutSerializer(endpoint).data)
 
 
