@@ -82,8 +82,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
     home = tmp_path_factory.mktemp("home")
     port = free_port()
     log = (project / "make-run.log").open("wb")
+    # `-o .venv/.installed`: the copy shares this checkout's virtualenv, which
+    # must not be reinstalled from the copy (its editable install would then
+    # point at a directory deleted after the test).
     proc = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
+        ["make", "-o", ".venv/.installed", "run", f"PORT={port}"],
         cwd=project,
         env=bare_env(home),
         stdout=log,
