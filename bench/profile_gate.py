@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from audit.services.agents import agent_register
     from compliance_client.signing import Signer
     from compliance_site import db as db_mod
-    from surveillance.services import gate as gate_mod
     from surveillance import store as store_mod
+    from surveillance.services import gate as gate_mod
     from surveillance.services import risk as risk_mod
 
     rita = user_create(username="profile-rita", role="risk_manager", password=server.password)
