@@ -16,7 +16,6 @@ Table names are constants of the models, never input; every value is a parameter
 from __future__ import annotations
 
 import decimal
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import Count, F, Q, Sum
 
 from accounts.models import Agent
 from audit.services import Appended, LogClaim, PendingRecord
@@ -59,11 +59,6 @@ _EXACT = decimal.Context(prec=100)
 
 def _postgresql() -> bool:
     return transaction.get_connection().vendor == "postgresql"
-
-
-def _date(day: date) -> Any:
-    """SQLite keeps dates as ISO text (what Django writes there)."""
-    return day if _postgresql() else day.isoformat()
 
 
 def _today() -> date:
@@ -160,12 +155,8 @@ SNAPSHOT_SQL = (
 )
 
 
-@functools.cache
-def _snapshot_sql(postgresql: bool) -> str:
-    """SNAPSHOT_SQL for this database: the aggregate that joins text differs.
-    (Order ids cannot hold a comma: audit.event_types.ID.)"""
-    join = "string_agg(order_id, ',')" if postgresql else "group_concat(order_id, ',')"
-    return SNAPSHOT_SQL.replace("{cancel_ids}", join)
+# (Order ids cannot hold a comma: audit.event_types.ID.)
+SNAPSHOT_SQL = SNAPSHOT_SQL.replace("{cancel_ids}", "string_agg(order_id, ',')")
 
 
 MINUTE_US = 60_000_000
@@ -193,7 +184,7 @@ def _window_params(prefix: str, since_us: int) -> dict[str, int]:
     return params
 
 
-def _snapshot_statement(q: SnapshotQuery) -> tuple[str, dict[str, Any]]:
+def _snapshot_params(q: SnapshotQuery) -> dict[str, Any]:
     lim, intent = q.limits, q.intent
     window_secs = q.window_secs
     if window_secs is None:
@@ -206,14 +197,101 @@ def _snapshot_statement(q: SnapshotQuery) -> tuple[str, dict[str, Any]]:
         "side": intent.side,
         "quantity": intent.quantity,
         "price": intent.price,
-        "today": _date(_today()),
+        "today": _today(),
         "active": True,
         "dup": int(dup),
         "dup_since": q.now - lim.duplicate_window_us,
         **_window_params("r", q.now - MINUTE_US),
         **_window_params("w", q.now - window_secs * 1_000_000),
     }
-    return _snapshot_sql(_postgresql()), params
+    return params
+
+
+def _bucket_totals(agent_pk: int, p: dict[str, Any], prefix: str, *columns: str) -> list[int]:
+    """The ORM's sum of the buckets that tile [edge, infinity) (`_bucket_sums`)."""
+    tiles = (
+        Q(width_s=1, start_us__gte=p[f"{prefix}1"], start_us__lt=p[f"{prefix}60"])
+        | Q(width_s=60, start_us__gte=p[f"{prefix}60"], start_us__lt=p[f"{prefix}3600"])
+        | Q(width_s=3600, start_us__gte=p[f"{prefix}3600"])
+    )
+    sums = AgentOrderCount.objects.filter(tiles, agent_id=agent_pk).aggregate(
+        **{c: Sum(c) for c in columns}
+    )
+    return [int(sums[c] or 0) for c in columns]
+
+
+def _snapshot_row_orm(q: SnapshotQuery) -> tuple[Any, ...]:
+    """SNAPSHOT_SQL's row read through the ORM (SQLite: no lock waits there,
+    the database is locked for writing from BEGIN IMMEDIATE)."""
+    p = _snapshot_params(q)
+    agent, market = q.agent.pk, q.intent.market
+    m = (
+        MarketRisk.objects.filter(market=market)
+        .values_list("position", "open_buy", "open_sell", "mark_price", "last_price")
+        .first()
+        or (None,) * 5
+    )
+    am = (
+        AgentMarketRisk.objects.filter(agent_id=agent, market=market)
+        .values_list("position", "open_buy", "open_sell")
+        .first()
+        or (None,) * 3
+    )
+    lim = (
+        AgentRiskLimit.objects.filter(agent_id=agent)
+        .values_list(
+            "id",
+            "max_position",
+            "max_order_notional",
+            "max_daily_notional",
+            "max_orders_per_minute",
+        )
+        .first()
+        or (None,) * 5
+    )
+    agent_day = AgentMarketRisk.objects.filter(agent_id=agent, day=p["today"]).aggregate(
+        s=Sum("day_notional")
+    )["s"]
+    gross = FirmExposure.objects.filter(name="firm").values_list("gross", flat=True).first()
+    in_scope = (
+        Q(scope="global", target="")
+        | Q(scope="agent", target=q.agent.agent_id)
+        | Q(scope="market", target=market)
+    )
+    bit = {"global": 1, "agent": 2}
+    switches = sum(
+        bit.get(scope, 4)
+        for scope in KillSwitch.objects.filter(in_scope, active=True).values_list(
+            "scope", flat=True
+        )
+    )
+    orders = Order.objects.filter(agent_id=agent)
+    live_orders = ~Q(decision="rejected")
+    [bucket_orders] = _bucket_totals(agent, p, "r", "orders")
+    last_minute = (
+        bucket_orders
+        + orders.filter(created_at_us__gte=p["r_since"], created_at_us__lt=p["r1"]).count()
+    )
+    edge = orders.filter(created_at_us__gte=p["w_since"], created_at_us__lt=p["w1"]).aggregate(
+        live=Count("id", filter=live_orders),
+        cancels=Count("id", filter=live_orders & Q(status=Order.Status.CANCELED)),
+    )
+    bucket_live, bucket_cancels = _bucket_totals(agent, p, "w", "live", "cancels")
+    duplicate = bool(p["dup"]) and (
+        orders.filter(live_orders, market=market, side=q.intent.side)
+        .filter(price=q.intent.price, quantity=q.intent.quantity)
+        .filter(created_at_us__gte=p["dup_since"])
+        .exists()
+    )
+    cancel_ids = ",".join(
+        orders.filter(cancel_requested_at_us__isnull=False, status__in=Order.RESTING).values_list(
+            "order_id", flat=True
+        )
+    )
+    return (
+        *m, *am, *lim, agent_day, gross, switches, last_minute,
+        edge["live"] + bucket_live, edge["cancels"] + bucket_cancels, duplicate, cancel_ids,
+    )  # fmt: skip
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -300,7 +378,9 @@ def snapshot_read(q: SnapshotQuery, firm: FirmRisk) -> tuple[RiskSnapshot, Agent
     """Everything the checks need, read while the caller holds the firm lock,
     and the agent's risk limits row (None: no limits; read under the lock as
     agent_limits_set takes it)."""
-    return _snapshot_from_row(fetch_prepared(*_snapshot_statement(q)), q, firm)
+    if _postgresql():
+        return _snapshot_from_row(fetch_prepared(SNAPSHOT_SQL, _snapshot_params(q)), q, firm)
+    return _snapshot_from_row(_snapshot_row_orm(q), q, firm)
 
 
 # --- exposure ---------------------------------------------------------------------------
@@ -365,7 +445,7 @@ class ExposureChange:
 def _exposure_statements(
     batch: Batch, change: ExposureChange, *, rows_exist: bool = False, head_held: bool = False
 ) -> None:
-    """Add the change's statements to `batch`. `rows_exist`: the caller saw
+    """Add the change's statements to `batch` (PostgreSQL). `rows_exist`: the caller saw
     the market's row and the gross row (rows are never deleted), so the
     statements that create missing ones are left out. `head_held`: the caller
     locked the log head before it sent any of this (every writer of market
@@ -378,8 +458,7 @@ def _exposure_statements(
             " ON CONFLICT (market) DO NOTHING",
             [market],
         )
-    postgresql = connection.features.has_select_for_update
-    if postgresql and not head_held:
+    if not head_held:
         # The market's value read before the change must be the one changed:
         # locked by a statement of its own, so the next one starts after the lock.
         batch.add(f"SELECT id FROM {_M} WHERE market = %s FOR UPDATE", [market])  # noqa: S608
@@ -400,27 +479,21 @@ def _exposure_statements(
         sets.append("mark_price = COALESCE(last_price, %s)")
         params.append(change.order_price)
     update = f"UPDATE {_M} SET {', '.join(sets)} WHERE market = %s"  # noqa: S608
-    if postgresql:
-        # One statement: the market's value before (the statement's snapshot,
-        # taken after the row's lock above, or after the log head that every
-        # writer of the row takes first) and after the change moves the gross.
-        # Its WITH queries kept apart: the statement can join the batch's other
-        # independent writes (none touches these two tables) in one.
-        batch.add(
-            f"UPDATE {_X} SET gross = gross - COALESCE((SELECT v FROM _market_before), 0)"  # noqa: S608
-            " + (SELECT v FROM _market_after) WHERE name = 'firm'",
-            [market, *params, market],
-            independent=True,
-            ctes=[
-                ("_market_before", f"SELECT {_VALUED} AS v FROM {_M} WHERE market = %s"),  # noqa: S608
-                ("_market_after", f"{update} RETURNING {_VALUED} AS v"),
-            ],
-        )
-    else:
-        value = f"(SELECT {_VALUED} FROM {_M} WHERE market = %s)"  # noqa: S608
-        batch.add(f"UPDATE {_X} SET gross = gross - {value} WHERE name = 'firm'", [market])  # noqa: S608
-        batch.add(update, [*params, market])
-        batch.add(f"UPDATE {_X} SET gross = gross + {value} WHERE name = 'firm'", [market])  # noqa: S608
+    # One statement: the market's value before (the statement's snapshot,
+    # taken after the row's lock above, or after the log head that every
+    # writer of the row takes first) and after the change moves the gross.
+    # Its WITH queries kept apart: the statement can join the batch's other
+    # independent writes (none touches these two tables) in one.
+    batch.add(
+        f"UPDATE {_X} SET gross = gross - COALESCE((SELECT v FROM _market_before), 0)"  # noqa: S608
+        " + (SELECT v FROM _market_after) WHERE name = 'firm'",
+        [market, *params, market],
+        independent=True,
+        ctes=[
+            ("_market_before", f"SELECT {_VALUED} AS v FROM {_M} WHERE market = %s"),  # noqa: S608
+            ("_market_after", f"{update} RETURNING {_VALUED} AS v"),
+        ],
+    )
     if change.agent_pk is not None:
         day_sql = (
             f" day_notional = CASE WHEN {_AM}.day = excluded.day"
@@ -437,20 +510,65 @@ def _exposure_statements(
             f" open_buy = {_AM}.open_buy + excluded.open_buy,"
             f" open_sell = {_AM}.open_sell + excluded.open_sell",
             [change.agent_pk, market, change.position, change.open_buy, change.open_sell,
-             _date(change.day) if change.day is not None else None, change.notional],
+             change.day, change.notional],
             independent=True,
         )  # fmt: skip
     if change.firm_day is not None:
         firm_day = change.firm_day
         batch.add(
             f"UPDATE {_F} SET day = %s, day_notional = %s WHERE id = %s",  # noqa: S608
-            [_date(firm_day.day), firm_day.day_notional, firm_day.firm_pk],
+            [firm_day.day, firm_day.day_notional, firm_day.firm_pk],
             independent=True,
+        )
+
+
+def _exposure_orm(change: ExposureChange) -> None:
+    """`_exposure_statements` through the ORM (SQLite, whose database is locked
+    for writing from BEGIN IMMEDIATE: the rows read here cannot change before
+    the writes). The gross moves by the market's value after minus before,
+    computed exactly."""
+    row, _ = MarketRisk.objects.get_or_create(market=change.market)
+    exposure = FirmExposure.objects.filter(name="firm").first()
+    if exposure is None:  # a fresh database: from the markets as they are
+        exposure = FirmExposure.objects.create(name="firm", gross=gross_exposure_recompute())
+    before = valued_exposure(row)
+    row.position += change.position
+    row.open_buy += change.open_buy
+    row.open_sell += change.open_sell
+    if change.last_price is not None:
+        row.last_price = row.mark_price = change.last_price
+    elif change.order_price is not None:
+        row.mark_price = row.last_price if row.last_price is not None else change.order_price
+    row.save(update_fields=["position", "open_buy", "open_sell", "last_price", "mark_price"])
+    gross = _EXACT.add(_EXACT.subtract(exposure.gross, before), valued_exposure(row))
+    FirmExposure.objects.filter(pk=exposure.pk).update(gross=gross)
+    if change.agent_pk is not None:
+        mine, _ = AgentMarketRisk.objects.get_or_create(
+            agent_id=change.agent_pk, market=change.market
+        )
+        updates: dict[str, Any] = {
+            "position": F("position") + change.position,
+            "open_buy": F("open_buy") + change.open_buy,
+            "open_sell": F("open_sell") + change.open_sell,
+        }
+        if change.day is not None:
+            same_day = mine.day == change.day
+            updates["day"] = change.day
+            updates["day_notional"] = (
+                F("day_notional") + change.notional if same_day else change.notional
+            )
+        AgentMarketRisk.objects.filter(pk=mine.pk).update(**updates)
+    if change.firm_day is not None:
+        FirmRisk.objects.filter(pk=change.firm_day.firm_pk).update(
+            day=change.firm_day.day, day_notional=change.firm_day.day_notional
         )
 
 
 def exposure_write(change: ExposureChange) -> None:
     """Apply one exposure change now (one round trip on PostgreSQL)."""
+    if not _postgresql():
+        _exposure_orm(change)
+        return
     batch = Batch()
     _exposure_statements(batch, change)
     batch.run()
@@ -474,8 +592,25 @@ def _counts_statement(batch: Batch, rows: Sequence[CountRow]) -> None:
     )
 
 
+def _counts_orm(rows: Sequence[CountRow]) -> None:
+    for agent_pk, width_s, start_us, orders, live, cancels in rows:
+        bucket, created = AgentOrderCount.objects.get_or_create(
+            agent_id=agent_pk,
+            width_s=width_s,
+            start_us=start_us,
+            defaults={"orders": orders, "live": live, "cancels": cancels},
+        )
+        if not created:
+            AgentOrderCount.objects.filter(pk=bucket.pk).update(
+                orders=F("orders") + orders, live=F("live") + live, cancels=F("cancels") + cancels
+            )
+
+
 def counts_add(rows: Sequence[CountRow]) -> None:
     """Add to the order counters now."""
+    if not _postgresql():
+        _counts_orm(rows)
+        return
     batch = Batch()
     _counts_statement(batch, rows)
     batch.run()
@@ -540,7 +675,7 @@ def gate_lock_and_read(
         firm_at = reads.add(LOCK_FIRM_SQL, ["firm"], fetch=True)
         log = LogClaim.queue(reads)
         query = SnapshotQuery(agent, intent, guess, now)
-        snap_at = reads.add(*_snapshot_statement(query), fetch=True)
+        snap_at = reads.add(SNAPSHOT_SQL, _snapshot_params(query), fetch=True)
         rows = reads.run()
         if rows[firm_at] is not None:
             firm = FirmRisk.from_db(DEFAULT_DB_ALIAS, FIRM_FIELDS, rows[firm_at])
@@ -597,6 +732,13 @@ def gate_write(plan: GateWritePlan) -> Order:
     plan.appended = plan.log.append(plan.records, writes)
     order = plan.order
     order.seq = plan.appended[0].seq
+    if not _postgresql():
+        writes.run()
+        order.save(force_insert=True)
+        _counts_orm(plan.counts)
+        if plan.exposure is not None:
+            _exposure_orm(plan.exposure)
+        return order
     values = [getattr(order, f.attname) for f in _ORDER_FIELDS]
     inserted = writes.add(
         ORDER_INSERT_SQL,
