@@ -11,11 +11,23 @@ and the ORM's query building more than either.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 
 from compliance_site.db import fetch_prepared
 
@@ -40,7 +52,15 @@ def agent_with_keys(api_key_hash: str) -> Agent | None:
     """The agent holding this API key, with its keys (revoked ones included)
     loaded for `Agent.keys_by_id`. The instances hold the fields read here;
     any other field loads on access."""
-    rows = fetch_prepared(_agent_sql(), [api_key_hash], every_row=True)
+    if connection.vendor == "postgresql":
+        rows = fetch_prepared(_agent_sql(), [api_key_hash], every_row=True)
+    else:  # the ORM builds the same LEFT JOIN
+        rows = list(
+            Agent.objects.filter(api_key_hash=api_key_hash).values_list(
+                *AGENT_AUTH_FIELDS,
+                *(f"keys__{'agent' if c == 'agent_id' else c}" for c in KEY_AUTH_FIELDS),
+            )
+        )
     if not rows:
         return None
     width = len(AGENT_AUTH_FIELDS)
@@ -97,13 +117,38 @@ def _token_sql() -> tuple[str, tuple[str, ...]]:
 
 
 def token_lookup(key_hash: str, *, now: datetime) -> TokenLookup | None:
+    if connection.vendor != "postgresql":
+        return _token_lookup_orm(key_hash, now=now)
     sql, role_params = _token_sql()
     row = fetch_prepared(
         sql, [connection.ops.adapt_datetimefield_value(now), *role_params, key_hash]
     )
-    if row is None:
-        return None
+    return None if row is None else _token_found(row)
+
+
+def _token_found(row: Sequence[Any]) -> TokenLookup:
     user_id, is_superuser, username, email, is_staff, is_active, token_id, live, role = row
     values = (user_id, bool(is_superuser), username, email, bool(is_staff), bool(is_active))
     user = User.from_db(DEFAULT_DB_ALIAS, TOKEN_USER_FIELDS, values)
     return TokenLookup(user, bool(is_active), token_id, bool(live), role or "")
+
+
+def _token_lookup_orm(key_hash: str, *, now: datetime) -> TokenLookup | None:
+    """`token_lookup` through the ORM (SQLite): the same one query."""
+    through = User.groups.through
+    rank = Case(*(When(group__name=r, then=Value(i)) for i, r in enumerate(ROLE_ORDER)))
+    role = (
+        through.objects.filter(user_id=OuterRef("user_id"), group__name__in=ROLE_ORDER)
+        .order_by(rank.desc())
+        .values("group__name")[:1]
+    )
+    row = (
+        ApiToken.objects.filter(key_hash=key_hash)
+        .annotate(
+            live=ExpressionWrapper(Q(expires_at__gt=now), output_field=BooleanField()),
+            role=Subquery(role),
+        )
+        .values_list(*(f"user__{f}" for f in TOKEN_USER_FIELDS), "id", "live", "role")
+        .first()
+    )
+    return None if row is None else _token_found(row)

@@ -210,6 +210,8 @@ def tree_hashes(
     statistics say (an OR of ranges let the planner read every node of a level
     and filter, a cost that grew with the log). A statement of each shape is
     prepared once per connection (the shapes are few)."""
+    if transaction.get_connection().vendor != "postgresql":
+        return _tree_hashes_orm(log_name, ranges)
     parts: list[str] = [_SIZE_SQL]
     params: list[Any] = [log_name]
     for level, start, end in ranges:
@@ -227,6 +229,27 @@ def tree_hashes(
             size = index
         else:
             hashes.append((level, index, bytes(digest)))
+    return size, hashes
+
+
+def _tree_hashes_orm(
+    log_name: str, ranges: Sequence[tuple[int, int, int]]
+) -> tuple[int | None, list[tuple[int, int, bytes]]]:
+    """`tree_hashes` through the ORM (SQLite), a query per range."""
+    log = Log.objects.filter(name=log_name).values_list("pk", "size").first()
+    if log is None:
+        return None, []
+    log_id, size = log
+    hashes: list[tuple[int, int, bytes]] = []
+    for level, start, end in ranges:
+        if level == 0:
+            leaves = Record.objects.filter(log_id=log_id, seq__gte=start, seq__lt=end)
+            hashes += [(0, seq, bytes(h)) for seq, h in leaves.values_list("seq", "leaf_hash")]
+        else:
+            nodes = MerkleNode.objects.filter(
+                log_id=log_id, level=level, index__gte=start, index__lt=end
+            )
+            hashes += [(level, i, bytes(h)) for i, h in nodes.values_list("index", "hash")]
     return size, hashes
 
 

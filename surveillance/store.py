@@ -833,6 +833,12 @@ def trading_records(
     cost more than the query."""
     from audit.models import Record
 
+    if not _postgresql():
+        return list(
+            Record.objects.filter(
+                log_id=log_id, seq__gt=after, seq__lte=upto, event_type__in=types, purged=False
+            ).values_list("seq", "event_type", "agent_id", "recorded_at_us", "body")
+        )
     sql = TRADING_SQL.format(table=Record._meta.db_table, types=", ".join(["%s"] * len(types)))
     with connection.cursor() as cursor:
         cursor.execute(sql, [log_id, after, upto, *types, False])
