@@ -29,7 +29,7 @@ from accounts.models import Agent
 from audit.services import Appended, LogClaim, PendingRecord
 from compliance_site.db import Batch, copy_rows, fetch_prepared, insert_new
 
-from .buckets import WIDTHS_S, CountRow, bucket_ranges
+from .buckets import WIDTHS_S, CountRow, bucket_ranges, bucket_starts
 from .checks import AgentLimits, Exposure, Intent, RiskSnapshot
 from .config import Limits
 from .models import (
@@ -633,6 +633,22 @@ REBUILD_SQL = [_rebuild_sql(w) for w in WIDTHS_S]
 def counts_rebuild() -> None:
     """Recount every bucket from the orders table (the caller holds the locks)."""
     AgentOrderCount.objects.all().delete()
+    if not _postgresql():
+        per_bucket: dict[tuple[int, int, int], list[int]] = {}
+        for agent_pk, created_at_us, decision, status in Order.objects.filter(
+            created_at_us__gte=0
+        ).values_list("agent_id", "created_at_us", "decision", "status"):
+            live = int(decision != "rejected")
+            for width_s, start_us in bucket_starts(created_at_us):
+                counts = per_bucket.setdefault((agent_pk, width_s, start_us), [0, 0, 0])
+                counts[0] += 1
+                counts[1] += live
+                counts[2] += int(live and status == Order.Status.CANCELED)
+        AgentOrderCount.objects.bulk_create(
+            AgentOrderCount(agent_id=a, width_s=w, start_us=s, orders=o, live=li, cancels=c)
+            for (a, w, s), (o, li, c) in sorted(per_bucket.items())
+        )
+        return
     with connection.cursor() as cursor:
         for sql in REBUILD_SQL:
             cursor.execute(sql)
@@ -799,6 +815,14 @@ IN_FORCE_SQL = (
 def in_force() -> tuple[set[tuple[str, str]], str | None]:
     """The active kill switches (scope, target), and the config version in
     force as "version:hash" (None: no version yet)."""
+    if not _postgresql():
+        latest = (
+            ComplianceConfigVersion.objects.order_by("-version").values_list("version", "hash")
+        ).first()
+        return (
+            set(KillSwitch.objects.filter(active=True).values_list("scope", "target")),
+            f"{latest[0]}:{latest[1]}" if latest is not None else None,
+        )
     rows = fetch_prepared(IN_FORCE_SQL, [True], every_row=True) or []
     switches = {(scope, target) for scope, target in rows if scope}
     return switches, next((target for scope, target in rows if not scope), None)
