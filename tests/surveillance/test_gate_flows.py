@@ -124,14 +124,16 @@ def test_simultaneous_orders_never_breach_the_position_cap_together(
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("quantity", "decision"), [("1", "accepted"), ("999999", "rejected")])
 def test_a_gate_decision_is_two_round_trips_under_its_locks(
     bot, submit, monkeypatch, quantity, decision
 ):
     """Lock and read (firm row, log head, snapshot) in one round trip; the
-    records, the order, its counters and exposure in a second (with the COMMIT
-    when the decision's block is the outermost one). Nothing else reaches the
-    database between them."""
+    records, the order, its counters and exposure in a second, with the COMMIT
+    (the decision's block is the outermost one, as in a request: its BEGIN
+    travels in the first). Nothing else reaches the database from the
+    decision's BEGIN to its COMMIT."""
     from django.db.backends.utils import CursorWrapper
 
     from compliance_site import db
