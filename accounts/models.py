@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-
-from compliance_site.db import fetch_prepared
 
 
 class Role(models.TextChoices):
@@ -59,40 +56,13 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
-_AGENT_AUTH_FIELDS = ("id", "agent_id", "name", "owner_id", "status", "api_key_prefix")
-_KEY_AUTH_FIELDS = ("id", "agent_id", "key_id", "public_key", "created_at_us", "revoked_at_us")
-
-
 class AgentManager(models.Manager["Agent"]):
     def authenticated(self, api_key_hash: str) -> Agent | None:
         """The agent holding this API key, its key registry read in the same
-        query (every signed request needs both). Plain SQL: on the ingest and
-        gate hot path the ORM's query building cost more than the query. The
-        instances hold the fields read here; any other field loads on access."""
-        rows = fetch_prepared(_authenticated_sql(), [api_key_hash], every_row=True)
-        if not rows:
-            return None
-        width = len(_AGENT_AUTH_FIELDS)
-        agent = Agent.from_db(self.db, _AGENT_AUTH_FIELDS, rows[0][:width])
-        agent._keys_by_id = {}
-        for row in rows:
-            if row[width] is None:
-                continue  # LEFT JOIN: an agent without keys
-            key = AgentKey.from_db(self.db, _KEY_AUTH_FIELDS, row[width:])
-            key.agent = agent
-            agent._keys_by_id[key.key_id] = key
-        return agent
+        query (accounts.store.agent_with_keys)."""
+        from .store import agent_with_keys
 
-
-@functools.cache
-def _authenticated_sql() -> str:
-    agent_cols = ", ".join(f"a.{c}" for c in _AGENT_AUTH_FIELDS)
-    key_cols = ", ".join(f"k.{c}" for c in _KEY_AUTH_FIELDS)
-    return (
-        f"SELECT {agent_cols}, {key_cols} FROM {Agent._meta.db_table} a"  # noqa: S608
-        f" LEFT JOIN {AgentKey._meta.db_table} k ON k.agent_id = a.id"
-        " WHERE a.api_key_hash = %s"
-    )
+        return agent_with_keys(api_key_hash)
 
 
 class Agent(models.Model):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .models import ROLE_ORDER, Role, User
+from .models import ROLE_ORDER, Role
 
 _FIRST_GRANTED: dict[str, set[str]] = {role: set() for role in ROLE_ORDER}
 
@@ -65,26 +65,8 @@ def role_rank(role: str) -> int:
     return ROLE_ORDER.index(role)
 
 
-def role_subquery_sql(user_id_sql: str) -> tuple[str, list[str]]:
-    """SQL (and its parameters) for the highest role held by the user whose id
-    is the SQL expression `user_id_sql`: authentication reads it in the same
-    query as the token, a round trip less per request."""
-    from django.contrib.auth.models import Group
-
-    through = User.groups.through._meta.db_table
-    rank = " ".join(f"WHEN %s THEN {i}" for i in range(len(ROLE_ORDER)))
-    names = ", ".join(["%s"] * len(ROLE_ORDER))
-    sql = (
-        f"(SELECT g.name FROM {Group._meta.db_table} g"  # noqa: S608 - constants only
-        f" JOIN {through} ug ON ug.group_id = g.id"
-        f" WHERE ug.user_id = {user_id_sql} AND g.name IN ({names})"
-        f" ORDER BY CASE g.name {rank} END DESC LIMIT 1)"
-    )
-    return sql, [*ROLE_ORDER, *ROLE_ORDER]
-
-
 def remember_role(user: Any, held_role: str | None) -> None:
-    """Seed user_role()'s per-request cache from role_subquery_sql's result."""
+    """Seed user_role()'s per-request cache from the role read with the token."""
     user._role_cache = held_role or ""
 
 

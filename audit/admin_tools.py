@@ -13,18 +13,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
+
+from .store import planner_row_estimate
 
 COUNT_CAP = 1_000
 
@@ -41,16 +41,8 @@ class FastCountPaginator(Paginator):
         self.estimated = counted > COUNT_CAP
         if not self.estimated:
             return counted
-        connection = connections[qs.db]
-        if connection.vendor != "postgresql":
-            return counted
-        sql, params = qs.order_by().query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-            plan = cursor.fetchone()[0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        return max(int(plan[0]["Plan"]["Plan Rows"]), counted)
+        estimate = planner_row_estimate(qs)
+        return counted if estimate is None else max(estimate, counted)
 
 
 def _parse_moment(text: str, end: bool) -> dt.datetime | None:

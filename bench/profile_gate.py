@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from audit.services.agents import agent_register
     from compliance_client.signing import Signer
     from compliance_site import db as db_mod
+    from surveillance import store as store_mod
     from surveillance.services import gate as gate_mod
     from surveillance.services import risk as risk_mod
 
@@ -123,23 +124,22 @@ def main(argv: list[str] | None = None) -> int:
             (gate_mod, "decide_submission", "decide_submission (transaction, fused COMMIT)"),
             (gate_mod, "limits_current", "  limits_current"),
             (gate_mod, "limits_in_force", "  limits_in_force"),
-            (gate_mod, "_lock_and_read", "  locks + snapshot (one round trip)"),
+            (store_mod, "gate_lock_and_read", "  locks + snapshot (one round trip)"),
             (risk_mod, "lock_firm", "  lock_firm (wait + lock)"),
             (gate_mod, "snapshot_for", "  snapshot_for (reads under the lock)"),
             (gate_mod, "append", "  log.append (head lock, hashes, COPY)"),
             (gate_mod, "evaluate", "  evaluate (the checks)"),
             (log_mod, "_append", "  records: hashes, Merkle, SQL"),
-            (gate_mod, "insert_sql", "  the order's INSERT"),
+            (store_mod, "gate_write", "  store.gate_write (records, order, counters, exposure)"),
             (db_mod.Batch, "run", "  Batch.run (each a round trip)"),
-            (risk_mod, "reserve", "  risk.reserve"),
-            (gate_mod, "counts_add_order", "  counts_add_order"),
+            (risk_mod, "reservation", "  risk.reservation"),
             (BaseDatabaseWrapper, "commit", "COMMIT"),
         ]
         timer.wrap_all(phases)
         # How long the firm lock is held: from asking for it (no wait in one
         # process) to the end of COMMIT.
         held: dict[str, float] = {}
-        lock_and_read, commit = gate_mod._lock_and_read, BaseDatabaseWrapper.commit
+        lock_and_read, commit = store_mod.gate_lock_and_read, BaseDatabaseWrapper.commit
 
         def lock_and_read_timed(*args: Any) -> Any:
             held["since"] = time.perf_counter()
@@ -153,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                 if since is not None:
                     timer.add("firm lock held (to end of COMMIT)", time.perf_counter() - since)
 
-        gate_mod._lock_and_read = lock_and_read_timed  # type: ignore[assignment]
+        store_mod.gate_lock_and_read = lock_and_read_timed  # type: ignore[assignment]
         BaseDatabaseWrapper.commit = commit_timed  # type: ignore[method-assign]
         pg_pid = connection.cursor().connection.info.backend_pid
         pg0, cpu0 = process_cpu_seconds(pg_pid), time.thread_time()
         with sql_timing(connection, timer, args.sql):
             total = through_wsgi(_intents(bench_agent, "phases", args.orders))
         total_cpu, pg_cpu = time.thread_time() - cpu0, process_cpu_seconds(pg_pid) - pg0
-        gate_mod._lock_and_read = lock_and_read  # type: ignore[assignment]
+        store_mod.gate_lock_and_read = lock_and_read  # type: ignore[assignment]
         BaseDatabaseWrapper.commit = commit  # type: ignore[method-assign]
         timer.restore()
         print(f"\n=== phases ({args.orders} orders), unprofiled, one process ===")

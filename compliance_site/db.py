@@ -1,23 +1,39 @@
-"""SQL on the hot paths: the log append, the ingest projections, the gate.
+"""The transport of hand-written SQL: only the apps' stores (<app>/store.py) call it.
 
-These run under the log head lock (and the gate under the firm lock), so
-every round trip and every millisecond of query building there delays every
-other writer. On PostgreSQL:
+Glossary:
 
-* bulk rows go through COPY, or as one JSON parameter unpacked by the server
-  (the ORM's multi-row INSERT builds, quotes and binds one parameter per cell);
-* the hot statements (`fetch_prepared`, `Batch`) are prepared once per
-  connection and sent straight through libpq (`_Wire`); Django's own cursors
-  bind client-side and never prepare (the settings' `prepare_threshold` is
-  set out of reach, so psycopg prepares nothing of its own either);
-* writes that need no answer in between travel together in one pipelined
-  round trip (`Batch`), with the BEGIN and the COMMIT when they can.
+* **prepared statement**: a statement parsed and planned once per connection
+  (named `_cs_N` here), then run with new parameters; PostgreSQL only.
+* **round trip**: one exchange with the server, however many statements it
+  carries. What runs under the gate's locks is counted in round trips.
+* **pipeline**: statements sent one after another without waiting for each
+  answer, then one sync and every answer read in order (libpq pipeline mode,
+  `pipeline_exchange`). One failing statement aborts the rest of the run.
+* **the wire** (`_Wire`): this module's own use of a pipeline, per psycopg
+  connection: parameters dumped by psycopg's adapters, statements prepared
+  on first use, and BEGIN/COMMIT in the same round trip when they can be.
+* **watched**: someone sees every statement (the query log under DEBUG or a
+  test counting queries, an execute wrapper). Then statements go through
+  Django's cursor wrappers instead of the wire: same results, unprepared.
+* **Batch**: statements queued by a store and sent together (`Batch.run`).
+* **independent** (statements of a Batch): writes that touch rows no other of
+  their run touches and read nothing they write; a run of them is sent as
+  one statement (each a data-modifying WITH query).
+* **COPY** (`copy_rows`): bulk rows streamed in one statement.
+* **insert_new**: insert the rows that do not collide with a unique key and
+  return which went in.
+
+Why: the hot paths (the log append, the ingest projections, the gate) run
+under the log head lock (and the gate under the firm lock), so every round
+trip and every millisecond of query building there delays every other
+writer. The ORM's multi-row INSERT builds, quotes and binds one parameter per
+cell; Django's cursors bind client-side and never prepare (the settings'
+`prepare_threshold` is set out of reach, so psycopg prepares nothing of its
+own either).
 
 Elsewhere (SQLite for `make run`) the same calls run one plain statement at a
-time through a Django cursor, and so do they on PostgreSQL when someone
-watches the statements (the query log, an execute wrapper). Either way
-database errors become Django's (IntegrityError drives ingest's and the
-gate's retries).
+time through a Django cursor, or through the ORM. Either way database errors
+become Django's (IntegrityError drives ingest's and the gate's retries).
 """
 
 from __future__ import annotations
@@ -25,15 +41,14 @@ from __future__ import annotations
 import functools
 import json
 import re
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
-from datetime import date
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models import Model
-from django.db.models.sql import InsertQuery
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
 
 
 def _fields(model: type[models.Model], columns: Sequence[str]) -> list[models.Field[Any, Any]]:
@@ -77,40 +92,45 @@ def insert_new(
     returning: Sequence[str],
 ) -> set[tuple[Any, ...]]:
     """Insert the rows that do not collide with a unique constraint and return
-    `returning` of those inserted. One prepared statement on PostgreSQL (the
-    rows as one JSON parameter); a concurrent insert of the same key waits for the other
-    transaction and then counts as not inserted."""
+    `returning` (column names) of those inserted. One prepared statement on
+    PostgreSQL (the rows as one JSON parameter); a concurrent insert of the
+    same key waits for the other transaction and then counts as not inserted.
+    Elsewhere the ORM, one row (and savepoint) at a time."""
     if not rows:
         return set()
     connection = transaction.get_connection()
-    sql = _insert_new_sql(model, tuple(columns), tuple(returning), connection.vendor)
     if connection.vendor == "postgresql":
+        sql = _insert_new_sql(model, tuple(columns), tuple(returning))
         found = fetch_prepared(sql, [json.dumps(rows, default=str)], every_row=True)
         return {tuple(r) for r in found}
-    with connection.cursor() as cursor:
-        inserted: set[tuple[Any, ...]] = set()
-        for row in rows:
-            cursor.execute(sql, list(row))
-            inserted.update(tuple(r) for r in cursor.fetchall())
-        return inserted
+    names = [f.attname for f in _fields(model, columns)]
+    wanted = [f.attname for f in _fields(model, returning)]
+    inserted: set[tuple[Any, ...]] = set()
+    for row in rows:
+        try:
+            with transaction.atomic():
+                obj = model._default_manager.create(**dict(zip(names, row, strict=True)))
+        except IntegrityError:
+            continue
+        inserted.add(tuple(getattr(obj, name) for name in wanted))
+    return inserted
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_new_sql(
-    model: type[models.Model], columns: tuple[str, ...], returning: tuple[str, ...], vendor: str
+    model: type[models.Model], columns: tuple[str, ...], returning: tuple[str, ...]
 ) -> str:
     table, cols, ret = model._meta.db_table, ", ".join(columns), ", ".join(returning)
-    if vendor == "postgresql":
-        # The rows travel as one JSON array of arrays: one text parameter that
-        # PostgreSQL unpacks, instead of an array literal per column built in Python.
-        connection = transaction.get_connection()
-        picks = ", ".join(
-            f"(r->>{i})::{f.db_type(connection)}" for i, f in enumerate(_fields(model, columns))
-        )
-        source = f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS r"  # noqa: S608 - model metadata only
-    else:  # one row per statement
-        source = f"VALUES ({', '.join(['%s'] * len(columns))})"
-    return f"INSERT INTO {table} ({cols}) {source} ON CONFLICT DO NOTHING RETURNING {ret}"
+    # The rows travel as one JSON array of arrays: one text parameter that
+    # PostgreSQL unpacks, instead of an array literal per column built in Python.
+    connection = transaction.get_connection()
+    picks = ", ".join(
+        f"(r->>{i})::{f.db_type(connection)}" for i, f in enumerate(_fields(model, columns))
+    )
+    return (
+        f"INSERT INTO {table} ({cols}) SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS r"  # noqa: S608 - model metadata only
+        f" ON CONFLICT DO NOTHING RETURNING {ret}"
+    )
 
 
 # --- prepared statements and pipelines ----------------------------------------------
@@ -214,7 +234,6 @@ class _Wire:
         """Send BEGIN (with `begin`), the units and COMMIT (with `commit`) in one
         round trip; return, per unit, its row, its rows, or None."""
         raw, tx = self.raw, self.tx
-        pg = raw.pgconn
         # Every parameter dumped before anything is queued: a value that cannot
         # be sent fails the call with nothing sent.
         dumped: list[tuple[tuple[str, tuple[int, ...]], Sequence[Any], Any]] = []
@@ -225,64 +244,109 @@ class _Wire:
             else:
                 dumped.append(((sql, ()), (), None))
         fresh: dict[tuple[str, tuple[int, ...]], bytes] = {}
-        # Per command sent, in order: the unit whose result it is (-1: none), or
-        # the key of a statement being prepared.
+        commands: list[Command] = []
+        # Per command, in order: the unit whose result it is (-1: none), or the
+        # key of a statement being prepared.
         expected: list[int | tuple[str, tuple[int, ...]]] = []
-        with raw.lock:
-            pg.enter_pipeline_mode()
-            try:
-                if len(self.names) >= self.MAX_STATEMENTS:
-                    self.names.clear()
-                    pg.send_query_params(b"DEALLOCATE ALL", None)
-                    expected.append(-1)
-                if begin:
-                    pg.send_query_params(b"BEGIN", None)
-                    expected.append(-1)
-                for index, (key, values, formats) in enumerate(dumped):
-                    name = self.names.get(key) or fresh.get(key)
-                    if name is None:
-                        self.made += 1
-                        name = fresh[key] = b"_cs_%d" % self.made
-                        pg.send_prepare(name, key[0].encode(), param_types=key[1] or None)
-                        expected.append(key)
-                    pg.send_query_prepared(name, values, param_formats=formats)
-                    expected.append(index)
-                if commit:
-                    pg.send_query_params(b"COMMIT", None)
-                    expected.append(-1)
-                pg.pipeline_sync()
-                raw.wait(psycopg.generators.send(pg))
-                out: list[Any] = [None] * len(units)
-                error = None
-                for what in expected:
-                    [result] = raw.wait(psycopg.generators.fetch_many(pg)) or [None]
-                    status = result.status if result is not None else None
-                    if status == _FAILED and error is None:
-                        error = result
-                    elif isinstance(what, tuple):
-                        if status == psycopg.pq.ExecStatus.COMMAND_OK:
-                            self.names[what] = fresh[what]
-                    elif what >= 0 and status == _TUPLES and units[what][2]:
-                        tx.set_pgresult(result)
-                        count = result.ntuples
-                        if units[what][2] == _ALL:
-                            out[what] = tx.load_rows(0, count, tuple)
-                        elif count:
-                            out[what] = tx.load_row(0, tuple)
-                [sync] = raw.wait(psycopg.generators.fetch_many(pg))
-                if sync.status != _SYNC:  # not a reply to what was sent: give up the connection
-                    raise psycopg.OperationalError(f"unexpected reply in a pipeline: {sync.status}")
-                pg.exit_pipeline_mode()
-            except BaseException:
-                # Results still pending (the connection broke, or the wait was
-                # interrupted): nothing more can be sent on this connection.
-                # Django finds it closed and opens another.
-                if pg.pipeline_status != psycopg.pq.PipelineStatus.OFF:
-                    raw.close()
-                raise
+        if len(self.names) >= self.MAX_STATEMENTS:
+            self.names.clear()
+            commands.append(Command(b"DEALLOCATE ALL"))
+            expected.append(-1)
+        if begin:
+            commands.append(Command(b"BEGIN"))
+            expected.append(-1)
+        for index, (key, values, formats) in enumerate(dumped):
+            name = self.names.get(key) or fresh.get(key)
+            if name is None:
+                self.made += 1
+                name = fresh[key] = b"_cs_%d" % self.made
+                commands.append(Command(key[0].encode(), prepare_as=name, types=key[1]))
+                expected.append(key)
+            commands.append(Command(b"", run_prepared=name, params=values, formats=formats))
+            expected.append(index)
+        if commit:
+            commands.append(Command(b"COMMIT"))
+            expected.append(-1)
+        results = pipeline_exchange(raw, commands)
+        out: list[Any] = [None] * len(units)
+        error = None
+        for what, result in zip(expected, results, strict=True):
+            status = result.status if result is not None else None
+            if status == _FAILED and error is None:
+                error = result
+            elif isinstance(what, tuple):
+                if status == psycopg.pq.ExecStatus.COMMAND_OK:
+                    self.names[what] = fresh[what]
+            elif what >= 0 and status == _TUPLES and units[what][2]:
+                tx.set_pgresult(result)
+                count = result.ntuples
+                if units[what][2] == _ALL:
+                    out[what] = tx.load_rows(0, count, tuple)
+                elif count:
+                    out[what] = tx.load_row(0, tuple)
         if error is not None:
             raise psycopg.errors.error_from_result(error, encoding=raw.info.encoding)
         return out
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a pipeline: a plain query (`sql` alone), the preparation
+    of `sql` as `prepare_as` (with its parameter type oids), or the run of the
+    prepared statement `run_prepared` with dumped `params` in `formats`."""
+
+    sql: bytes
+    prepare_as: bytes | None = None
+    types: Sequence[int] = ()
+    run_prepared: bytes | None = None
+    params: Sequence[Any] = ()
+    formats: Sequence[Any] | None = None
+
+
+def pipeline_exchange(raw: psycopg.Connection[Any], commands: Sequence[Command]) -> list[Any]:
+    """The one use of psycopg's low-level pipeline API (libpq pipeline mode):
+    send every command, one sync and one flush, then read one result per
+    command, in order (a PGresult, or None where the server sent none). A
+    failing command's result is FATAL_ERROR and the ones after it are
+    PIPELINE_ABORTED; nothing is raised for them here. If the exchange itself
+    breaks (the connection, an interrupted wait) with results still pending,
+    nothing more can be sent on the connection: it is closed (Django then
+    finds it closed and opens another) and the error raised."""
+    pg = raw.pgconn
+    with raw.lock:
+        pg.enter_pipeline_mode()
+        try:
+            for command in commands:
+                if command.prepare_as is not None:
+                    pg.send_prepare(
+                        command.prepare_as, command.sql, param_types=command.types or None
+                    )
+                elif command.run_prepared is not None:
+                    pg.send_query_prepared(
+                        command.run_prepared, command.params, param_formats=command.formats
+                    )
+                else:
+                    pg.send_query_params(command.sql, None)
+            pg.pipeline_sync()
+            raw.wait(psycopg.generators.send(pg))
+            results: list[Any] = []
+            for _ in commands:
+                [result] = raw.wait(psycopg.generators.fetch_many(pg)) or [None]
+                results.append(result)
+            [sync] = raw.wait(psycopg.generators.fetch_many(pg))
+            if sync.status != _SYNC:  # not a reply to what was sent: give up the connection
+                raise psycopg.OperationalError(f"unexpected reply in a pipeline: {sync.status}")
+            pg.exit_pipeline_mode()
+        except BaseException:
+            if pg.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+                raw.close()
+            raise
+    return results
+
+
+# Each psycopg connection's wire (its prepared statements), for as long as the
+# connection lives: a new connection starts with none prepared.
+_wires: weakref.WeakKeyDictionary[Any, _Wire] = weakref.WeakKeyDictionary()
 
 
 def _positional(sql: str, params: _Params) -> _Unit:
@@ -369,9 +433,9 @@ def _through_wire(db: Any, raw: Any, units: Sequence[_Unit], *, commit: bool = F
     connection cannot take them that way now (the caller uses a cursor)."""
     db.validate_thread_sharing()
     db.validate_no_broken_transaction()
-    wire = db.__dict__.get("_wire")
-    if wire is None or wire.raw is not raw:
-        wire = db.__dict__["_wire"] = _Wire(raw)
+    wire = _wires.get(raw)
+    if wire is None:
+        wire = _wires[raw] = _Wire(raw)
     if raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
         return None
     begin = _begin_here(db, raw)
@@ -546,45 +610,3 @@ def _with(ctes: Sequence[tuple[str, str]], sql: str) -> str:
     if not ctes:
         return sql
     return f"WITH {', '.join(f'{name} AS ({q})' for name, q in ctes)} {sql}"
-
-
-def insert_sql(obj: Model) -> tuple[str, Sequence[Any]]:
-    """Django's own INSERT ... RETURNING pk for one new model instance, to send
-    in a Batch (then `mark_inserted` with the row). The statement is compiled
-    once per model; each call only prepares the values, as the compiler would
-    (`pre_save`, then `get_db_prep_save`)."""
-    db = _db()
-    fields, sql = _insert_statement(type(obj), db.alias, db.vendor)
-    values = [f.pre_save(obj, True) for f in fields]
-    if any(hasattr(v, "resolve_expression") for v in values):  # an expression: compile it
-        return _compile_insert(obj, fields)
-    return sql, [f.get_db_prep_save(v, db) for f, v in zip(fields, values, strict=True)]
-
-
-@functools.lru_cache(maxsize=32)
-def _insert_statement(
-    model: type[Model], alias: str, vendor: str
-) -> tuple[list[models.Field[Any, Any]], str]:
-    fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
-    return fields, _compile_insert(model(), fields)[0]
-
-
-def _compile_insert(obj: Model, fields: list[models.Field[Any, Any]]) -> tuple[str, Sequence[Any]]:
-    query = InsertQuery(obj.__class__)
-    query.insert_values(fields, [obj])
-    compiler = query.get_compiler(using=connection.alias)
-    compiler.returning_fields = [obj._meta.pk]
-    [(sql, params)] = compiler.as_sql()
-    return sql, params
-
-
-def mark_inserted(obj: Model, row: Sequence[Any]) -> None:
-    """What Model.save() does after its INSERT: the pk, and the state of a stored row."""
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = DEFAULT_DB_ALIAS
-
-
-def date_param(day: date) -> Any:
-    """SQLite keeps dates as ISO text (what Django writes there)."""
-    return day if _db().vendor == "postgresql" else day.isoformat()

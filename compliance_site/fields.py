@@ -94,28 +94,30 @@ def reencrypt_stored(progress: Any = None) -> int:
     rewritten. Raises UnreadableSecret, naming nothing secret, if one cannot
     be read (then nothing of that row changed)."""
     from django.apps import apps
-    from django.db import connection, transaction
+    from django.db import transaction
+    from django.db.models import TextField, Value
+    from django.db.models.functions import Cast
 
     done = 0
     for model in apps.get_models():
         fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
-        qn = connection.ops.quote_name
-        table, pk = qn(model._meta.db_table), qn(str(model._meta.pk.column))
+        manager = model._base_manager
         for field in fields:
-            column = qn(str(field.column))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT {pk}, {column} FROM {table} WHERE {column} IS NOT NULL"  # noqa: S608
-                )
-                rows = cursor.fetchall()
+            # The stored token, not its decrypted value: read and compared as plain text.
+            stored = Cast(field.attname, TextField())
+            rows = list(
+                manager.filter(**{f"{field.attname}__isnull": False})
+                .annotate(_token=stored)
+                .values_list("pk", "_token")
+            )
             for key, token in rows:
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(
-                        f"UPDATE {table} SET {column} = %s WHERE {pk} = %s"  # noqa: S608
-                        f" AND {column} = %s",
-                        [reencrypt(token), key, token],
+                with transaction.atomic():
+                    done += (
+                        manager.filter(pk=key)
+                        .alias(_token=stored)
+                        .filter(_token=token)
+                        .update(**{field.attname: Value(reencrypt(token), TextField())})
                     )
-                    done += cursor.rowcount
             if progress is not None:
                 progress(f"{model._meta.label}.{field.name}: {len(rows)} value(s)")
     return done

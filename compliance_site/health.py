@@ -21,9 +21,8 @@ def _broker_ok() -> bool:
 
 def healthz(request: HttpRequest) -> JsonResponse:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        database = True
+        connection.ensure_connection()
+        database = connection.is_usable()  # a round trip to the server
     except Exception:
         database = False
     checkpoint_age = None

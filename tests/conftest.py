@@ -99,12 +99,12 @@ def _append_only_triggers(request: Any) -> Iterator[None]:
     request.getfixturevalue("django_db_blocker")
     db_fixture = "transactional_db" if _is_transactional(request) else "db"
     request.getfixturevalue(db_fixture)
-    from audit import db_triggers
+    from audit import store
 
-    db_triggers.install(connection)
+    store.triggers_install(connection)
     yield
     if db_fixture == "transactional_db":
-        db_triggers.drop(connection)
+        store.triggers_drop(connection)
 
 
 @pytest.fixture(autouse=True)

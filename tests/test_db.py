@@ -358,3 +358,54 @@ def test_a_connection_lost_under_the_wire_raises_and_the_next_request_reconnects
         fetch_prepared("SELECT %s::int", [2])
     connection.close_if_unusable_or_obsolete()  # what Django does when a request ends
     assert fetch_prepared("SELECT %s::int", [3]) == (3,)
+
+
+@pytest.mark.postgres
+def test_the_pipeline_exchange_answers_each_command_in_order_and_an_error_aborts_the_rest():
+    """pipeline_exchange is the one place that drives psycopg's pipeline API:
+    one result per command, in order; a failing command's error and the
+    commands after it aborted, without raising; the connection usable after."""
+    import psycopg
+
+    from compliance_site.db import Command, pipeline_exchange
+
+    connection.ensure_connection()
+    raw = connection.connection
+    status = psycopg.pq.ExecStatus
+    dump = psycopg.adapt.Transformer(raw)
+    params = dump.dump_sequence([20], [psycopg.adapt.PyFormat.TEXT])
+    before = transaction.savepoint()
+    results = pipeline_exchange(
+        raw,
+        [
+            Command(b"SELECT $1::int + 1", prepare_as=b"_test_exchange"),
+            Command(b"", run_prepared=b"_test_exchange", params=params, formats=dump.formats),
+            Command(b"SELECT 1/0"),
+            Command(b"SELECT 2"),
+        ],
+    )
+    assert [r.status for r in results] == [
+        status.COMMAND_OK,
+        status.TUPLES_OK,
+        status.FATAL_ERROR,
+        status.PIPELINE_ABORTED,
+    ]
+    assert results[1].get_value(0, 0) == b"21"
+    assert raw.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+    transaction.savepoint_rollback(before)  # the error aborted the transaction
+    raw.execute("DEALLOCATE _test_exchange")  # prepared statements outlive a rollback
+    assert fetch_prepared("SELECT %s::int", [5]) == (5,)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_each_connection_keeps_its_own_prepared_statements_and_a_new_one_starts_with_none():
+    from compliance_site import db
+
+    fetch_prepared("SELECT %s::int + 100", [1])
+    first = connection.connection
+    assert db._wires[first].names
+    connection.close()
+    assert fetch_prepared("SELECT %s::int + 100", [2]) == (102,)
+    assert connection.connection is not first
+    assert len(db._wires[connection.connection].names) == 1

@@ -7,15 +7,15 @@ def create_default_log(apps, schema_editor):
 
 
 def install_triggers(apps, schema_editor):
-    from audit import db_triggers
+    from audit import store
 
-    db_triggers.install(schema_editor.connection)
+    store.triggers_install(schema_editor.connection)
 
 
 def drop_triggers(apps, schema_editor):
-    from audit import db_triggers
+    from audit import store
 
-    db_triggers.drop(schema_editor.connection)
+    store.triggers_drop(schema_editor.connection)
 
 
 class Migration(migrations.Migration):

@@ -23,8 +23,8 @@ from accounts.models import Agent
 from compliance_client.jcs import CanonicalizationError, canonicalize, number_problem
 from compliance_site.exceptions import Conflict, Invalid
 
+from .. import store
 from ..event_types import Channel
-from ..models import Log, Record
 from ..validation import ResolvedType, amount_problem, resolve, schema_errors, timestamp_problem
 from .log import DEFAULT_LOG, Actor, Appended, PendingRecord, append, now_us
 
@@ -296,31 +296,6 @@ def check_items(
     return checked
 
 
-# Table names are constants of the models, not input.
-_EXISTING_SQL = (
-    f"SELECT r.event_id, r.seq, r.envelope_hash, r.leaf_hash FROM {Record._meta.db_table} r"  # noqa: S608
-    f" JOIN {Log._meta.db_table} l ON l.id = r.log_id"
-    " WHERE l.name = %s AND r.agent_id = %s AND r.event_id = ANY(%s)"
-)
-
-
-def _existing(
-    agent_id: str, event_ids: list[str], log_name: str
-) -> dict[str, tuple[int, Any, Any]]:
-    """(seq, envelope_hash, leaf_hash) of the records these event_ids already have.
-    On PostgreSQL one array parameter (= ANY) instead of an IN list of up to 500:
-    the ORM's IN list costs about 1 ms of CPU per 100 ids to build and bind."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        rows = Record.objects.filter(
-            log__name=log_name, agent_id=agent_id, event_id__in=event_ids
-        ).values_list("event_id", "seq", "envelope_hash", "leaf_hash")
-        return {str(event_id): (seq, eh, lh) for event_id, seq, eh, lh in rows}
-    with connection.cursor() as cursor:
-        cursor.execute(_EXISTING_SQL, [log_name, agent_id, event_ids])
-        return {event_id: (seq, eh, lh) for event_id, seq, eh, lh in cursor.fetchall()}
-
-
 def split_duplicates(
     agent: Agent,
     checked: Sequence[CheckedItem],
@@ -332,7 +307,11 @@ def split_duplicates(
     the original seq; the same event_id with other content is an EventIdConflict.
     Without `lookup` only repeats inside the batch are found (the stored ones
     then surface as an IntegrityError from the unique index)."""
-    existing = _existing(agent.agent_id, [c.event_id for c in checked], log_name) if lookup else {}
+    existing = (
+        store.existing_records(agent.agent_id, [c.event_id for c in checked], log_name)
+        if lookup
+        else {}
+    )
     fresh: list[CheckedItem] = []
     duplicates: dict[int, ItemResult] = {}
     seen_in_batch: dict[str, CheckedItem] = {}

@@ -12,22 +12,19 @@ are computed per record; a batch takes the lock once.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import time
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import transaction
-from django.utils import timezone
 
 from compliance_client import merkle
 from compliance_client.jcs import canonicalize
-from compliance_site.db import Batch, copy_rows, fetch_prepared
 
-from ..models import Log, MerkleNode, Record
+from .. import store
 from ..validation import resolve, schema_errors
 
 DEFAULT_LOG = "default"
@@ -135,124 +132,66 @@ def record_event(
     return append([pending_server_event(event_type, actor=actor, data=data)], log_name=log_name)[0]
 
 
-@dataclass
-class Head:
-    """The log head as read under its lock. `spent` once appended to: the head
-    has moved on, and only a new read under the lock tells where to."""
+class LogClaim:
+    """Audit's one call for another app's unit of work: append records in the
+    caller's own round trips, under its locks. `LogClaim.queue(reads)` adds the
+    head's lock and read to the caller's reads (the gate: with its firm lock and
+    snapshot); once they ran, `append(pending, writes)` numbers and hashes the
+    records and adds their writes (records, Merkle nodes, the head's move) to
+    the caller's batch of writes, to go out with the caller's own. Nothing of
+    the log can be appended to on this connection until that batch is sent:
+    the head moves only then."""
 
-    pk: int
-    size: int
-    chain_hash: bytes
-    frontier: list[str]
-    last_recorded_at_us: int
-    spent: bool = False
+    def __init__(self, reads: store.Batch, log_name: str) -> None:
+        _unsent.pop(transaction.get_connection(), None)  # left by a unit that failed
+        self._reads = reads
+        self._at = store.queue_head_lock(reads, log_name)
+        self.log_name = log_name
+        self._head: store.Head | None = None
+
+    @classmethod
+    def queue(cls, reads: store.Batch, *, log_name: str = DEFAULT_LOG) -> LogClaim:
+        return cls(reads, log_name)
+
+    def append(self, pending: Sequence[PendingRecord], writes: store.Batch) -> list[Appended]:
+        """The records appended (seqs, hashes); their rows go out with `writes`.
+        Once per claim: a second append on the same head would fork the chain."""
+        if self._head is None:
+            # The reads ran (or the caller's transaction has no such log yet).
+            read = store.head_of(self._reads.results.get(self._at))
+            self._head = read if read is not None else _lock_head(self.log_name)
+        appended = _append(pending, self.log_name, writes, self._head)
+        connection = transaction.get_connection()
+        _unsent[connection] = (writes, connection.atomic_blocks[-1])
+        return appended
 
 
-_HEAD_SQL = (
-    f"SELECT id, size, chain_hash, frontier, last_recorded_at_us FROM {Log._meta.db_table}"  # noqa: S608
-    " WHERE name = %s"
-)
-_HEAD_UPDATE_SQL = (
-    f"UPDATE {Log._meta.db_table} SET size = %s, chain_hash = %s, frontier = %s,"  # noqa: S608
-    " last_recorded_at_us = %s, updated_at = %s WHERE id = %s"
-)
+# Per connection, the caller's batch that holds an append not sent yet, and
+# the atomic block it was made in: until that batch is sent, the head in the
+# database has not moved, so no other append inside that block may read it.
+# (A block that rolled back before sending it leaves the entry behind; the
+# block is no longer open then.)
+_unsent: weakref.WeakKeyDictionary[Any, tuple[store.Batch, Any]] = weakref.WeakKeyDictionary()
 
 
-def head_lock_statement(log_name: str = DEFAULT_LOG) -> tuple[str, list[Any]]:
-    """The statement that locks and reads the head (FOR UPDATE on PostgreSQL;
-    SQLite already holds the database write lock from BEGIN IMMEDIATE), for a
-    caller that sends it in a Batch with its own reads (the gate); its row goes
-    to `head_from_row`. Prepared: every append runs it."""
+def _lock_head(log_name: str) -> store.Head:
     connection = transaction.get_connection()
-    if connection.__dict__.get("_audit_unsent_append"):
-        raise AuditError("the log head is read inside an append_with block, before it moved")
-    sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    return sql, [log_name]
-
-
-def head_from_row(row: Sequence[Any]) -> Head:
-    pk, size, chain_hash, frontier, last_recorded_at_us = row
-    if isinstance(frontier, str):  # jsonb and SQLite text both arrive as text
-        frontier = json.loads(frontier)
-    return Head(pk, size, bytes(chain_hash), frontier, last_recorded_at_us)
-
-
-def lock_head(log_name: str = DEFAULT_LOG) -> Head:
-    """Lock the head row and read it. The default log is made by a migration;
-    any other log is created on its first append."""
-    row = fetch_prepared(*head_lock_statement(log_name))
-    if row is None:
-        Log.objects.get_or_create(name=log_name)
-        return lock_head(log_name)
-    return head_from_row(row)
-
-
-_RECORD_COLUMNS = (
-    "log_id", "seq", "recorded_at_us", "event_type", "actor_type", "actor_id", "agent_id",
-    "event_id", "envelope_hash", "body", "leaf_hash", "chain_hash", "purged",
-)  # fmt: skip
-_NODE_COLUMNS = ("log_id", "level", '"index"', "hash")
-# Up to this many records an append is one pipelined round trip (INSERT, Merkle
-# nodes, head update: what a gate decision or a single event needs); beyond it
-# the records go by COPY, cheaper per row.
-_PIPELINED_ROWS = 16
-
-
-@functools.lru_cache(maxsize=2 * _PIPELINED_ROWS)
-def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
-
-
-def _write(
-    head: Head,
-    rows: list[tuple[Any, ...]],
-    nodes: list[tuple[Any, ...]],
-    size: int,
-    chain_hash: bytes,
-    frontier: list[bytes],
-    at: int,
-    writes: Batch | None = None,
-) -> None:
-    """Store the records and Merkle nodes and move the head: now, or in the
-    caller's `writes` when it sends them. The rows get no pk back; nothing
-    refers to a record by pk (log_id + seq is its identity)."""
-    connection = transaction.get_connection()
-    send, writes = writes is None, writes or Batch()
-    if len(rows) <= _PIPELINED_ROWS:
-        writes.add(
-            _values_sql(Record._meta.db_table, _RECORD_COLUMNS, len(rows)),
-            [value for row in rows for value in row],
-            independent=True,
+    writes, block = _unsent.get(connection, (None, None))
+    if (
+        writes is not None
+        and writes.statements
+        and any(b is block for b in connection.atomic_blocks)
+    ):
+        raise AuditError(
+            "the log head is read while a LogClaim's append is not sent yet: send its batch first"
         )
-    else:
-        copy_rows(Record, _RECORD_COLUMNS, rows)
-    if nodes:
-        writes.add(
-            _values_sql(
-                MerkleNode._meta.db_table, ("log_id", "level", '"index"', "hash"), len(nodes)
-            ),
-            [value for node in nodes for value in node],
-            independent=True,
-        )
-    frontier_json = json.dumps([h.hex() for h in frontier])
-    writes.add(
-        _HEAD_UPDATE_SQL.replace("frontier = %s", "frontier = %s::jsonb")
-        if connection.vendor == "postgresql"
-        else _HEAD_UPDATE_SQL,
-        [
-            size,
-            chain_hash,
-            frontier_json,
-            at,
-            connection.ops.adapt_datetimefield_value(timezone.now()),
-            head.pk,
-        ],
-        # The records, their nodes and the head: three tables, one statement.
-        independent=True,
-    )
-    if send:
-        writes.run()
+    return store.lock_head(log_name)
+
+
+def lock_head(log_name: str = DEFAULT_LOG) -> store.Head:
+    """Lock the log head until the caller's transaction ends (lock order: after
+    the firm row, before order and market rows) and read it."""
+    return _lock_head(log_name)
 
 
 def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> list[Appended]:
@@ -260,36 +199,11 @@ def append(pending: Sequence[PendingRecord], *, log_name: str = DEFAULT_LOG) -> 
     return _append(pending, log_name, None, None)
 
 
-@contextlib.contextmanager
-def append_with(
-    pending: Sequence[PendingRecord],
-    *,
-    log_name: str = DEFAULT_LOG,
-    head: Head | None = None,
-    commit: bool = False,
-) -> Iterator[tuple[list[Appended], Batch]]:
-    """Append records and send the caller's own writes with them, in one round
-    trip: inside the block the records have their seqs, and what the caller
-    adds to the batch goes out with the records on leaving it. On an error
-    nothing is sent (and the caller's transaction rolls back). The log cannot
-    be appended to again inside the block: its head moves only on leaving.
-    `head`: the head this transaction already locked (`head_lock_statement`),
-    not yet appended to; without it the head is locked here. `commit`: the
-    block is the last thing the caller's transaction does, and its COMMIT may
-    travel in the same round trip (`Batch.run`)."""
-    connection = transaction.get_connection()
-    writes = Batch()
-    records = _append(pending, log_name, writes, head)
-    connection.__dict__["_audit_unsent_append"] = True
-    try:
-        yield records, writes
-    finally:
-        connection.__dict__.pop("_audit_unsent_append", None)
-    writes.run(commit=commit)
-
-
 def _append(
-    pending: Sequence[PendingRecord], log_name: str, writes: Batch | None, head: Head | None
+    pending: Sequence[PendingRecord],
+    log_name: str,
+    writes: store.Batch | None,
+    head: store.Head | None,
 ) -> list[Appended]:
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -297,7 +211,7 @@ def _append(
     if not pending:
         return []
     if head is None:
-        head = lock_head(log_name)
+        head = _lock_head(log_name)
     elif head.spent:
         raise AuditError("this head was appended to already: lock and read it again")
     head.spent = True
@@ -325,5 +239,7 @@ def _append(
             (log_id, level, index, h) for level, index, h in completed if level % TILE_LEVELS == 0
         )
         seq += 1
-    _write(head, rows, nodes, seq, prev, frontier, recorded_at_us, writes)
+    store.write_append(
+        store.AppendPlan(log_id, rows, nodes, seq, prev, frontier, recorded_at_us), writes
+    )
     return appended

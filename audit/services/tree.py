@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
-from typing import Any
 
 from django.db import connection
 
 from compliance_client import merkle
-from compliance_site.db import fetch_prepared
 from compliance_site.exceptions import Invalid
 
-from ..models import Log, MerkleNode, Record
+from .. import store
+from ..models import Log
 from .log import DEFAULT_LOG, TILE_LEVELS
 
 
@@ -83,49 +82,23 @@ class _NodeCache:
 # log of 8 million records, with room for the recent ones below it.
 node_cache = _NodeCache(limit=1 << 16)
 
-# Constant SQL; every value is a parameter. The log is named in every branch,
-# so its size and its hashes come back in one round trip.
-_LOG_ID_SQL = f"(SELECT id FROM {Log._meta.db_table} WHERE name = %s)"  # noqa: S608
-_SIZE_SQL = f"SELECT -1, size, NULL FROM {Log._meta.db_table} WHERE name = %s"  # noqa: S608
-_LEAF_RANGE_SQL = (
-    f"SELECT 0, seq, leaf_hash FROM {Record._meta.db_table}"  # noqa: S608
-    f" WHERE log_id = {_LOG_ID_SQL} AND seq >= %s AND seq < %s"
-)
-_NODE_RANGE_SQL = (
-    f'SELECT level, "index", hash FROM {MerkleNode._meta.db_table}'  # noqa: S608
-    f' WHERE log_id = {_LOG_ID_SQL} AND level = %s AND "index" >= %s AND "index" < %s'
-)
-
 
 def _read(
     log_name: str, spans: dict[int, list[tuple[int, int]]]
 ) -> tuple[int, dict[int, dict[int, bytes]]]:
     """The log's size, and its stored hashes for index spans [start, end) at
-    each tile level, in one round trip. Plain SQL on purpose: building the same
-    OR of ranges through the ORM cost more than the query itself on the proof
-    endpoints' hot path. A statement of each shape is prepared once per
-    connection (the shapes are few: one branch per merged span)."""
-    # One branch per range: each is a plain index range scan, whatever the
-    # table statistics say (an OR of ranges let the planner read every node of
-    # a level and filter, a cost that grew with the log).
-    parts: list[str] = [_SIZE_SQL]
-    params: list[Any] = [log_name]
-    for level, level_spans in spans.items():
-        for start, end in _merge(level_spans):
-            if level == 0:
-                parts.append(_LEAF_RANGE_SQL)
-                params += [log_name, start, end]
-            else:
-                parts.append(_NODE_RANGE_SQL)
-                params += [log_name, level, start, end]
-    rows = fetch_prepared(" UNION ALL ".join(parts), params, every_row=True)
-    size: int | None = None
+    each tile level, in one round trip (audit.store.tree_hashes: building the
+    same OR of ranges through the ORM cost more than the query itself on the
+    proof endpoints' hot path)."""
+    ranges = [
+        (level, start, end)
+        for level, level_spans in spans.items()
+        for start, end in _merge(level_spans)
+    ]
+    size, rows = store.tree_hashes(log_name, ranges)
     out: dict[int, dict[int, bytes]] = {level: {} for level in spans}
     for level, index, digest in rows:
-        if level < 0:
-            size = index
-        else:
-            out[level][index] = bytes(digest)
+        out[level][index] = digest
     if size is None:
         raise Log.DoesNotExist(f"no log named {log_name!r}")
     return size, out

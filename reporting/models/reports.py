@@ -154,7 +154,7 @@ class LegalHold(models.Model):
 
 
 class RetentionLock(models.Model):
-    """One row locked (FOR UPDATE) by every purge batch and every hold placement
+    """One row locked (select_for_update) by every purge batch and every hold placement
     or release, so a hold placed while a purge runs is seen by the next batch
     and never loses a race with it."""
 

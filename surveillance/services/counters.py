@@ -10,7 +10,7 @@ The checks count an agent's orders created at or after an instant `since`
 so a decision reads O(window / 1 h + 120) small rows, never the agent's order
 history, and gives the same counts as counting the orders themselves.
 
-Writers: the gate counts each new order (under the firm lock); the cancel
+Writers: the gate counts each new order (under the firm lock, order_count_rows); the cancel
 projection counts cancels (after the log head). Both in the transaction that
 changes the orders, so the counters commit or roll back with them."""
 
@@ -19,66 +19,29 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from audit.services import lock_head
-from compliance_site.db import Batch
 
+from .. import store
+from ..buckets import SECOND_US, WIDTHS_S, bucket_ranges, bucket_starts, order_count_rows
 from ..models import AgentOrderCount, Order
 from .risk import lock_firm
 
-SECOND_US = 1_000_000
-WIDTHS_S = AgentOrderCount.WIDTHS_S
+__all__ = [
+    "RETENTION_US",
+    "WIDTHS_S",
+    "bucket_ranges",
+    "bucket_starts",
+    "counters_prune",
+    "counters_rebuild",
+    "counts_add_cancels",
+    "order_count_rows",
+]
+
 # Buckets are never read further back than the longest surveillance window
 # the config accepts (30 days) plus the widest bucket.
 RETENTION_US = (30 * 86400 + 3600) * SECOND_US
-
-
-def bucket_starts(at_us: int) -> list[tuple[int, int]]:
-    """(width_s, start_us) of the three buckets an instant falls in."""
-    return [(w, at_us - at_us % (w * SECOND_US)) for w in WIDTHS_S]
-
-
-def _ceil(at_us: int, width_s: int) -> int:
-    width_us = width_s * SECOND_US
-    return -(-at_us // width_us) * width_us
-
-
-def bucket_ranges(since_us: int) -> tuple[int, list[tuple[int, int, int | None]]]:
-    """The edge [since, edge_end) left to the orders table, and the
-    (width_s, first start, end start or None) bucket ranges that tile
-    [edge_end, infinity) exactly."""
-    edges = [_ceil(since_us, w) for w in WIDTHS_S]
-    ranges: list[tuple[int, int, int | None]] = [
-        (w, edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i, w in enumerate(WIDTHS_S)
-    ]
-    return edges[0], ranges
-
-
-def _upsert(rows: Iterable[tuple[int, int, int, int, int, int]], batch: Batch) -> None:
-    """Add (agent_id, width_s, start_us, orders, live, cancels) to the buckets,
-    creating the missing ones, in one statement (PostgreSQL and SQLite)."""
-    rows = list(rows)
-    if not rows:
-        return
-    table = AgentOrderCount._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-    batch.add(
-        f"INSERT INTO {table} (agent_id, width_s, start_us, orders, live, cancels)"  # noqa: S608
-        f" VALUES {values} ON CONFLICT (agent_id, width_s, start_us) DO UPDATE SET"
-        f" orders = {table}.orders + excluded.orders, live = {table}.live + excluded.live,"
-        f" cancels = {table}.cancels + excluded.cancels",
-        [v for row in rows for v in row],
-        independent=True,
-    )
-
-
-def counts_add_order(agent_pk: int, created_at_us: int, *, live: bool, batch: Batch) -> None:
-    """The gate stored an order: count it (joins the gate's batch of writes)."""
-    _upsert(
-        ((agent_pk, w, start, 1, int(live), 0) for w, start in bucket_starts(created_at_us)),
-        batch,
-    )
 
 
 def counts_add_cancels(canceled: Iterable[Order]) -> None:
@@ -88,25 +51,7 @@ def counts_add_cancels(canceled: Iterable[Order]) -> None:
     for order in canceled:
         for w, start in bucket_starts(order.created_at_us):
             per_bucket[(order.agent_id, w, start)] += 1
-    batch = Batch()
-    _upsert(((a, w, s, 0, 0, n) for (a, w, s), n in sorted(per_bucket.items())), batch)
-    batch.run()
-
-
-def _rebuild_sql(width_s: int) -> str:
-    width_us = width_s * SECOND_US
-    table, orders = AgentOrderCount._meta.db_table, Order._meta.db_table
-    return (
-        f"INSERT INTO {table} (agent_id, width_s, start_us, orders, live, cancels)"  # noqa: S608
-        f" SELECT agent_id, {width_s}, (created_at_us / {width_us}) * {width_us}, COUNT(*),"
-        " SUM(CASE WHEN decision <> 'rejected' THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN decision <> 'rejected' AND status = 'canceled' THEN 1 ELSE 0 END)"
-        f" FROM {orders} WHERE created_at_us >= 0"
-        f" GROUP BY agent_id, (created_at_us / {width_us}) * {width_us}"
-    )
-
-
-REBUILD_SQL = [_rebuild_sql(w) for w in WIDTHS_S]
+    store.counts_add([(a, w, s, 0, 0, n) for (a, w, s), n in sorted(per_bucket.items())])
 
 
 @transaction.atomic
@@ -116,10 +61,7 @@ def counters_rebuild() -> None:
     so no order or cancel commits meanwhile."""
     lock_firm()
     lock_head()
-    AgentOrderCount.objects.all().delete()
-    with connection.cursor() as cursor:
-        for sql in REBUILD_SQL:
-            cursor.execute(sql)
+    store.counts_rebuild()
 
 
 def counters_prune(*, now_us: int) -> int:

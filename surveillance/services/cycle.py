@@ -31,15 +31,15 @@ from functools import reduce
 from itertools import repeat
 from typing import Any, cast
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Agent
-from audit.models import Log, Record
+from audit.models import Log
 from audit.services import DEFAULT_LOG
-from compliance_site.db import copy_rows
 
+from .. import store
 from ..config import market_key
 from ..detectors import Detector, DetectorConfig, Finding, TradeEvent, detectors_for
 from ..models import DetectorState, GateBypass, Order, SurveillanceCursor
@@ -153,11 +153,6 @@ def _run_chunk(
 
 # --- records -> events ------------------------------------------------------------
 
-_TRADING_SQL = (
-    "SELECT seq, event_type, agent_id, recorded_at_us, body FROM {table}"
-    " WHERE log_id = %s AND seq > %s AND seq <= %s AND event_type IN ({types}) AND purged = %s"
-)
-
 
 def _trading_records(
     log_id: int, after: int, upto: int
@@ -168,12 +163,7 @@ def _trading_records(
     type index the rows come as one seq-ordered run per type, which Python's
     sort merges in milliseconds, where PostgreSQL sorted whole rows (bodies
     included: past work_mem at a full chunk, so on disk)."""
-    sql = _TRADING_SQL.format(
-        table=Record._meta.db_table, types=", ".join(["%s"] * len(TRADING_TYPES))
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [log_id, after, upto, *TRADING_TYPES, False])
-        rows: list[tuple[int, str, str | None, int, str | None]] = cursor.fetchall()
+    rows = store.trading_records(log_id, after, upto, TRADING_TYPES)
     rows.sort(key=_first)
     return rows
 
@@ -499,9 +489,6 @@ def _load_states(detector: str, keys: set[str]) -> dict[str, tuple[int, dict[str
     return out
 
 
-_STATE_COLUMNS = ("detector", "key", "state", "last_seq", "active_until_us")
-
-
 def _save_states(
     detector: Detector,
     rows: dict[str, tuple[int, dict[str, Any]]],
@@ -516,9 +503,7 @@ def _save_states(
     for start in range(0, len(stale), _IN_BATCH):
         DetectorState.objects.filter(pk__in=stale[start : start + _IN_BATCH]).delete()
     # By COPY on PostgreSQL: hundreds of rows per chunk, each with its JSON state.
-    copy_rows(
-        DetectorState,
-        _STATE_COLUMNS,
+    store.detector_states_copy(
         (
             (detector.name, key, detector.dump_state(state), last[key].seq,
              min(last[key].ts + horizon, 2**62))

@@ -1,13 +1,18 @@
 """The pre-trade gate: POST /api/v1/orders/ (CONTRACT section 7).
 
-Before any lock: the signed intent is checked exactly as a reported event is
-(signature, key, schema). Then one round trip takes the firm risk lock,
-which every order in the firm waits for, then the log head, and reads the
-snapshot (surveillance.services.snapshot, a cost that does not grow with
-history). Under both: the config in force (named on the locked row), the
-pure checks (surveillance.checks), then the records, the order, and the
-counters and exposure in one more round trip; then commit. Every decision
-carries the config hash."""
+A decision reads, in order:
+
+1. verify: the signed intent is checked exactly as a reported event is
+   (audit.services.ingest.check_items: signature, key, schema), before any lock;
+2. lock and read: `store.gate_lock_and_read`, one round trip that takes the
+   firm risk lock (every order in the firm waits for it), claims the log head
+   and reads the snapshot (a cost that does not grow with history);
+3. evaluate: the pure checks (surveillance.checks) against the config in force;
+4. write plan: `store.gate_write(GateWritePlan)`, one round trip with the
+   records (appended through audit's LogClaim), the order, its counters and
+   the exposure it reserves, and the COMMIT.
+
+Every decision carries the config hash."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import Agent, User
 from approvals.services import approval_open
@@ -27,23 +32,20 @@ from audit.services import (
     Actor,
     BatchRejected,
     CheckedItem,
-    Head,
     ItemError,
     PendingRecord,
     append,
-    append_with,
     check_items,
-    head_from_row,
-    head_lock_statement,
     lock_head,
     now_us,
     pending_server_event,
 )
 from audit.validation import UNPRICED_ORDER_TYPES
-from compliance_site.db import Batch, insert_sql, mark_inserted
 from compliance_site.decimals import decimal_text
 from compliance_site.exceptions import Conflict, NotFound
 
+from .. import store
+from ..buckets import order_count_rows
 from ..checks import (
     REGULATORY_REASONS,
     Intent,
@@ -54,12 +56,11 @@ from ..checks import (
     kill_switches_covering,
 )
 from ..config import Limits, market_key
-from ..models import AgentRiskLimit, FirmRisk, Order
+from ..models import AgentRiskLimit, Order
 from ..selectors import active_kill_switches, cancel_orders_for
 from . import risk
 from .config import agent_limits_dict, limits_hash, limits_in_force
-from .counters import counts_add_order
-from .snapshot import snapshot_for, snapshot_from_row, snapshot_statement
+from .snapshot import snapshot_for
 
 
 class OrderRejected(BatchRejected):
@@ -250,44 +251,6 @@ def _breach_records(reasons: list[Reason], agent: Agent, order_id: str, market: 
     ]
 
 
-# The limits of the last decision: the snapshot's statement needs the config's
-# windows before the firm row names the config in force; almost always the same.
-_last_limits: list[Limits] = []
-
-
-def _lock_and_read(
-    agent: Agent, intent: Intent, now: int
-) -> tuple[FirmRisk, Limits, Head, RiskSnapshot, AgentRiskLimit | None]:
-    """Lock the firm row, then the log head (the documented lock order), then
-    read the snapshot: on PostgreSQL one pipelined round trip, each statement
-    starting after the one before, so the snapshot sees what the previous
-    lock holder committed. Under the head lock no fill or cancel moves the
-    exposure between this read and the decision's writes."""
-    guess = _last_limits[0] if _last_limits else None
-    if connection.vendor == "postgresql" and guess is not None:
-        reads = Batch()
-        firm_at = reads.add(*risk.LOCK_FIRM, fetch=True)
-        head_at = reads.add(*head_lock_statement(), fetch=True)
-        snap_at = reads.add(*snapshot_statement(agent, intent, guess, now), fetch=True)
-        rows = reads.run()
-        if rows[firm_at] is not None and rows[head_at] is not None:
-            firm = risk.firm_from_row(rows[firm_at])
-            head = head_from_row(rows[head_at])
-            lim = limits_in_force(firm)
-            if lim is guess:
-                snap, limit_row = snapshot_from_row(rows[snap_at], agent, intent, firm)
-            else:  # the config changed since the last decision: read again, locks held
-                snap, limit_row = snapshot_for(agent, intent, lim, firm=firm, now=now)
-                _last_limits[:] = [lim]
-            return firm, lim, head, snap, limit_row
-    firm = risk.lock_firm()
-    lim = limits_in_force(firm)
-    _last_limits[:] = [lim]
-    head = lock_head()
-    snap, limit_row = snapshot_for(agent, intent, lim, firm=firm, now=now)
-    return firm, lim, head, snap, limit_row
-
-
 # Builds the decision's record from its type (None: the order's own type) and data.
 RecordFor = Callable[[str | None, dict[str, Any]], PendingRecord]
 
@@ -324,7 +287,8 @@ def decide_submission(
     # statement travels with the locks): the count windows reach up to the
     # present whatever `now` is, so a wait only starts them a little earlier.
     now = now_us()
-    firm, lim, head, snap, limit_row = _lock_and_read(agent, intent, now)
+    read = store.gate_lock_and_read(agent, intent, now, limits_in_force)
+    lim, snap = read.limits, read.snapshot
     if payload["order_type"] in UNPRICED_ORDER_TYPES:
         intent = replace(intent, price=_market_order_price(payload, snap))
     reasons = evaluate(intent, snap, lim)
@@ -332,53 +296,51 @@ def decide_submission(
     status = {"accepted": Order.Status.OPEN, "held": Order.Status.PENDING_APPROVAL}.get(
         decision, Order.Status.REJECTED
     )
-    data = _decision_data(decision, status, reasons, lim, limit_row, intent.notional)
-    order = Order(
-        agent=agent,
-        order_id=payload["order_id"],
-        market=intent.market,
-        side=intent.side,
-        order_type=payload["order_type"],
-        venue=payload.get("venue", ""),
-        quantity=intent.quantity,
-        price=intent.price,
-        status=status,
-        decision=decision,
-        reasons=data["reasons"],
-        config_hash=lim.hash,
-        seq=-1,
-        created_at_us=now,
-        updated_at_us=now,
-        submitted_by=submitted_by,
-    )
+    data = _decision_data(decision, status, reasons, lim, read.limit_row, intent.notional)
     pending = [record_for("ORDER_REJECTED" if decision == "rejected" else None, data)]
     if decision == "rejected":
-        pending += _breach_records(reasons, agent, order.order_id, intent.market)
-    # The records, the order, its counters and the exposure it reserves go in
-    # one round trip, with the COMMIT unless an approval is still to be opened
-    # (the firm lock is held until then). A taken order_id fails there:
-    # IntegrityError, see order_submit.
-    with append_with(pending, head=head, commit=decision != "held") as (records, writes):
-        order.seq = records[0].seq
-        # The order, its counters and the agent's and firm's rows are written
-        # by statements independent of each other and of the records: one statement.
-        inserted = writes.add(*insert_sql(order), fetch=True, independent=True)
-        counts_add_order(agent.pk, now, live=decision != "rejected", batch=writes)
-        if decision in {"accepted", "held"}:
-            risk.reserve(
-                firm,
-                agent,
-                intent.market,
-                intent.side,
-                intent.quantity,
-                intent.price,
-                today=_today(),
-                notional=intent.notional,
-                batch=writes,
-                rows_exist=snap.rows_exist,
-                head_held=True,
-            )
-    mark_inserted(order, writes.results[inserted])
+        pending += _breach_records(reasons, agent, payload["order_id"], intent.market)
+    plan = store.GateWritePlan(
+        log=read.log,
+        records=pending,
+        order=Order(
+            agent=agent,
+            order_id=payload["order_id"],
+            market=intent.market,
+            side=intent.side,
+            order_type=payload["order_type"],
+            venue=payload.get("venue", ""),
+            quantity=intent.quantity,
+            price=intent.price,
+            status=status,
+            decision=decision,
+            reasons=data["reasons"],
+            config_hash=lim.hash,
+            seq=-1,  # the first record's, set by the store
+            created_at_us=now,
+            updated_at_us=now,
+            submitted_by=submitted_by,
+        ),
+        counts=order_count_rows(agent.pk, now, live=decision != "rejected"),
+        exposure=None
+        if decision == "rejected"
+        else risk.reservation(
+            read.firm,
+            agent,
+            intent.market,
+            intent.side,
+            intent.quantity,
+            intent.price,
+            today=_today(),
+            notional=intent.notional,
+        ),
+        rows_exist=snap.rows_exist,
+        # The COMMIT goes with the writes unless an approval is still to be
+        # opened (the firm lock is held until then).
+        commit=decision != "held",
+    )
+    # One round trip. A taken order_id fails here: IntegrityError, see order_submit.
+    order = store.gate_write(plan)
     approval = None
     if decision == "held":
         request = approval_open(
@@ -407,7 +369,7 @@ def decide_submission(
         decision=decision,
         order=order,
         reasons=data["reasons"],
-        seq=records[0].seq,
+        seq=order.seq,
         config_hash=lim.hash,
         approval=approval,
         cancel_all=cancel_all_for(agent.agent_id, intent.market, snap.kill_switches),

@@ -15,26 +15,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, transaction
-
 from accounts.models import Agent, User
 from approvals.registry import BaseResolver
 from audit.services import Actor, now_us, record_event
-from compliance_site.db import fetch_prepared, insert_new
 from compliance_site.decimals import decimal_text
 
+from .. import store
 from ..checks import kill_switches_covering
 from ..config import market_key
-from ..models import ComplianceConfigVersion, Fill, GateBypass, KillSwitch, Order
+from ..models import GateBypass, Order
 from . import risk
 from .config import limits_named
 from .counters import counts_add_cancels
-
-_FILL_COLUMNS = (
-    "agent_id", "order_id", "order_ref", "fill_id", "market", "side", "quantity", "price",
-    "seq", "recorded_at_us",
-)  # fmt: skip
-_FILL_KEY = ("order_ref", "fill_id")
 
 
 @dataclass
@@ -45,45 +37,16 @@ class _MarketDelta:
     price: Decimal | None = None
 
 
-_ORDER_FIELDS = [f.attname for f in Order._meta.concrete_fields]
-_ORDER_COLUMNS = ", ".join(str(f.column) for f in Order._meta.concrete_fields)
-# PostgreSQL: one prepared statement whatever the number of ids.
-_LOCK_ORDERS_SQL = (
-    f"SELECT {_ORDER_COLUMNS} FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
-    " AND order_id = ANY(%s) ORDER BY id FOR UPDATE"
-)
-
-
 def _lock_orders(agent: Agent, order_ids: set[str]) -> dict[str, Order]:
-    """The agent's orders with these ids, locked, by order_id. Plain SQL: every
-    ingest batch runs it under the log head lock."""
-    if not order_ids:
-        return {}
-    ids = sorted(order_ids)
-    if transaction.get_connection().vendor == "postgresql":
-        rows = fetch_prepared(_LOCK_ORDERS_SQL, [agent.pk, ids], every_row=True)
-    else:  # SQLite: the database is locked for writing already
-        sql = (
-            f"SELECT {_ORDER_COLUMNS} FROM {Order._meta.db_table} WHERE agent_id = %s"  # noqa: S608
-            f" AND order_id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id"
-        )
-        rows = fetch_prepared(sql, [agent.pk, *ids], every_row=True)
-    orders = [Order.from_db(DEFAULT_DB_ALIAS, _ORDER_FIELDS, row) for row in rows]
-    return {o.order_id: o for o in orders}
+    """The agent's orders with these ids, locked, by order_id (every ingest
+    batch runs it under the log head lock)."""
+    return {o.order_id: o for o in store.orders_locked(agent.pk, order_ids)}
 
 
 # An order the gate never let out: a fill, cancel or venue refusal for it means
 # the bot sent it to a venue anyway.
 NOT_OPEN = frozenset({Order.Status.PENDING_APPROVAL, Order.Status.REJECTED, Order.Status.EXPIRED})
 _REPORTED = frozenset({"ORDER_FILLED", "ORDER_CANCELED", "VENUE_REJECTED", "POSITION_CHANGED"})
-# The active kill switches and (scope '') the config version in force, in one
-# round trip: the ingest path runs it under the log head, once per batch with fills.
-_IN_FORCE_SQL = (
-    f"SELECT scope, target FROM {KillSwitch._meta.db_table} WHERE active = %s"  # noqa: S608
-    " UNION ALL SELECT '', CAST(version AS TEXT) || ':' || hash FROM"
-    f" (SELECT version, hash FROM {ComplianceConfigVersion._meta.db_table}"
-    " ORDER BY version DESC LIMIT 1) v"
-)
 
 
 @dataclass
@@ -102,9 +65,7 @@ class _Bypasses:
         log head that every switch change also takes."""
         out = cls(agent, [])
         if any(t == "ORDER_FILLED" for t, _, _ in relevant):
-            rows = fetch_prepared(_IN_FORCE_SQL, [True], every_row=True) or []
-            out.switches = {(scope, target) for scope, target in rows if scope}
-            version = next((target for scope, target in rows if not scope), None)
+            out.switches, version = store.in_force()
             # No version yet: the defaults, which restrict nothing (creating
             # version 1 here would take the firm lock after the log head).
             if version is not None:
@@ -194,7 +155,7 @@ def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
             Decimal(payload["quantity"]), Decimal(payload["price"]),
             record.seq, record.recorded_at_us,
         )  # fmt: skip
-    new_keys = insert_new(Fill, _FILL_COLUMNS, list(fill_rows.values()), returning=_FILL_KEY)
+    new_keys = store.fills_insert_new(list(fill_rows.values()))
     deltas: dict[str, _MarketDelta] = defaultdict(_MarketDelta)
     changed: dict[str, Order] = {}
     canceled: list[Order] = []

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from audit import db_triggers, log_key
+from audit import log_key, store
 from audit.models import Checkpoint, Log, LogExport, MerkleNode, Record
 from audit.services.checkpoints import checkpoint_create
 from audit.services.export import write_bundle
@@ -137,7 +137,7 @@ def keep_checkpoint() -> str:
 
 def rollback_to(size: int) -> None:
     """What restoring an older database backup looks like to the log."""
-    db_triggers.drop(connection)
+    store.triggers_drop(connection)
     try:
         Record.objects.filter(seq__gte=size).delete()
         MerkleNode.objects.filter(index__gte=0).exclude(
@@ -155,7 +155,7 @@ def rollback_to(size: int) -> None:
             size=size, chain_hash=bytes(last.chain_hash), frontier=[h.hex() for h in frontier]
         )
     finally:
-        db_triggers.install(connection)
+        store.triggers_install(connection)
 
 
 def test_rollback_then_new_events_fails_against_kept_checkpoint(bot, tmp_path):

@@ -12,7 +12,7 @@ import rfc8785
 from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 
-from audit import db_triggers
+from audit import store
 from audit.models import Log, Record
 from audit.services import Actor, AuditError, record_event
 from audit.services.verify import verify_log
@@ -94,12 +94,12 @@ def test_verify_audit_command_passes_on_intact_log(bot, capsys):
 
 
 def tamper(sql: str, params: list) -> None:
-    db_triggers.drop(connection)
+    store.triggers_drop(connection)
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     finally:
-        db_triggers.install(connection)
+        store.triggers_install(connection)
 
 
 @pytest.fixture
@@ -214,19 +214,31 @@ def _verified(event_type: str = "AUDIT_VERIFIED") -> Any:
     )
 
 
-def test_append_with_sends_the_records_and_the_callers_writes_together():
-    from audit.services import append_with
+def _claimed(pending):
+    """A unit of work as another app's store runs one: the head claimed in the
+    caller's reads, the records appended into the caller's writes."""
+    from audit.services import LogClaim
+    from compliance_site.db import Batch
 
+    reads, writes = Batch(), Batch()
+    claim = LogClaim.queue(reads)
+    reads.run()
+    return claim, claim.append(pending, writes), writes
+
+
+def test_a_log_claim_sends_the_records_and_the_callers_writes_together():
     before = Log.objects.get(name="default").size
-    with transaction.atomic(), append_with([_verified(), _verified()]) as (records, writes):
+    with transaction.atomic():
+        _, records, writes = _claimed([_verified(), _verified()])
         assert [r.seq for r in records] == [before, before + 1]
-        # nothing is stored until the block ends
+        # nothing is stored until the caller sends its writes
         assert not Record.objects.filter(seq__gte=before).exists()
         mine = writes.add(
             "UPDATE audit_log SET name = name WHERE id = %s RETURNING size",
             [Log.objects.get(name="default").pk],
             fetch=True,
         )
+        writes.run()
     assert list(Record.objects.filter(seq__gte=before).values_list("seq", flat=True)) == [
         before,
         before + 1,
@@ -235,17 +247,13 @@ def test_append_with_sends_the_records_and_the_callers_writes_together():
     assert verify_log().ok
 
 
-def test_append_with_sends_nothing_on_an_error_and_refuses_a_nested_append():
-    from audit.services import append_with
-
+def test_a_log_claim_refuses_an_append_before_its_writes_are_sent_and_stores_nothing_unsent():
     before = Log.objects.get(name="default").size
-    with pytest.raises(ZeroDivisionError), transaction.atomic(), append_with([_verified()]):
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        _claimed([_verified()])
         1 / 0  # noqa: B018
-    with (
-        pytest.raises(AuditError, match="append_with"),
-        transaction.atomic(),
-        append_with([_verified()]),
-    ):
+    with pytest.raises(AuditError, match="LogClaim"), transaction.atomic():
+        _claimed([_verified()])
         record_event("AUDIT_VERIFIED", actor=Actor.system("t"), data={"ok": True, "checked": 0})
     assert Log.objects.get(name="default").size == before
     assert not Record.objects.filter(seq__gte=before).exists()
@@ -255,26 +263,19 @@ def test_append_with_sends_nothing_on_an_error_and_refuses_a_nested_append():
     assert Log.objects.get(name="default").size == before + 1
 
 
-def test_a_head_locked_by_the_caller_is_appended_to_once():
-    """append_with(head=...) takes a head the caller locked (the gate sends the
-    lock with its own reads); a second append on that same head would fork the
-    chain, so it is refused and nothing of it is stored."""
-    from audit.services import append_with, head_from_row, head_lock_statement
-    from compliance_site.db import fetch_prepared
-
+def test_a_claimed_head_is_appended_to_once():
+    """A second append on the same claim would fork the chain: it is refused
+    and nothing of it is stored."""
     before = Log.objects.get(name="default").size
     with transaction.atomic():
-        head = head_from_row(fetch_prepared(*head_lock_statement()))
-        assert head.size == before
-        with append_with([_verified()], head=head) as (records, _):
-            assert records[0].seq == before
+        claim, records, writes = _claimed([_verified()])
+        assert records[0].seq == before
+        writes.run()
     assert Log.objects.get(name="default").size == before + 1
-    with (
-        pytest.raises(AuditError, match="appended to already"),
-        transaction.atomic(),
-        append_with([_verified()], head=head),
-    ):
-        pass
+    from compliance_site.db import Batch
+
+    with pytest.raises(AuditError, match="appended to already"), transaction.atomic():
+        claim.append([_verified()], Batch())
     assert Log.objects.get(name="default").size == before + 1
     assert verify_log().ok
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from django.db import connection
 
-from audit import db_triggers
+from audit import store
 from audit.models import Checkpoint, Log, MerkleNode, Record
 from audit.services.checkpoints import CheckpointError, checkpoint_create
 from audit.services.tree import root_at
@@ -176,7 +176,7 @@ def rewrite_from(start: int, bodies: dict[int, str] | None = None) -> None:
     """Recompute leaves, chain, tile nodes and head from `start`, as an attacker would."""
     from compliance_client.jcs import canonicalize
 
-    db_triggers.drop(connection)
+    store.triggers_drop(connection)
     try:
         rows = list(Record.objects.order_by("seq"))
         prev = bytes(rows[start - 1].chain_hash) if start else bytes(32)
@@ -199,7 +199,7 @@ def rewrite_from(start: int, bodies: dict[int, str] | None = None) -> None:
                 MerkleNode.objects.filter(level=level, index=index).update(hash=h)
         Log.objects.update(chain_hash=prev, frontier=[h.hex() for h in frontier])
     finally:
-        db_triggers.install(connection)
+        store.triggers_install(connection)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from audit import db_triggers
+from audit import store
 from audit.models import Checkpoint, Log, LogVerification, Record
 from audit.services.checkpoints import checkpoint_create
 from audit.services.verify import verify_log
@@ -72,12 +72,12 @@ def test_unknown_verification_is_404(client_for):
 
 
 def tamper(sql: str, params: list) -> None:
-    db_triggers.drop(connection)
+    store.triggers_drop(connection)
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     finally:
-        db_triggers.install(connection)
+        store.triggers_install(connection)
 
 
 @pytest.fixture

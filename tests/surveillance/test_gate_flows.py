@@ -121,3 +121,54 @@ def test_simultaneous_orders_never_breach_the_position_cap_together(
         assert decisions == ["accepted", "rejected"], (pair, decisions)
         row = MarketRisk.objects.get(market=f"M-{pair}")
         assert row.position + row.open_buy <= 10
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("quantity", "decision"), [("1", "accepted"), ("999999", "rejected")])
+def test_a_gate_decision_is_two_round_trips_under_its_locks(
+    bot, submit, monkeypatch, quantity, decision
+):
+    """Lock and read (firm row, log head, snapshot) in one round trip; the
+    records, the order, its counters and exposure in a second, with the COMMIT
+    (the decision's block is the outermost one, as in a request: its BEGIN
+    travels in the first). Nothing else reaches the database from the
+    decision's BEGIN to its COMMIT."""
+    from django.db.backends.utils import CursorWrapper
+
+    from compliance_site import db
+    from surveillance import store
+    from surveillance.services import gate
+
+    submit(bot)  # the first decision learns the config's windows
+    trips: list[str] = []
+    exchange, execute = db.pipeline_exchange, CursorWrapper.execute
+    decide = gate.decide_submission
+
+    def counted_exchange(raw, commands):
+        trips.append("pipeline")
+        return exchange(raw, commands)
+
+    def counted_execute(self, sql, params=None):
+        trips.append(f"cursor: {sql[:40]}")
+        return execute(self, sql, params)
+
+    def decide_counted(*args, **kwargs):
+        monkeypatch.setattr(db, "pipeline_exchange", counted_exchange)
+        monkeypatch.setattr(CursorWrapper, "execute", counted_execute)
+        try:
+            return decide(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(db, "pipeline_exchange", exchange)
+            monkeypatch.setattr(CursorWrapper, "execute", execute)
+
+    monkeypatch.setattr(gate, "decide_submission", decide_counted)
+    reads = store.gate_lock_and_read
+    calls: list[str] = []
+    monkeypatch.setattr(
+        store, "gate_lock_and_read", lambda *a: (calls.append("read"), reads(*a))[1]
+    )
+    body = submit(bot, quantity=quantity).json()
+    assert body["decision"] == decision
+    assert calls == ["read"]
+    assert trips == ["pipeline", "pipeline"]
