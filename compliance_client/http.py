@@ -61,10 +61,23 @@ class Http:
         """One attempt: (status, headers, parsed JSON body or None). Raises
         OSError / http.client.HTTPException when the server cannot be reached;
         the connection is then dropped so the next call reconnects."""
+        self.start(method, path, body)
+        return self.finish()
+
+    def start(self, method: str, path: str, body: bytes | None = None) -> None:
+        """The first half of `send`: the request goes out and the caller may
+        do other work while the server answers; `finish()` reads the answer.
+        Raises as `send` does."""
         try:
-            conn = self._connection()
-            conn.request(method, self.prefix + path, body=body, headers=self.headers)
-            response = conn.getresponse()
+            self._connection().request(method, self.prefix + path, body=body, headers=self.headers)
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+
+    def finish(self) -> tuple[int, dict[str, str], Any]:
+        """The answer to the request `start` sent, as `send` returns it."""
+        try:
+            response = self._connection().getresponse()
             raw = response.read()
             headers = {k.lower(): v for k, v in response.getheaders()}
         except (OSError, http.client.HTTPException):

@@ -218,9 +218,13 @@ class SenderStore:
     def __init__(self, path: str | Path, *, durable: bool = True):
         self._conn = connect(path, durable=durable)
 
-    def head(self, limit: int) -> list[PendingRow]:
+    def head(self, limit: int, *, after: int | None = None) -> list[PendingRow]:
+        """The first `limit` pending rows in the order they were written;
+        `after`: those written after the row with that id (the next batch
+        while the one before it is still in flight)."""
         rows = self._conn.execute(
-            "SELECT id, event_id, event_type, item FROM pending ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, event_id, event_type, item FROM pending WHERE id > ? ORDER BY id LIMIT ?",
+            (-1 if after is None else after, limit),
         ).fetchall()
         return [PendingRow(*r) for r in rows]
 

@@ -18,10 +18,17 @@ What happens to a batch, by the server's answer:
   sender backs off and `last_error` says why.
 * 408, 429, 5xx, no connection: back off (exponential, capped, with jitter,
   honouring Retry-After) and resend the same batch.
+
+One batch is in flight at a time, so the events reach the server in order.
+While the server works on it, the sender does its own bookkeeping: it
+settles the batch before (acknowledged, not yet recorded as delivered) and
+reads the one after. A process that dies with a settle still owed sends
+those events again, and the server answers them as duplicates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -61,10 +68,13 @@ class Sender:
         self._stop = False
         self._kicked = False
         self._single = 0  # rows left to send one at a time (finding a refused event)
+        # The last batch the server acknowledged, not yet recorded as delivered.
+        self._owed: list[tuple[PendingRow, dict[str, Any]]] | None = None
         self.last_error: str | None = None
         self.delivered = 0
         # Where the sender's time goes (seconds): reading the outbox, waiting
-        # for the server, settling the answer. bench/sdk.py reports them.
+        # for the server, settling the answer (reading and settling mostly
+        # while a request is in flight). bench/sdk.py reports them.
         self.timings = {"read": 0.0, "request": 0.0, "settle": 0.0}
         self._thread = threading.Thread(target=self._run, name="compliance-outbox", daemon=True)
         self._thread.start()
@@ -94,23 +104,27 @@ class Sender:
         store = SenderStore(self._path, durable=False)
         http = self._make_http()
         failures = 0
+        rows: list[PendingRow] | None = None  # the next batch, when already read
         try:
             while not self._stop:
                 with self._wake:
                     self._kicked = False
-                started = time.perf_counter()
-                rows = store.head(1 if self._single else self.batch_size)
-                self.timings["read"] += time.perf_counter() - started
-                if not rows:
-                    with self._wake:
-                        if not self._stop and not self._kicked:
-                            self._wake.wait(1.0)
-                    continue
                 try:
-                    delay = self._deliver(store, http, rows)
+                    if rows is None:
+                        self._settle_owed(store)  # before reading: those rows are delivered
+                        started = time.perf_counter()
+                        rows = store.head(1 if self._single else self.batch_size)
+                        self.timings["read"] += time.perf_counter() - started
+                    if not rows:
+                        rows = None
+                        with self._wake:
+                            if not self._stop and not self._kicked:
+                                self._wake.wait(1.0)
+                        continue
+                    delay, rows = self._deliver(store, http, rows)
                 except sqlite3.Error as exc:  # the file is locked or full: try again later
                     self.last_error = f"outbox: {exc}"
-                    delay = 0.0
+                    delay, rows = 0.0, None
                 if delay is None:
                     failures = 0
                     continue
@@ -121,52 +135,86 @@ class Sender:
                     if not self._stop:
                         self._wake.wait(pause)
         finally:
+            # On an error those events are sent again and answered as duplicates.
+            with contextlib.suppress(sqlite3.Error):
+                self._settle_owed(store)
             http.close()
             store.close()
 
-    def _deliver(self, store: SenderStore, http: Http, rows: list[PendingRow]) -> float | None:
-        """Send one batch and settle it. None when it went through (or was
-        settled); otherwise seconds to wait (0: the default backoff)."""
+    def _settle_owed(self, store: SenderStore) -> None:
+        """Record the last acknowledged batch as delivered, if not done yet."""
+        owed = self._owed
+        if owed is None:
+            return
+        started = time.perf_counter()
+        store.settle(delivered=owed)
+        self._owed = None
+        self.timings["settle"] += time.perf_counter() - started
+        self._done(len(owed))
+
+    def _deliver(
+        self, store: SenderStore, http: Http, rows: list[PendingRow]
+    ) -> tuple[float | None, list[PendingRow] | None]:
+        """Send one batch and settle it. (None, the next batch if it was read
+        meanwhile) when it went through or was settled; otherwise (seconds to
+        wait, 0 for the default backoff; None)."""
         body = ('{"events":[' + ",".join(r.item for r in rows) + "]}").encode()
         started = time.perf_counter()
         try:
-            status, headers, data = http.send("POST", "/api/v1/events/", body)
+            http.start("POST", "/api/v1/events/", body)
+            ahead = self._meanwhile(store, rows)
+            status, headers, data = http.finish()
         except OSError as exc:
             self._fail(store, rows, f"connection: {exc}")
-            return 0.0
+            return 0.0, None
         except Exception as exc:  # http.client.HTTPException and friends
             self._fail(store, rows, f"transport: {exc!r}")
-            return 0.0
+            return 0.0, None
         finally:
-            settling = time.perf_counter()
-            self.timings["request"] += settling - started
+            self.timings["request"] += time.perf_counter() - started
         if status == 201 and isinstance(data, dict) and isinstance(data.get("results"), list):
-            results = data["results"]
-            store.settle(delivered=list(zip(rows, results, strict=True)))
-            self.timings["settle"] += time.perf_counter() - settling
-            self._done(len(rows))
-            return None
+            self._owed = list(zip(rows, data["results"], strict=True))
+            return None, ahead
+        self._settle_owed(store)
         detail = _detail(data)
         if status >= 500 or status in _RETRY:
             self._fail(store, rows, f"HTTP {status}: {detail}")
-            return retry_after(headers, 0.0)
+            return retry_after(headers, 0.0), None
         if status in _NOT_THE_EVENT:
             self._fail(store, rows, f"HTTP {status}: {detail} (the key or agent is refused)")
-            return max(5.0, retry_after(headers, 0.0))
+            return max(5.0, retry_after(headers, 0.0)), None
         # 4xx about the content.
         self.last_error = f"HTTP {status}: {detail}"
         named = _named_items(status, data, len(rows))
         if named:
             store.settle(dead=[(rows[i], status, code, text) for i, (code, text) in named.items()])
             self._single = max(0, self._single - len(named)) if self._single else 0
-            return None
+            return None, None
         if len(rows) > 1:
             self._single = len(rows)
-            return None
+            return None, None
         code = str(data.get("code")) if isinstance(data, dict) and data.get("code") else "refused"
         store.settle(dead=[(rows[0], status, code, detail)])
         self._single = max(0, self._single - 1)
-        return None
+        return None, None
+
+    def _meanwhile(self, store: SenderStore, rows: list[PendingRow]) -> list[PendingRow] | None:
+        """While the server works on `rows`: settle the batch before them and
+        read the batch after them. None when one at a time, when nothing is
+        after them yet (an event written meanwhile must not wait for the next
+        wake-up), or on an outbox error: the next batch is then read once this
+        one is settled."""
+        try:
+            self._settle_owed(store)
+            if self._single:
+                return None
+            started = time.perf_counter()
+            ahead = store.head(self.batch_size, after=rows[-1].id)
+            self.timings["read"] += time.perf_counter() - started
+            return ahead or None
+        except sqlite3.Error as exc:  # the answer is read all the same
+            self.last_error = f"outbox: {exc}"
+            return None
 
     def _fail(self, store: SenderStore, rows: list[PendingRow], error: str) -> None:
         self.last_error = error

@@ -106,6 +106,37 @@ def test_a_refused_event_goes_to_the_dead_letters_and_the_rest_are_delivered(
     client.close()
 
 
+def test_many_batches_arrive_in_order_with_refusals_and_events_written_meanwhile(
+    live_server, registered, tmp_path
+):
+    """Batches of 4: the sender reads each next batch and settles the one
+    before while a request is in flight. Order holds across batches, a
+    refused event in the middle of the stream is a dead letter, and fills
+    written while the sender runs all arrive, each once."""
+    signer, api_key = registered()
+    client = ComplianceClient(
+        live_server.url, api_key, signer, outbox_path=tmp_path / "bot.db", batch_size=4
+    )
+    client.submit_order(order_id="o-1", market="BTC-USD", side="buy", quantity="100", price="10")
+    with client.batch():
+        for n in range(10):
+            client.fill(order_id="o-1", fill_id=f"f-{n}", quantity="1", price="10")
+        bad = client.record("ORDER_FILLED", {"order_id": "o-1", "fill_id": "f-x", "quantity": "1"})
+        for n in range(10, 21):
+            client.fill(order_id="o-1", fill_id=f"f-{n}", quantity="1", price="10")
+    for n in range(21, 40):  # one commit each, while the sender delivers
+        client.fill(order_id="o-1", fill_id=f"f-{n}", quantity="1", price="10")
+
+    assert client.flush(30) == 0
+    assert [f for _, f in fills_on_server("sdk-bot")] == [f"f-{n}" for n in range(40)]
+    assert [(d["event_id"], d["code"]) for d in client.dead_letters()] == [
+        (bad["event_id"], "schema_violation")
+    ]
+    info = inspect(tmp_path / "bot.db")
+    assert (info["pending"], info["dead_letters"], info["delivered"]) == (0, 1, 40)
+    client.close()
+
+
 def test_the_same_venue_event_twice_is_one_event(live_server, registered, tmp_path):
     from compliance_client.venues import VenueEvent
 
