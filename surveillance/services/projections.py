@@ -23,7 +23,7 @@ from compliance_site.decimals import decimal_text
 from .. import store
 from ..checks import kill_switches_covering
 from ..config import market_key
-from ..models import GateBypass, Order
+from ..models import Order
 from . import risk
 from .config import limits_named
 from .counters import counts_add_cancels
@@ -51,10 +51,11 @@ _REPORTED = frozenset({"ORDER_FILLED", "ORDER_CANCELED", "VENUE_REJECTED", "POSI
 
 @dataclass
 class _Bypasses:
-    """The batch's contradictions of the gate, written as GateBypass rows."""
+    """The batch's contradictions of the gate, written as GateBypass rows
+    (tuples in store.BYPASS_COLUMNS order)."""
 
     agent: Agent
-    rows: list[GateBypass]
+    rows: list[tuple[Any, ...]]
     switches: set[tuple[str, str]] | None = None
     restricted: frozenset[str] = frozenset()
 
@@ -102,26 +103,26 @@ class _Bypasses:
             state += f" of {decimal_text(order.quantity)} filled)"
         quantity = payload.get("quantity")
         self.rows.append(
-            GateBypass(
-                agent=self.agent,
-                order_ref=payload["order_id"],
-                order=order,
-                event_type=event_type,
-                reasons=reasons,
-                detail=f"{what} (seq {record.seq}) for {state}: {', '.join(reasons)}",
-                market=order.market if order is not None else market,
-                side=order.side if order is not None else side,
-                quantity=Decimal(quantity) if quantity is not None else None,
-                price=Decimal(payload["price"]) if "price" in payload else None,
-                seq=record.seq,
-                order_seq=order.seq if order is not None else None,
-                recorded_at_us=record.recorded_at_us,
+            (
+                self.agent.pk,
+                payload["order_id"],
+                order.pk if order is not None else None,
+                event_type,
+                reasons,
+                f"{what} (seq {record.seq}) for {state}: {', '.join(reasons)}",
+                order.market if order is not None else market,
+                order.side if order is not None else side,
+                Decimal(quantity) if quantity is not None else None,
+                Decimal(payload["price"]) if "price" in payload else None,
+                record.seq,
+                order.seq if order is not None else None,
+                record.recorded_at_us,
             )
         )
 
     def save(self) -> None:
         if self.rows:
-            GateBypass.objects.bulk_create(self.rows)
+            store.gate_bypasses_insert(self.rows)
 
 
 def apply_reported(agent: Agent, created: list[tuple[Any, Any]]) -> None:
