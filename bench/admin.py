@@ -317,7 +317,9 @@ def _pages() -> list[tuple[str, str, str]]:
     alert = Alert.objects.filter(status="open").order_by("pk").first() or Alert.objects.first()
     order = Order.objects.order_by("-created_at_us").first()
     record = Record.objects.order_by("-seq").first()
-    assert alert is not None and order is not None and record is not None
+    assert alert is not None
+    assert order is not None
+    assert record is not None
     alice, carol = "bench-alice", "bench-carol"
     return [
         ("dashboard", alice, "/admin/"),

@@ -115,14 +115,15 @@ def test_a_statement_with_its_own_with_queries_joins_a_fused_one():
         move(batch, "_m", "1")
         move(batch, "_m", "1")
         batch.run()
-    assert len(sent) == 2 and all(sql.startswith("WITH _m_before AS") for sql in sent), sent
+    assert len(sent) == 2, sent
+    assert all(sql.startswith("WITH _m_before AS") for sql in sent), sent
     assert MarketRisk.objects.get(market="M").position == 5
     assert FirmExposure.objects.get(name="firm").gross == Decimal(9)
 
 
 def test_an_error_in_a_fused_statement_fails_the_batch_and_stores_nothing():
     MarketRisk.objects.create(market="TAKEN")
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError), transaction.atomic():  # noqa: PT012 (rollback)
         batch = Batch()
         _insert_market(batch, "NEW", "1", independent=True)
         _insert_market(batch, "TAKEN", "2", independent=True)
@@ -228,7 +229,7 @@ def test_inside_an_outer_block_a_batch_leaves_the_commit_to_it():
 @pytest.mark.postgres
 def test_a_batch_that_fails_commits_nothing():
     MarketRisk.objects.create(market="TAKEN", position=0, open_buy=0, open_sell=0)
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError), transaction.atomic():  # noqa: PT012 (rollback)
         batch = Batch()
         _insert_market(batch, "FIRST", "1", independent=False)
         _insert_market(batch, "TAKEN", "2", independent=False)
@@ -251,7 +252,7 @@ def test_the_first_statement_of_a_block_begins_its_transaction_in_its_own_round_
         f"INSERT INTO {M} (market, position, open_buy, open_sell) VALUES (%s, 1, 0, 0)"
         " RETURNING market"
     )
-    with pytest.raises(_Abort), transaction.atomic():
+    with pytest.raises(_Abort), transaction.atomic():  # noqa: PT012 (rollback)
         if first == "batch":
             batch = Batch()
             batch.add(sql, ["UNDONE"], fetch=True)
@@ -286,7 +287,7 @@ def _ours_prepared() -> dict[str, str]:
 @pytest.mark.postgres
 def test_a_statement_is_prepared_once_per_connection_and_a_rollback_keeps_it():
     sql = "SELECT %s::int + 1"
-    with pytest.raises(_Abort), transaction.atomic():
+    with pytest.raises(_Abort), transaction.atomic():  # noqa: PT012 (rollback)
         assert fetch_prepared(sql, [1]) == (2,)
         raise _Abort
     prepared = _ours_prepared()
@@ -301,7 +302,7 @@ def test_a_statement_is_prepared_once_per_connection_and_a_rollback_keeps_it():
 def test_statements_queued_after_a_failing_one_are_not_taken_for_prepared():
     MarketRisk.objects.create(market="TAKEN")
     later = f"SELECT count(*) FROM {M} WHERE market <> %s"  # never sent before
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError), transaction.atomic():  # noqa: PT012 (rollback)
         batch = Batch()
         _insert_market(batch, "TAKEN", "2")
         batch.add(later, ["x"], fetch=True)  # its preparation was skipped with it

@@ -56,7 +56,8 @@ def test_reads(call, path, who):
 def test_agent_list_is_scoped_for_traders(call, who):
     response = call(who).get("/api/v1/agents/")
     if who == "anonymous":
-        return expect(response, 401)
+        expect(response, 401)
+        return
     seen = [a["agent_id"] for a in response.json()]
     assert seen == ([] if who == "oscar" else ["bot-1"])
 
@@ -136,7 +137,8 @@ def test_verify_log(call, who, django_capture_on_commit_callbacks):
     if who in {"alice", "adam"}:
         expect(response, 202)
         job = call(who).get(f"/api/v1/log/verifications/{response.json()['id']}/").json()
-        assert job["status"] == "done" and job["ok"] is True
+        assert job["status"] == "done"
+        assert job["ok"] is True
         assert Record.objects.filter(event_type="AUDIT_VERIFIED").count() == 1
     else:
         expect(response, 401 if who == "anonymous" else 403)

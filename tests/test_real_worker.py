@@ -110,7 +110,8 @@ def test_export_queued_while_no_worker_runs_is_done_when_one_starts(bot, client_
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)
     export = LogExport.objects.get(pk=export_id)
-    assert export.records == 21 and len(export.sha256) == 64
+    assert export.records == 21
+    assert len(export.sha256) == 64
 
 
 def test_worker_killed_while_idle_is_replaced_and_the_next_task_runs(bot, client_for, worker_env):

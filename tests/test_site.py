@@ -19,7 +19,8 @@ def test_healthz_reports_database_broker_and_checkpoint_age(api, bot):
     body = api.get("/healthz").json()
     assert body["database"] == "ok"
     assert body["broker"] in {"ok", "down"}
-    assert body["last_checkpoint_age_s"] is not None and body["last_checkpoint_age_s"] < 60
+    assert body["last_checkpoint_age_s"] is not None
+    assert body["last_checkpoint_age_s"] < 60
 
 
 def test_openapi_schema_lists_the_contract_endpoints(api, client_for):

@@ -50,7 +50,8 @@ def provisional_pin(report: Report) -> Pinned | None:
             generated_at_us=to_us(timezone.now()), log_size=size, from_seq=from_seq, to_seq=to_seq
         )
         report.refresh_from_db()
-    assert report.generated_at_us is not None and report.log_size is not None
+    assert report.generated_at_us is not None
+    assert report.log_size is not None
     return Pinned(report.from_seq, report.to_seq, report.log_size, report.generated_at_us)
 
 

@@ -20,7 +20,8 @@ def test_token_is_issued_for_valid_credentials_and_stored_hashed(api, people):
     assert response.status_code == 201
     token = response.json()["token"]
     stored = ApiToken.objects.get(user__username="alice")
-    assert token not in stored.key_hash and len(stored.key_hash) == 64
+    assert token not in stored.key_hash
+    assert len(stored.key_hash) == 64
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert api.get("/api/v1/events/").status_code == 200
 
@@ -48,7 +49,8 @@ def test_expired_token_is_401(api, people):
 def test_roles_are_cumulative(people):
     assert permissions_for("viewer") < permissions_for("trader") < permissions_for("admin")
     assert user_role(people["alice"]) == "compliance_officer"
-    assert has_role(people["alice"], "risk_manager") and not has_role(people["alice"], "admin")
+    assert has_role(people["alice"], "risk_manager")
+    assert not has_role(people["alice"], "admin")
     assert people["adam"].has_perm("accounts.purge_data")
     assert people["alice"].has_perm("accounts.decide_approvals")
     assert not people["rita"].has_perm("accounts.decide_approvals")
@@ -129,6 +131,10 @@ def test_token_authentication_gives_the_tokens_user_with_its_own_fields(people):
     request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
     user, api_token = BearerAuthentication().authenticate(request)
     assert (user.pk, user.username, user.email) == (adam.pk, "adam", "adam@example.com")
-    assert user.is_active is True and user.is_staff is True and user.is_superuser is False
-    assert user_role(user) == "admin" and api_token.user_id == adam.pk
-    assert user.first_name == "Adam" and user.check_password("pw-adam")
+    assert user.is_active is True
+    assert user.is_staff is True
+    assert user.is_superuser is False
+    assert user_role(user) == "admin"
+    assert api_token.user_id == adam.pk
+    assert user.first_name == "Adam"
+    assert user.check_password("pw-adam")

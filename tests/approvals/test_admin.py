@@ -105,7 +105,8 @@ def test_officer_approves_with_a_reason_through_a_confirmation_page(browser, que
     page = first.content.decode()
     assert "notional <b>75001.5</b>" in page
     assert re.search(r'<td class="time-left">5\ds</td>', page)
-    assert 'name="reason"' in page and ">Reason:</label>" in page
+    assert 'name="reason"' in page
+    assert ">Reason:</label>" in page
     assert ApprovalRequest.objects.get(pk=soon.pk).status == "pending"
     # when she confirms with a reason
     _, second = decide_in_admin(client, "approve_selected", soon, reason="within mandate")

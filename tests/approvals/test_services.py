@@ -98,7 +98,7 @@ def test_open_refuses_a_timeout_out_of_range(resolver, snapshot, timeout):
 def test_open_in_a_rolled_back_transaction_leaves_nothing(resolver, snapshot):
     # given the caller's change fails after the request was opened
     before = snapshot()
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012 (rollback)
         ApprovalRequestFactory()
         raise RuntimeError("the gate failed later")
     # then the request, its record and its notices went with it
@@ -125,7 +125,8 @@ def test_open_mails_everyone_who_may_decide_after_commit(
     assert "o-77" in message.subject
     assert "notional: 75001.5" in message.body
     notice = Notification.objects.get(approval=request, channel="email")
-    assert notice.sent_at is not None and notice.attempts == 1
+    assert notice.sent_at is not None
+    assert notice.attempts == 1
 
 
 # --- grant and deny -----------------------------------------------------------------

@@ -45,7 +45,8 @@ def test_expiry_expires_only_requests_past_their_deadline(resolver, people, bot)
     overdue.refresh_from_db()
     fresh.refresh_from_db()
     assert (overdue.status, fresh.status) == ("expired", "pending")
-    assert overdue.decided_by is None and overdue.decided_at >= overdue.expires_at
+    assert overdue.decided_by is None
+    assert overdue.decided_at >= overdue.expires_at
     [record] = records("APPROVAL_EXPIRED")
     assert record["data"]["approval_id"] == overdue.pk
     assert record["actor"] == {"type": "system", "id": "approvals-expiry"}
@@ -186,7 +187,7 @@ def test_email_failure_releases_the_claim_for_a_retry(resolver, officer_mail, mo
         raise OSError("smtp down")
 
     monkeypatch.setattr(services, "send_mail", smtp_down)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="smtp down"):
         services.notification_email_send(notification_id=notice.pk)
     notice.refresh_from_db()
     assert (notice.sent_at, notice.claimed_at, notice.last_error) == (None, None, "smtp down")

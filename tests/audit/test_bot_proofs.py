@@ -41,7 +41,8 @@ def test_bot_gets_inclusion_proofs_for_its_own_records_only(two_bots):
     own = mine.client.get(
         f"/api/v1/log/proofs/inclusion/?seq={seqs_of('bot-1')[0]}&tree_size={size}"
     )
-    assert own.status_code == 200 and own.json()["hashes"]
+    assert own.status_code == 200
+    assert own.json()["hashes"]
     other = mine.client.get(
         f"/api/v1/log/proofs/inclusion/?seq={seqs_of('bot-2')[0]}&tree_size={size}"
     )

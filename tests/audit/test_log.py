@@ -138,7 +138,8 @@ def test_swapped_rows_are_caught_at_the_first(ten_records, capsys):
     tamper("UPDATE audit_record SET seq = -1 WHERE seq = 3", [])
     tamper("UPDATE audit_record SET seq = 3 WHERE seq = 6", [])
     tamper("UPDATE audit_record SET seq = 6 WHERE seq = -1", [])
-    assert Record.objects.get(seq=3).pk == b.pk and Record.objects.get(seq=6).pk == a.pk
+    assert Record.objects.get(seq=3).pk == b.pk
+    assert Record.objects.get(seq=6).pk == a.pk
     expect_first_bad(3, capsys)
 
 
@@ -163,7 +164,8 @@ def test_rehashed_row_is_caught_by_the_chain(ten_records, capsys):
 def test_truncated_tail_is_caught_against_the_head(ten_records, capsys):
     tamper("DELETE FROM audit_record WHERE seq = 9", [])
     result = verify_log()
-    assert not result.ok and result.first_bad_seq == 9
+    assert not result.ok
+    assert result.first_bad_seq == 9
 
 
 # --- concurrency ---------------------------------------------------------------------
@@ -249,10 +251,10 @@ def test_a_log_claim_sends_the_records_and_the_callers_writes_together():
 
 def test_a_log_claim_refuses_an_append_before_its_writes_are_sent_and_stores_nothing_unsent():
     before = Log.objects.get(name="default").size
-    with pytest.raises(ZeroDivisionError), transaction.atomic():
+    with pytest.raises(ZeroDivisionError), transaction.atomic():  # noqa: PT012 (rollback)
         _claimed([_verified()])
         1 / 0  # noqa: B018
-    with pytest.raises(AuditError, match="LogClaim"), transaction.atomic():
+    with pytest.raises(AuditError, match="LogClaim"), transaction.atomic():  # noqa: PT012 (rollback)
         _claimed([_verified()])
         record_event("AUDIT_VERIFIED", actor=Actor.system("t"), data={"ok": True, "checked": 0})
     assert Log.objects.get(name="default").size == before

@@ -54,7 +54,9 @@ def test_checkpoint_note_has_the_contract_layout(bot):
     assert lines[1] == str(cp.tree_size)
     assert base64.b64decode(lines[2]) == bytes(cp.root_hash)
     assert lines[3] == f"timestamp {cp.timestamp_us}"
-    assert lines[4] == "" and lines[5].startswith("— ") and lines[6] == ""
+    assert lines[4] == ""
+    assert lines[5].startswith("— ")
+    assert lines[6] == ""
 
 
 def test_beat_checkpoint_only_when_tree_grew(bot):
@@ -63,7 +65,8 @@ def test_beat_checkpoint_only_when_tree_grew(bot):
     assert checkpoint_create() is None  # nothing new, heartbeat not due
     bot.post_events([bot.signer.item("ORDER_FILLED", fill_payload())])
     second = checkpoint_create()
-    assert second is not None and second.tree_size == first.tree_size + 1
+    assert second is not None
+    assert second.tree_size == first.tree_size + 1
 
 
 def test_heartbeat_checkpoint_when_quiet_for_long(bot, settings):
@@ -116,7 +119,7 @@ def test_consistency_proofs_verify(log_of, client_for):
 
 
 @pytest.mark.parametrize(
-    "path,params",
+    ("path", "params"),
     [
         ("inclusion", {"seq": 5, "tree_size": 5}),
         ("inclusion", {"seq": 0, "tree_size": 10_000}),
@@ -168,7 +171,8 @@ def test_verify_catches_forged_bot_signature_with_recomputed_hashes(log_of):
     body["source"]["envelope"]["payload"]["quantity"] = "999"
     rewrite_from(4, {4: json.dumps(body, sort_keys=True, separators=(",", ":"))})
     result = verify_log()
-    assert not result.ok and result.first_bad_seq == 4
+    assert not result.ok
+    assert result.first_bad_seq == 4
     assert "signature" in result.detail
 
 
@@ -224,8 +228,10 @@ def test_proofs_cache_only_committed_nodes_and_stay_correct_when_served_from_it(
 
     with connection.execute_wrapper(read):
         again = inclusion_proof(seq=5, tree_size=600)
-    assert again == first and merkle.verify_inclusion(hashes[5], 5, 600, first[1], root)
-    assert len(reads) == 1 and "audit_merklenode" not in reads[0]
+    assert again == first
+    assert merkle.verify_inclusion(hashes[5], 5, 600, first[1], root)
+    assert len(reads) == 1
+    assert "audit_merklenode" not in reads[0]
     assert "audit_record" not in reads[0]  # only the log's size was read
 
     for old in (1, 255, 256, 300, 512, 599):

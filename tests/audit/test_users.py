@@ -22,7 +22,7 @@ from audit.services.users import (
     user_flags_set,
     user_role_set,
 )
-from compliance_site.exceptions import Forbidden
+from compliance_site.exceptions import Forbidden, ServiceError
 
 pytestmark = pytest.mark.django_db
 
@@ -206,7 +206,7 @@ def test_a_superuser_sets_the_flags_and_the_record_says_which(people, root):
 
 def test_a_reason_is_required(people):
     before = state()
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ServiceError) as exc:
         user_role_set(user=people["bob"], role="viewer", reason="  ", acting_user=people["adam"])
     assert exc.value.code == "reason_required"
     assert state() == before

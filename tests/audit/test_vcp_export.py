@@ -111,12 +111,15 @@ def test_the_archive_has_the_vcp_layout_and_checks_out_from_itself(log_with_head
     doc, events, members = read(buf.getvalue())
 
     assert set(members) == {"vcp_export.json", "events.jsonl", "HASHING.md", "MANIFEST.sha256"}
-    assert doc["vcp_version"] == "1.1" and doc["log_id"]
-    assert doc["period"]["from_seq"] == 0 and doc["period"]["to_seq"] == info.tree_size - 1
+    assert doc["vcp_version"] == "1.1"
+    assert doc["log_id"]
+    assert doc["period"]["from_seq"] == 0
+    assert doc["period"]["to_seq"] == info.tree_size - 1
     assert len(events) == doc["event_count"] == Record.objects.count()
     assert [h["tree_size"] for h in doc["tree_heads"]] == [log_with_heads.tree_size, info.tree_size]
     fill = next(e for e in events if e["payload"]["event_type"] == "ORDER_FILLED")
-    assert fill["header"]["event_type"] == "EXE" and fill["header"]["vcp_version"] == "1.1"
+    assert fill["header"]["event_type"] == "EXE"
+    assert fill["header"]["vcp_version"] == "1.1"
     assert fill["security"]["signature"]["algo"] == "ED25519"
     stored = Record.objects.get(seq=fill["payload"]["record"]["seq"])
     assert fill["security"]["event_hash"] == bytes(stored.leaf_hash).hex()
@@ -124,7 +127,8 @@ def test_the_archive_has_the_vcp_layout_and_checks_out_from_itself(log_with_head
 
     # the note on hashing, and the difference it names is real for odd sizes
     note = members["HASHING.md"].decode()
-    assert "RFC 9162" in note and "duplicates the last node" in note
+    assert "RFC 9162" in note
+    assert "duplicates the last node" in note
     leaves = [bytes.fromhex(e["security"]["event_hash"]) for e in events]
     odd = next(h["tree_size"] for h in doc["tree_heads"] if h["tree_size"] & (h["tree_size"] - 1))
     assert vcp_sample_root(leaves[:odd]).hex() != next(
@@ -156,7 +160,8 @@ def test_a_changed_event_or_tree_head_does_not_check_out(log_with_heads):
         return members
 
     problems = check(rewrite(change_quantity))
-    assert "manifest: events.jsonl" in problems and "event_hash at seq 3" in problems
+    assert "manifest: events.jsonl" in problems
+    assert "event_hash at seq 3" in problems
 
     def change_root(members: dict[str, bytes]) -> dict[str, bytes]:
         doc = json.loads(members["vcp_export.json"])
@@ -173,10 +178,12 @@ def test_a_partial_range_carries_the_compact_range_before_it(log_with_heads):
     buf = io.BytesIO()
     info = write_vcp_archive(buf, from_seq=3)
     doc, events, _ = read(buf.getvalue())
-    assert doc["prefix"]["tree_size"] == 3 and len(doc["prefix"]["compact_range"]) == 2
+    assert doc["prefix"]["tree_size"] == 3
+    assert len(doc["prefix"]["compact_range"]) == 2
     assert [e["payload"]["record"]["seq"] for e in events] == list(range(3, info.tree_size))
     assert events[0]["security"]["prev_hash"] == bytes(Record.objects.get(seq=2).chain_hash).hex()
-    assert info.tree_size >= size and check(buf.getvalue()) == []
+    assert info.tree_size >= size
+    assert check(buf.getvalue()) == []
 
 
 def test_an_officer_asks_for_the_vcp_archive_through_the_export_api(
@@ -187,7 +194,8 @@ def test_an_officer_asks_for_the_vcp_archive_through_the_export_api(
         response = alice.post("/api/v1/log/exports/", {"format": "vcp"}, format="json")
     assert response.status_code == 202, response.content
     export = LogExport.objects.get(pk=response.json()["id"])
-    assert export.format == "vcp" and export.status == "done", export.error
+    assert export.format == "vcp"
+    assert export.status == "done", export.error
     detail = alice.get(f"/api/v1/log/exports/{export.pk}/").json()
     assert detail["format"] == "vcp"
     download = alice.get(f"/api/v1/log/exports/{export.pk}/download/")

@@ -27,14 +27,16 @@ def test_verify_answers_202_and_the_worker_records_the_result(
     job_id = response.json()["id"]
     # queued: nothing verified or recorded yet, the request did not do the work
     queued = alice.get(f"/api/v1/log/verifications/{job_id}/").json()
-    assert queued["status"] == "queued" and queued["ok"] is None
+    assert queued["status"] == "queued"
+    assert queued["ok"] is None
     assert not Record.objects.filter(event_type="AUDIT_VERIFIED").exists()
     # the worker runs it (eager Celery: the after-commit wake-up runs the task)
     for callback in callbacks:
         callback()
     done = alice.get(f"/api/v1/log/verifications/{job_id}/").json()
     assert done["status"] == "done"
-    assert done["ok"] is True and done["first_bad_seq"] is None
+    assert done["ok"] is True
+    assert done["first_bad_seq"] is None
     assert done["checked"] == Log.objects.get().size - 1  # everything before its own record
     record = Record.objects.get(event_type="AUDIT_VERIFIED")
     assert record.seq == done["seq"]
@@ -49,7 +51,8 @@ def test_a_lost_wake_up_is_run_by_the_sweep(client_for, people):
     )
     assert audit_jobs_sweep_task() == 1
     job.refresh_from_db()
-    assert job.status == "done" and job.ok is True
+    assert job.status == "done"
+    assert job.ok is True
 
 
 def test_running_a_verification_twice_has_one_effect(people):

@@ -76,7 +76,8 @@ def test_only_admins_register_witness_keys(call, people, who):
         assert response.status_code == 201
         assert response.json()["vkey"] == witness_vkey("regulator.example/w", key)
         record = Record.objects.get(event_type="WITNESS_CHANGED")
-        assert record.actor_id == "adam" and "registered" in record.body
+        assert record.actor_id == "adam"
+        assert "registered" in record.body
     else:
         assert response.status_code == (401 if who == "anonymous" else 403)
         assert witness_state() == before
@@ -89,7 +90,8 @@ def test_only_admins_revoke_witness_keys(call, w1, who):
         "/api/v1/log/witnesses/auditor.example/w1/revoke/", {"reason": "left"}, format="json"
     )
     if who == "adam":
-        assert response.status_code == 200 and response.json()["revoked_at"]
+        assert response.status_code == 200
+        assert response.json()["revoked_at"]
         assert Record.objects.filter(event_type="WITNESS_CHANGED").count() == 2
     else:
         assert response.status_code == (401 if who == "anonymous" else 403)
@@ -114,7 +116,8 @@ def test_bad_witness_registration_is_refused_and_nothing_stored(client_for, w1):
         ({"name": "auditor.example/w1", "public_key": b64(bytes(32))}, "witness_exists"),
     ]:
         response = admin.post("/api/v1/log/witnesses/", body, format="json")
-        assert response.status_code in (400, 409) and response.json()["code"] == code
+        assert response.status_code in (400, 409)
+        assert response.json()["code"] == code
     assert witness_state() == before
 
 
@@ -128,7 +131,9 @@ def test_a_registered_witness_cosigns_without_an_account(api, bot, w1):
     )
     assert response.status_code == 201, response.content
     stored = Cosignature.objects.get()
-    assert stored.checkpoint == cp and stored.line == line and stored.timestamp == 1_765_000_000
+    assert stored.checkpoint == cp
+    assert stored.line == line
+    assert stored.timestamp == 1_765_000_000
     latest = api.get("/api/v1/log/checkpoints/latest/").json()
     assert latest["note"] == cp.note + line
     [shown] = api.get(f"/api/v1/log/checkpoints/{cp.tree_size}/cosignatures/").json()
@@ -140,7 +145,8 @@ def test_a_registered_witness_cosigns_without_an_account(api, bot, w1):
         {"witness": "auditor.example/w1", "cosignature": line.split(" ")[2]},
         format="json",
     )
-    assert again.status_code == 409 and again.json()["code"] == "already_cosigned"
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_cosigned"
     assert Cosignature.objects.count() == 1
 
 
@@ -188,7 +194,8 @@ def test_quorum_holds_back_the_latest_checkpoint_until_k_witnesses_cosign(api, b
     pending = api.get("/api/v1/log/checkpoints/latest/?include_unpublished=1").json()
     assert pending["timestamp_us"] == first.timestamp_us
     [shown] = api.get(f"/api/v1/log/checkpoints/{first.tree_size}/cosignatures/").json()
-    assert shown["published"] is False and shown["cosignatures"] == []
+    assert shown["published"] is False
+    assert shown["cosignatures"] == []
     api.post(
         f"/api/v1/log/checkpoints/{first.tree_size}/cosignatures/",
         {"witness": "auditor.example/w1", "cosignature": cosign(first, w1)},
@@ -250,7 +257,8 @@ def test_server_verification_catches_a_stored_cosignature_that_no_longer_verifie
             [f"\u2014 auditor.example/w1 {b64(bytes(blob))}\n"],
         )
     result = verify_log()
-    assert not result.ok and "cosignature" in result.detail
+    assert not result.ok
+    assert "cosignature" in result.detail
 
 
 def test_with_a_quorum_the_checkpoint_notice_goes_out_once_published(

@@ -38,9 +38,11 @@ def test_table_marks_missed_targets_and_errors() -> None:
 
     table = core.render_table([ok, failed])
 
-    assert "6,500" in table and "MISSED" in table
+    assert "6,500" in table
+    assert "MISSED" in table
     assert "RuntimeError: server did not start" in table
-    assert not ok.targets_met and not failed.targets_met
+    assert not ok.targets_met
+    assert not failed.targets_met
 
 
 def _sleepy_client(arg: float, ready: Any) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def test_clients_start_their_timed_phase_together() -> None:
         _sleepy_client, [0.0, 0.3], on_start=lambda: started.append(time.monotonic())
     )
 
-    assert len(results) == 2 and len(started) == 1
+    assert len(results) == 2
+    assert len(started) == 1
     assert abs(results[0]["t0"] - results[1]["t0"]) < 0.1  # the fast one waited for the slow one
     assert core.span(results) < 0.1
 
@@ -77,14 +80,16 @@ def test_a_failing_client_fails_the_run_without_hanging() -> None:
 def test_ceiling_worker_verifies_every_signed_event() -> None:
     out = ingest._ceiling_worker((_agent(), "t", 200), lambda: None)
 
-    assert out["events"] == 200 and out["t1"] >= out["t0"]
+    assert out["events"] == 200
+    assert out["t1"] >= out["t0"]
 
 
 def test_signed_bodies_hold_unique_ordered_fill_events() -> None:
     bodies = ingest.signed_bodies(_agent(), "t", 3, 5)
 
     items = [i for b in bodies for i in json.loads(b)["events"]]
-    assert len(items) == 15 and len({i["event_id"] for i in items}) == 15
+    assert len(items) == 15
+    assert len({i["event_id"] for i in items}) == 15
     assert {i["event_type"] for i in items} == {"ORDER_FILLED"}
     assert all(isinstance(i["payload"]["price"], str) for i in items)  # decimal strings
 

@@ -132,7 +132,8 @@ def test_both_implementations_refuse_the_same_tampering(key, tamper):
     public = key.public_key().public_bytes_raw()
     _, line = cosign_checkpoint(BODY, "witness.example/w1", key, 1679315147)
     body, bad = tamper(BODY, line)
-    with pytest.raises(ValueError):
+    # the spec's reference code refuses with a bare ValueError whose text varies
+    with pytest.raises(ValueError):  # noqa: PT011
         spec_verify(bad, body, "witness.example/w1", public)
     with pytest.raises(NoteError):
         verify_cosignature_line(body, bad, "witness.example/w1", public)

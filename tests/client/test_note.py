@@ -74,7 +74,9 @@ def test_checkpoint_note_has_exactly_the_contract_layout() -> None:
     )
     assert format_checkpoint_body(CP) == body
     assert note == sign_text(body, "PeterNeumann", k)
-    assert note.count("\n") == 6 and note.endswith("\n") and "\n\n\u2014 PeterNeumann " in note
+    assert note.count("\n") == 6
+    assert note.endswith("\n")
+    assert "\n\n\u2014 PeterNeumann " in note
 
 
 def test_signed_checkpoint_round_trips(key: Ed25519PrivateKey) -> None:
@@ -148,10 +150,12 @@ def test_every_tampered_note_is_refused(key: Ed25519PrivateKey) -> None:
     for what, bad in mutations(note):
         if bad == note:
             continue
-        with pytest.raises(NoteError):
+        try:
             verify_checkpoint(bad, NAME, pub(key))
+        except NoteError:
+            count += 1
+        else:
             pytest.fail(f"accepted after {what}")
-        count += 1
     assert count >= 1000
 
 

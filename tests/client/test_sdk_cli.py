@@ -30,10 +30,12 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path):
     printed = json.loads(done.stdout)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     signer = Signer.from_private_key_file("bot-1", path)
-    assert printed["public_key"] == signer.public_key_b64 and printed["key_id"] == signer.key_id
+    assert printed["public_key"] == signer.public_key_b64
+    assert printed["key_id"] == signer.key_id
 
     again = cli("keygen", "--out", str(path))  # never overwrites a key
-    assert again.returncode == 1 and "exists" in again.stderr
+    assert again.returncode == 1
+    assert "exists" in again.stderr
     assert Signer.from_private_key_file("bot-1", path).key_id == signer.key_id
 
 
@@ -47,7 +49,9 @@ def test_outbox_command_prints_pending_and_dead_letter_counts(tmp_path, capsys):
 
     assert main(["outbox", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "agent:        bot-1" in out and "pending:      2" in out and "dead letters: 0" in out
+    assert "agent:        bot-1" in out
+    assert "pending:      2" in out
+    assert "dead letters: 0" in out
     assert main(["outbox", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == 2
     assert main(["outbox", str(tmp_path / "missing")]) == 1
@@ -68,7 +72,8 @@ def test_register_and_rotate_key_with_a_persons_token(live_server, people, tmp_p
     assert main(["register", *args, "--key", str(first), "--name", "CLI", "--owner", "bob"]) == 0
     registered = json.loads(capsys.readouterr().out)
     signer = Signer.from_private_key_file("cli-bot", first)
-    assert registered["key_id"] == signer.key_id and registered["api_key"]
+    assert registered["key_id"] == signer.key_id
+    assert registered["api_key"]
 
     bot = ComplianceClient(live_server.url, registered["api_key"], signer)
     assert bot.submit_order(
@@ -92,5 +97,6 @@ def test_register_and_rotate_key_with_a_persons_token(live_server, people, tmp_p
         ["register", "--url", live_server.url, "--token", trader, "--agent-id", "x-bot",
          "--key", str(third)]
     )  # fmt: skip
-    assert code == 1 and "HTTP 403" in capsys.readouterr().err
+    assert code == 1
+    assert "HTTP 403" in capsys.readouterr().err
     assert not AgentKey.objects.filter(agent__agent_id="x-bot").exists()

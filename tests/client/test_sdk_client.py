@@ -25,7 +25,8 @@ def test_bot_submits_fills_and_cancels_through_the_sdk(live_server, people):
     decision = client.submit_order(
         order_id="o-1", market="BTC-USD", side="buy", quantity="2", price="100"
     )
-    assert decision.accepted and decision.status == "open"
+    assert decision.accepted
+    assert decision.status == "open"
     assert (
         client.fill(order_id="o-1", fill_id="f-1", quantity="1", price="100")["status"] == "created"
     )
@@ -34,7 +35,8 @@ def test_bot_submits_fills_and_cancels_through_the_sdk(live_server, people):
     assert client.order("o-1")["status"] == "canceled"
     with pytest.raises(ComplianceError) as refused:
         client.submit_order(order_id="o-1", market="BTC-USD", side="buy", quantity="2", price="100")
-    assert refused.value.status == 409 and refused.value.code == "order_id_conflict"
+    assert refused.value.status == 409
+    assert refused.value.code == "order_id_conflict"
     # the venue refuses an accepted order: reported, and the order is rejected
     assert client.submit_order(
         order_id="o-2", market="BTC-USD", side="sell", quantity="1", price="101"

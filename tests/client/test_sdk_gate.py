@@ -137,11 +137,14 @@ def test_held_orders_come_back_from_ready_once_decided_and_check_never_waits(
     wait_for(lambda: ready.extend(gate.ready()) or len(ready) == 2)  # warm-up-held: still pending
     by_id = {d.order_id: d for d in ready}
     granted, denied = by_id[first.order_id], by_id[second.order_id]
-    assert granted.accepted and granted.status == "open"
-    assert not denied.accepted and denied.status == "rejected"
+    assert granted.accepted
+    assert granted.status == "open"
+    assert not denied.accepted
+    assert denied.status == "rejected"
     assert denied.reasons[0]["code"] == "approval_denied"
     assert denied.reasons[0]["detail"] == "too big"
-    assert first.order_id not in gate.parked() and second.order_id not in gate.parked()
+    assert first.order_id not in gate.parked()
+    assert second.order_id not in gate.parked()
     assert gate.ready() == []
     assert bot_client.order(first.order_id)["status"] == "open"
     gate.close()
@@ -160,7 +163,8 @@ def test_cancel_all_from_a_gate_answer_reaches_the_callback(bot_client, people):
         scope="agent", target="loop-bot", reason="runaway", acting_user=people["rita"]
     )
     decision = gate.check(order_id="o-2", **SMALL)
-    assert decision.decision == "rejected" and decision.cancel_all
+    assert decision.decision == "rejected"
+    assert decision.cancel_all
     assert told == [None]
     gate.close()
 
@@ -231,7 +235,8 @@ def test_an_exception_in_the_strategy_is_recorded_as_system_error_and_reraised(b
     record = Record.objects.get(event_type="SYSTEM_ERROR").as_dict()
     payload = record["source"]["envelope"]["payload"]
     assert payload["error_type"] == "ZeroDivisionError"
-    assert "strategy" in payload["message"] and "tick 3" in payload["message"]
+    assert "strategy" in payload["message"]
+    assert "tick 3" in payload["message"]
 
 
 def test_wait_for_approval_blocks_until_decided(bot_client, people):

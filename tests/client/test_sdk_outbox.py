@@ -39,8 +39,10 @@ def test_outbox_delivers_fills_in_order_and_keeps_their_receipts(live_server, re
     on_server = fills_on_server("sdk-bot")
     assert [f for _, f in on_server] == [f"f-{n}" for n in range(40)]
     receipt = client.receipt(answers[7]["event_id"])
-    assert receipt is not None and receipt["seq"] == on_server[7][0]
-    assert receipt["status"] == "created" and len(receipt["leaf_hash"]) == 64
+    assert receipt is not None
+    assert receipt["seq"] == on_server[7][0]
+    assert receipt["status"] == "created"
+    assert len(receipt["leaf_hash"]) == 64
     assert client.order("o-1")["filled_quantity"] == "40"
     client.close()
 
@@ -75,7 +77,8 @@ def test_a_resend_after_a_lost_answer_is_a_duplicate_not_a_second_record(
     assert again.pending() == 1
     assert again.flush(30) == 0
     receipt = again.receipt(first["event_id"])
-    assert receipt["status"] == "duplicate" and receipt["seq"] == seq
+    assert receipt["status"] == "duplicate"
+    assert receipt["seq"] == seq
     assert [f for _, f in fills_on_server("sdk-bot")] == ["f-1"]
     again.close()
 
@@ -98,7 +101,8 @@ def test_a_refused_event_goes_to_the_dead_letters_and_the_rest_are_delivered(
         ("ORDER_FILLED", "schema_violation"),
         ("NO_SUCH_TYPE", "unknown_event_type"),
     ]
-    assert dead[0]["event_id"] == bad["event_id"] and dead[0]["http_status"] == 400
+    assert dead[0]["event_id"] == bad["event_id"]
+    assert dead[0]["http_status"] == 400
     assert dead[0]["detail"]
     assert [f for _, f in fills_on_server("sdk-bot")] == ["f-1", "f-3"]
     info = inspect(tmp_path / "bot.db")
@@ -154,7 +158,8 @@ def test_the_same_venue_event_twice_is_one_event(live_server, registered, tmp_pa
     assert [r["status"] for r in client.record_venue([event])] == ["queued"]
     assert client.flush(30) == 0
     assert [r["status"] for r in client.record_venue([event])] == ["duplicate"]
-    assert client.pending() == 0 and len(fills_on_server("sdk-bot")) == 1
+    assert client.pending() == 0
+    assert len(fills_on_server("sdk-bot")) == 1
     client.close()
 
     plain = ComplianceClient(live_server.url, api_key, signer)  # no outbox: the server dedups
@@ -185,7 +190,7 @@ def test_a_bot_proves_its_event_is_in_the_log(live_server, registered, tmp_path)
 
     with pytest.raises(ProofError, match="not the acknowledged"):
         client.verify_inclusion(seq=check.seq, leaf_hash="00" * 32)
+    other = Signer.generate("x").public_key_b64  # a key that did not sign the checkpoint
     with pytest.raises(ProofError, match="does not verify"):
-        other = Signer.generate("x").public_key_b64  # a key that did not sign the checkpoint
         client.verify_inclusion(event_id=answer["event_id"], log_public_key=other)
     client.close()

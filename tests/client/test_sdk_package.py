@@ -35,9 +35,11 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_holds_the_package_typed_and_nothing_else(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     code = {n for n in names if not n.startswith("compliance_client-")}
-    assert "compliance_client/__init__.py" in code and "compliance_client/py.typed" in code
+    assert "compliance_client/__init__.py" in code
+    assert "compliance_client/py.typed" in code
     assert "compliance_client/venues/binance.py" in code
-    assert "compliance_client/outbox.py" in code and "compliance_client/__main__.py" in code
+    assert "compliance_client/outbox.py" in code
+    assert "compliance_client/__main__.py" in code
     assert all(n.startswith("compliance_client/") for n in code)
     assert not any(n.endswith(("pyproject.toml", "README.md")) for n in code)
 

@@ -58,7 +58,8 @@ def test_binance_market_order_stream_gives_its_two_fills_and_the_expiry():
         "venue": "binance",
     }
     assert second.payload["fill_id"] == "8"
-    assert first.occurred_at_us == 1719467634105 * 1000 and first.timestamp_precision == "ms"
+    assert first.occurred_at_us == 1719467634105 * 1000
+    assert first.timestamp_precision == "ms"
     assert first.venue_order_id == "32"
     assert first.dedup_key != second.dedup_key
     assert expired.payload == {"order_id": "8LGC97RRgNPVQk979VIhjt", "reason": "expired on venue"}
@@ -133,7 +134,8 @@ def test_coinbase_same_fill_on_two_backfill_pages_is_one_fill():
     page = sample("coinbase_list_fills.json")
     again = {"fills": page["fills"] * 2}  # overlapping pages
     first, second = normalize("coinbase", again)
-    assert first == second and first.dedup_key == second.dedup_key
+    assert first == second
+    assert first.dedup_key == second.dedup_key
 
 
 def test_coinbase_failed_order_is_a_venue_rejection_and_a_cancel_is_a_cancel():
@@ -143,7 +145,8 @@ def test_coinbase_failed_order_is_a_venue_rejection_and_a_cancel_is_a_cancel():
     failed["events"][0]["orders"][0].update(status="FAILED", reject_reason="INSUFFICIENT_FUND")
     (event,) = normalize("coinbase", failed)
     assert event.event_type == VENUE_REJECTED
-    assert event.payload["order_id"] == "XXX" and event.payload["venue_code"] == "INSUFFICIENT_FUND"
+    assert event.payload["order_id"] == "XXX"
+    assert event.payload["venue_code"] == "INSUFFICIENT_FUND"
     assert event.occurred_at_us == 1675974837609931  # the message's time, nanoseconds truncated
     assert event.timestamp_precision == "ns"
 
@@ -175,7 +178,8 @@ def test_kraken_own_trade_with_seconds_timestamp_in_exact_microseconds():
         "price": "100000.00000",
         "venue": "kraken",
     }
-    assert event.occurred_at_us == 1560516023070651 and event.timestamp_precision == "us"
+    assert event.occurred_at_us == 1560516023070651
+    assert event.timestamp_precision == "us"
 
 
 def test_kraken_snapshot_replayed_on_reconnect_gives_the_same_events():
@@ -219,7 +223,8 @@ def test_ccxt_trade_structure_floats_become_the_venue_digits_and_ids_stay_readab
         "price": "0.06917684",
         "venue": "ccxt",
     }
-    assert event.occurred_at_us == 1502962946216000 and event.timestamp_precision == "ms"
+    assert event.occurred_at_us == 1502962946216000
+    assert event.timestamp_precision == "ms"
     assert event.venue_order_id == "12345-67890:09876/54321"
 
 
@@ -273,6 +278,6 @@ def test_seconds_and_bad_input():
         seconds_to_us("soon")
     with pytest.raises(ValueError, match="unknown venue"):
         normalize("mtgox", {})
+    message = sample("binance_market_order_stream.json")[1]
     with pytest.raises(VenueMessageError, match="not a plain decimal"):
-        message = sample("binance_market_order_stream.json")[1]
         normalize("binance", {**message, "l": "1e-5"})

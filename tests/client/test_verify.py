@@ -60,7 +60,8 @@ def test_without_signature_checks_nothing_is_counted_but_hashes_still_are(
 ) -> None:
     path = fake_log.write(tmp_path / "b.zip")
     result = verify_bundle(path, check_signatures=False)
-    assert result.ok and result.signatures == 0
+    assert result.ok
+    assert result.signatures == 0
     bad = tamper_records(path, tmp_path, lambda rs: [r | {"seq": r["seq"]} for r in rs[:-1]])
     assert_fails(bad, "records missing")
 

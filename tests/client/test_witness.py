@@ -82,7 +82,8 @@ def test_cosigns_an_extension_and_hands_the_cosignature_to_the_log(log, tmp_path
     assert witness_round(log, tmp_path).action == "cosigned"
     log.publish(leaves(9))
     result = witness_round(log, tmp_path)
-    assert result.action == "cosigned" and result.tree_size == 9
+    assert result.action == "cosigned"
+    assert result.tree_size == 9
     found = witness_cosignatures(log.note + result.line, {"auditor.example/w1": WITNESS_PUB})
     assert set(found) == {"auditor.example/w1"}
     assert [p["witness"] for p in log.posted] == ["auditor.example/w1"] * 2
@@ -105,7 +106,8 @@ def test_refuses_what_does_not_extend_and_keeps_the_evidence(log, tmp_path, hist
     with pytest.raises(Refused, match=why):
         witness_round(log, tmp_path)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["tree_size"] == held["tree_size"] and state["note"] == held["note"]
+    assert state["tree_size"] == held["tree_size"]
+    assert state["note"] == held["note"]
     assert state["refusals"][0]["offered_note"] == offered
     assert len(log.posted) == 1
 
@@ -127,12 +129,12 @@ def test_state_is_kept_before_sending_and_a_failed_send_is_retried(log, tmp_path
     with pytest.raises(WitnessError, match="sent again on the next run"):
         witness_round(log, tmp_path)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["tree_size"] == 4 and state["posted"] is False
+    assert state["tree_size"] == 4
+    assert state["posted"] is False
     log.accept = True
     result = witness_round(log, tmp_path)
-    assert result.action == "unchanged" and [p["cosignature"] for p in log.posted] == [
-        state["line"]
-    ]
+    assert result.action == "unchanged"
+    assert [p["cosignature"] for p in log.posted] == [state["line"]]
 
 
 def test_the_pinned_log_key_cannot_be_swapped(log, tmp_path):

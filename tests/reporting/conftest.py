@@ -104,9 +104,8 @@ def dataset(people, make_bot, clock, client_for) -> Dataset:
     def amend(bot: str, order_id: str, quantity: str) -> None:
         item = bots[bot].signer.item("ORDER_AMENDED", {"order_id": order_id, "quantity": quantity})
         response = bots[bot].client.post("/api/v1/orders/", item, format="json")
-        assert response.status_code == 201 and response.json()["decision"] == "accepted", (
-            response.content
-        )
+        assert response.status_code == 201, response.content
+        assert response.json()["decision"] == "accepted", response.content
 
     clock.move_to(at(8, 0))
     event("bot-d", "POSITION_CHANGED", {"market": "SOL-USD", "quantity": "5", "price": "20"})

@@ -56,9 +56,11 @@ def test_viewer_sees_reports_but_cannot_generate(dataset, people):
         {"kind": "daily_trade", "format": "json", "date": "2025-03-10"},
     )
 
-    assert page.status_code == 200 and "Generate a report" not in page.content.decode()
+    assert page.status_code == 200
+    assert "Generate a report" not in page.content.decode()
     assert response.status_code == 302
-    assert Report.objects.count() == 0 and Record.objects.count() == records
+    assert Report.objects.count() == 0
+    assert Record.objects.count() == records
 
 
 def test_generate_form_refuses_an_open_period(dataset, people):
@@ -67,7 +69,8 @@ def test_generate_form_refuses_an_open_period(dataset, people):
         {"kind": "daily_trade", "format": "json", "date": "2025-03-11"},
     )
 
-    assert response.status_code == 200 and "has not ended yet" in response.content.decode()
+    assert response.status_code == 200
+    assert "has not ended yet" in response.content.decode()
     assert Report.objects.count() == 0
 
 
@@ -75,7 +78,8 @@ def test_admin_places_and_releases_a_hold_and_officers_cannot(dataset, people):
     adam, alice = login(people, "adam"), login(people, "alice")
 
     refused = alice.post("/admin/reporting/legalhold/place/", {"reason": "x"})
-    assert refused.status_code == 302 and LegalHold.objects.count() == 0
+    assert refused.status_code == 302
+    assert LegalHold.objects.count() == 0
     placed = adam.post(
         "/admin/reporting/legalhold/place/",
         {
@@ -86,12 +90,14 @@ def test_admin_places_and_releases_a_hold_and_officers_cannot(dataset, people):
     )
     assert placed.status_code == 302
     hold = LegalHold.objects.get()
-    assert hold.event_types == ["ORDER_CANCELED", "ORDER_SUBMITTED"] and hold.agent_id == "bot-b"
+    assert hold.event_types == ["ORDER_CANCELED", "ORDER_SUBMITTED"]
+    assert hold.agent_id == "bot-b"
     assert "Place a legal hold" not in alice.get("/admin/reporting/legalhold/").content.decode()
     assert alice.get("/admin/reporting/legalhold/manifest/").status_code == 200
 
     released = adam.post(f"/admin/reporting/legalhold/{hold.pk}/release/", {"reason": "closed"})
     assert released.status_code == 302
     hold.refresh_from_db()
-    assert not hold.is_active and hold.release_reason == "closed"
+    assert not hold.is_active
+    assert hold.release_reason == "closed"
     assert Record.objects.get(seq=hold.released_seq).event_type == "LEGAL_HOLD_RELEASED"

@@ -32,9 +32,8 @@ def test_compliance_officer_asks_for_a_report_and_downloads_the_proven_file(
     body = b"".join(download.streaming_content)
     assert hashlib.sha256(body).hexdigest() == detail["sha256"] == download["X-Report-SHA256"]
     record = Record.objects.get(seq=detail["seq"]).as_dict()
-    assert (
-        record["event_type"] == "REPORT_GENERATED" and record["data"]["sha256"] == detail["sha256"]
-    )
+    assert record["event_type"] == "REPORT_GENERATED"
+    assert record["data"]["sha256"] == detail["sha256"]
 
 
 def test_asking_twice_returns_the_same_report(
@@ -46,7 +45,9 @@ def test_asking_twice_returns_the_same_report(
     with django_capture_on_commit_callbacks(execute=True):
         second = alice.post("/api/v1/reports/", DAY, format="json").json()
 
-    assert first["id"] == second["id"] and second["created"] is False and second["status"] == "done"
+    assert first["id"] == second["id"]
+    assert second["created"] is False
+    assert second["status"] == "done"
     assert Record.objects.filter(event_type="REPORT_GENERATED").count() == 1
 
 
@@ -57,7 +58,8 @@ def test_roles_below_compliance_officer_cannot_ask_for_reports(dataset, client_f
     response = client_for(who).post("/api/v1/reports/", DAY, format="json")
 
     assert response.status_code == 403
-    assert Report.objects.count() == 0 and Record.objects.count() == records
+    assert Report.objects.count() == 0
+    assert Record.objects.count() == records
 
 
 def test_bots_and_strangers_read_no_reports(dataset, client_for, api, generate):
@@ -71,7 +73,7 @@ def test_bots_and_strangers_read_no_reports(dataset, client_for, api, generate):
 
 
 @pytest.mark.parametrize(
-    "body, code",
+    ("body", "code"),
     [
         ({"kind": "daily_trade", "format": "json"}, "invalid"),
         ({"kind": "daily_trade", "format": "json", "date": "2025-03-10", "year": 2025}, "invalid"),
@@ -107,14 +109,17 @@ def test_admin_places_and_releases_holds_through_the_api(dataset, client_for):
     )
     assert placed.status_code == 201, placed.content
     hold = placed.json()
-    assert hold["active"] and hold["agent_id"] == "bot-b" and hold["placed_by"] == "adam"
+    assert hold["active"]
+    assert hold["agent_id"] == "bot-b"
+    assert hold["placed_by"] == "adam"
     assert Record.objects.get(seq=hold["placed_seq"]).event_type == "LEGAL_HOLD_PLACED"
     assert [h["id"] for h in client_for("alice").get("/api/v1/legal-holds/").json()] == [hold["id"]]
 
     released = adam.post(
         f"/api/v1/legal-holds/{hold['id']}/release/", {"reason": "closed"}, format="json"
     )
-    assert released.status_code == 200 and released.json()["active"] is False
+    assert released.status_code == 200
+    assert released.json()["active"] is False
     again = adam.post(
         f"/api/v1/legal-holds/{hold['id']}/release/", {"reason": "closed"}, format="json"
     )
@@ -128,7 +133,8 @@ def test_only_admins_place_holds(dataset, client_for, who):
     response = client_for(who).post("/api/v1/legal-holds/", {"reason": "x"}, format="json")
 
     assert response.status_code == 403
-    assert LegalHold.objects.count() == 0 and Record.objects.count() == records
+    assert LegalHold.objects.count() == 0
+    assert Record.objects.count() == records
 
 
 def test_viewers_do_not_list_holds_but_read_the_retention_manifest(dataset, client_for):

@@ -56,14 +56,17 @@ def test_a_scheduled_report_is_emailed_to_its_subscribers_with_the_file_attached
 
     [email] = mail.outbox
     assert sorted(email.to) == ["desk-head@firm.example", "mlro@firm.example"]
-    assert "2025-03-10" in email.subject and json_report.sha256 in email.body
+    assert "2025-03-10" in email.subject
+    assert json_report.sha256 in email.body
     [(name, content, mimetype)] = email.attachments
     with default_storage.open(json_report.file, "rb") as fh:
         assert content == fh.read()
     assert hashlib.sha256(content).hexdigest() == json_report.sha256
-    assert mimetype == "application/json" and name.endswith(".json")
+    assert mimetype == "application/json"
+    assert name.endswith(".json")
     [delivery] = ReportDelivery.objects.all()
-    assert delivery.status == "sent" and delivery.method == "attachment"
+    assert delivery.status == "sent"
+    assert delivery.method == "attachment"
 
     # the sweep running again sends nothing twice
     with django_capture_on_commit_callbacks(execute=True):
@@ -102,11 +105,13 @@ def test_a_failed_email_is_retried_by_the_sweep(
     )
     run_schedule(clock, django_capture_on_commit_callbacks)
     delivery = ReportDelivery.objects.get()
-    assert delivery.status == "pending" and "smtp down" in delivery.last_error
+    assert delivery.status == "pending"
+    assert "smtp down" in delivery.last_error
     assert mail.outbox == []
     monkeypatch.setattr(EmailMessage, "send", real_send)
     assert report_delivery_sweep() == 1
-    assert len(mail.outbox) == 1 and ReportDelivery.objects.get().status == "sent"
+    assert len(mail.outbox) == 1
+    assert ReportDelivery.objects.get().status == "sent"
 
 
 def test_critical_anomalies_in_a_report_raise_alerts_in_the_queue_once(dataset, generate):
@@ -147,8 +152,10 @@ def test_a_provisional_intraday_report_regenerates_byte_for_byte_from_its_seq_ra
         )
     report.refresh_from_db()
     assert report.status == "done", report.error
-    assert report.provisional and report.period_end == at(15, 30)
-    assert report.to_seq is not None and report.to_seq < report.log_size
+    assert report.provisional
+    assert report.period_end == at(15, 30)
+    assert report.to_seq is not None
+    assert report.to_seq < report.log_size
     if fmt == "json":
         with default_storage.open(report.file, "rb") as fh:
             header = json.loads(fh.read())["report"]
@@ -167,7 +174,8 @@ def test_a_provisional_intraday_report_regenerates_byte_for_byte_from_its_seq_ra
         occurred_at_us=int(at(9, 0).timestamp() * 1_000_000), seq=1, config_hash="x",
     )  # fmt: skip
     again = report_reproduce(report_id=report.pk)
-    assert again.identical and again.regenerated_sha256 == report.sha256
+    assert again.identical
+    assert again.regenerated_sha256 == report.sha256
     # and the recorded hash is the one of the file
     record = Record.objects.get(seq=report.seq).as_dict()
     assert record["data"]["sha256"] == report.sha256
@@ -212,9 +220,11 @@ def test_only_compliance_officers_manage_subscriptions(api, client_for, people, 
     listed = caller.get("/api/v1/reports/subscriptions/")
     ended = caller.post(f"/api/v1/reports/subscriptions/{existing.pk}/deactivate/")
     if who in ("alice", "adam"):
-        assert created.status_code == 201 and created.json()["recipients"] == ["a@firm.example"]
+        assert created.status_code == 201
+        assert created.json()["recipients"] == ["a@firm.example"]
         assert len(listed.json()) == 2
-        assert ended.status_code == 200 and ended.json()["is_active"] is False
+        assert ended.status_code == 200
+        assert ended.json()["is_active"] is False
         assert Record.objects.filter(event_type="REPORT_SUBSCRIPTION_CHANGED").count() == 3
     else:
         expected = 401 if who == "anonymous" else 403

@@ -45,7 +45,8 @@ def day_with_edges(people, make_bot, clock) -> Any:
 
     def event(event_type: str, payload: dict[str, Any]) -> None:
         response = bot.post_events([bot.signer.item(event_type, payload)])
-        assert response.status_code == 201 and response.json()["results"][0]["status"] == "created"
+        assert response.status_code == 201
+        assert response.json()["results"][0]["status"] == "created"
 
     clock.move_to(at(9, 0))
     order("o1")

@@ -42,7 +42,8 @@ def firm(settings):
 def test_no_variant_is_called_an_rts_25_report_format():
     for regulator in REGULATORS.values():
         text = " ".join([regulator.title, *regulator.legal_basis, *regulator.notes]).lower()
-        assert "rts 25 report" not in text and "rts 25 format" not in text
+        assert "rts 25 report" not in text
+        assert "rts 25 format" not in text
 
 
 @pytest.mark.parametrize("code", sorted(REGULATORS))
@@ -52,10 +53,10 @@ def test_each_variant_carries_its_required_fields_and_sections(dataset, generate
     doc = as_json(report)
 
     header = doc["report"]
-    assert header["regulator"] == code and header["regulator_title"] == regulator.title
-    assert header["authority"] == regulator.authority and header["legal_basis"] == list(
-        regulator.legal_basis
-    )
+    assert header["regulator"] == code
+    assert header["regulator_title"] == regulator.title
+    assert header["authority"] == regulator.authority
+    assert header["legal_basis"] == list(regulator.legal_basis)
     for name in regulator.firm_fields:
         assert header["firm"][name] == FIELD_VALUES[name]
     assert set(regulator.sections) <= set(doc["sections"])
@@ -88,7 +89,8 @@ def test_mifid_rts6_records_carry_rts25_clock_evidence_and_controls(dataset, gen
     assert "RTS 6" in doc["report"]["regulator_title"]
     assert "RTS 25 clock-synchronisation evidence" in doc["report"]["regulator_title"]
     clock = {c["agent_id"]: c for c in rows(doc, "clock_evidence")}
-    assert clock["bot-c"]["beyond_tolerance"] == 1 and clock["bot-c"]["tolerance_us"] == 1000
+    assert clock["bot-c"]["beyond_tolerance"] == 1
+    assert clock["bot-c"]["tolerance_us"] == 1000
     assert doc["report"]["thresholds"]["rts25_clock_tolerance_us"] == 1000
     assert [c["version"] for c in rows(doc, "pre_trade_controls")] == [1, 2]  # both set on D
 

@@ -109,7 +109,8 @@ def test_daily_trade_report_figures_match_the_known_day(dataset, alerts_on_day, 
 
     assert doc["summary"] == EXPECTED_SUMMARY
     assert doc["report"]["period"]["label"] == "2025-03-10"
-    assert doc["report"]["coverage"]["from_seq"] == 0 and doc["report"]["coverage"]["to_seq"] == 49
+    assert doc["report"]["coverage"]["from_seq"] == 0
+    assert doc["report"]["coverage"]["to_seq"] == 49
     assert doc["sections"]["activity"]["rows"] == EXPECTED_ACTIVITY
     assert {
         (a["anomaly"], a["agent_id"], a["value"]) for a in rows(doc, "anomalies")
@@ -149,7 +150,8 @@ def test_daily_trade_report_figures_match_the_known_day(dataset, alerts_on_day, 
     # the fill reported after midnight belongs to the next day's report
     assert "f4" not in {e["detail"].removeprefix("fill ") for e in events}
     clock = {c["agent_id"]: c for c in rows(doc, "clock_evidence")}
-    assert clock["bot-c"]["max_abs_drift_us"] == 5000 and clock["bot-c"]["beyond_tolerance"] == 1
+    assert clock["bot-c"]["max_abs_drift_us"] == 5000
+    assert clock["bot-c"]["beyond_tolerance"] == 1
 
 
 def test_positions_report_shows_fills_reported_and_current_positions(dataset, generate):
@@ -165,10 +167,8 @@ def test_positions_report_shows_fills_reported_and_current_positions(dataset, ge
         "2",
         "201",
     )
-    assert (
-        a["last_reported_position"] == "2"
-        and a["last_reported_at"] == "2025-03-10T09:06:00.000000Z"
-    )
+    assert a["last_reported_position"] == "2"
+    assert a["last_reported_at"] == "2025-03-10T09:06:00.000000Z"
     assert a["position_at_generation"] == "3"  # the 1 filled on D+1 is in the live position only
     assert positions[("bot-d", "SOL-USD")]["last_reported_position"] == "6"
     assert "order_events" not in doc["sections"]
@@ -210,14 +210,16 @@ def test_quarterly_report_exports_every_record_with_its_hashes(dataset, generate
 def test_a_day_without_records_gives_an_empty_report(dataset, generate):
     doc = as_json(generate("daily_trade", "json", period=day(D.replace(day=1))))
 
-    assert doc["summary"]["records"] == 0 and doc["summary"]["from_seq"] is None
+    assert doc["summary"]["records"] == 0
+    assert doc["summary"]["from_seq"] is None
     assert doc["sections"]["order_events"]["rows"] == []
 
 
 def test_csv_form_carries_the_same_figures(dataset, alerts_on_day, generate):
     header, blocks = csv_blocks(read(generate("daily_trade", "csv")))
 
-    assert header["kind"] == "daily_trade" and header["period.label"] == "2025-03-10"
+    assert header["kind"] == "daily_trade"
+    assert header["period.label"] == "2025-03-10"
     summary = {row[0]: row[2] for row in blocks["summary"]}
     assert summary == {k: "" if v is None else str(v) for k, v in EXPECTED_SUMMARY.items()}
     activity = blocks["activity"]
@@ -263,6 +265,8 @@ def test_report_generated_record_holds_the_sha256_of_the_file(dataset, generate,
     record = Record.objects.get(seq=report.seq).as_dict()
     assert record["event_type"] == "REPORT_GENERATED"
     assert record["data"]["sha256"] == digest == report.sha256
-    assert record["data"]["from_seq"] == 0 and record["data"]["to_seq"] == 49
-    assert record["data"]["records"] == 50 and record["data"]["bytes"] == report.size
+    assert record["data"]["from_seq"] == 0
+    assert record["data"]["to_seq"] == 49
+    assert record["data"]["records"] == 50
+    assert record["data"]["bytes"] == report.size
     assert record["actor"] == {"type": "user", "id": "alice"}

@@ -91,7 +91,8 @@ def aged(people, make_bot) -> Any:
             response = bots[bot].client.post(
                 "/api/v1/orders/", bots[bot].signer.item("ORDER_SUBMITTED", payload), format="json"
             )
-            assert response.status_code == 201 and response.json()["decision"] == "accepted"
+            assert response.status_code == 201
+            assert response.json()["decision"] == "accepted"
             return response.json()["seq"]
 
         def other() -> int:
@@ -221,7 +222,8 @@ def test_a_purge_run_twice_has_one_effect(aged, holds):
     second = purge_now()
 
     assert first.count == len(aged.purge)
-    assert second.count == 0 and second.record_seqs == []
+    assert second.count == 0
+    assert second.record_seqs == []
     assert Record.objects.count() == records_after_first  # no second DATA_PURGED
     assert purged_seqs() == purged_after_first
 
@@ -230,7 +232,8 @@ def test_without_anything_past_retention_nothing_is_purged(aged, holds):
     with time_machine.travel(years_ago(8) - timedelta(days=2), tick=False):
         summary = retention_purge()
 
-    assert summary.count == 0 and purged_seqs() == set()
+    assert summary.count == 0
+    assert purged_seqs() == set()
 
 
 def test_released_hold_lets_its_records_go_on_the_next_purge(aged, holds, people):
@@ -248,11 +251,10 @@ def test_released_hold_lets_its_records_go_on_the_next_purge(aged, holds, people
 
 def test_holds_are_recorded_and_only_admins_place_or_release_them(aged, holds, people):
     placed = Record.objects.get(seq=holds[0].placed_seq).as_dict()
-    assert placed["event_type"] == "LEGAL_HOLD_PLACED" and placed["actor"]["id"] == "adam"
-    assert (
-        placed["data"]["hold_id"] == holds[0].pk
-        and placed["data"]["reason"] == "SEC inquiry into bot-h"
-    )
+    assert placed["event_type"] == "LEGAL_HOLD_PLACED"
+    assert placed["actor"]["id"] == "adam"
+    assert placed["data"]["hold_id"] == holds[0].pk
+    assert placed["data"]["reason"] == "SEC inquiry into bot-h"
     assert placed["data"]["scope"]["agent_id"] == "bot-h"
     before = Record.objects.count()
 
@@ -262,7 +264,8 @@ def test_holds_are_recorded_and_only_admins_place_or_release_them(aged, holds, p
         legal_hold_release(hold_id=holds[0].pk, reason="x", acting_user=people["alice"])
 
     assert denied.value.code == "forbidden"
-    assert Record.objects.count() == before and LegalHold.objects.count() == 3
+    assert Record.objects.count() == before
+    assert LegalHold.objects.count() == 3
     assert LegalHold.objects.get(pk=holds[0].pk).is_active
     released = legal_hold_release(hold_id=holds[0].pk, reason="closed", acting_user=people["adam"])
     assert Record.objects.get(seq=released.released_seq).event_type == "LEGAL_HOLD_RELEASED"
@@ -303,7 +306,8 @@ def test_manifest_lists_what_is_due_when_per_policy(aged, holds):
     assert policies["order_records"]["due_now"] == 2  # 8 and 5.5 years old
     assert policies["blotters"]["due_now"] == 1  # the 8-year fill; bot-h's is held
     assert policies["blotters"]["held"] == 2  # bot-h's fill and the POSITION_CHANGED
-    assert policies["communications"]["due_now"] == 3 and policies["communications"]["held"] == 3
+    assert policies["communications"]["due_now"] == 3
+    assert policies["communications"]["held"] == 3
     total_due = sum(p["due_now"] for p in manifest["policies"])
     assert total_due == len(aged.purge)
     # the 5.5-year-old fill falls due at 6 years: within 365 days

@@ -46,7 +46,8 @@ def test_daily_trade_job_run_twice_makes_one_report_per_format(
     with django_capture_on_commit_callbacks(execute=True):
         third = report_daily_trade_schedule_task()
 
-    assert first == second == third and len(first) == 3
+    assert first == second == third
+    assert len(first) == 3
     reports = Report.objects.filter(kind="daily_trade")
     assert sorted(reports.values_list("period_label", "format", "status")) == [
         ("2025-03-10", "csv", "done"),
@@ -129,7 +130,8 @@ def test_a_report_whose_worker_died_is_taken_over_after_the_stale_time(
         assert report_sweep_task() == 1
 
     report.refresh_from_db()
-    assert report.status == "done" and report.attempts == 1
+    assert report.status == "done"
+    assert report.attempts == 1
     assert len(generated()) == 1
 
 

@@ -192,7 +192,8 @@ def test_the_officers_day(
     _go(browser, css(browser, "#card-alerts h3 a"))
     _go(browser, css(browser, f"a[href$='/surveillance/alert/{alert.pk}/change/']"))
     timeline = css(browser, "#case-evidence").text
-    assert "o-1" in timeline and "ORDER_SUBMITTED" in timeline
+    assert "o-1" in timeline
+    assert "ORDER_SUBMITTED" in timeline
     _go(browser, css(browser, "#form-assign input[name=to_me]"))
     css(browser, "#form-note textarea").send_keys("Three quick orders at rising prices.")
     _go(browser, css(browser, "#form-note input[type=submit]"))

@@ -63,11 +63,13 @@ def test_a_note_is_a_record_indexed_under_its_case(alert: Alert, people: dict[st
     before = alert.status
     alert_note_add(alert_id=alert.pk, acting_user=people["alice"], note="called the desk")
     alert.refresh_from_db()
-    assert alert.status == before and alert.assigned_to is None
+    assert alert.status == before
+    assert alert.assigned_to is None
     entry = AlertLogEntry.objects.get(alert=alert)
     record = json.loads(Record.objects.get(seq=entry.seq).body)
     assert record["event_type"] == "ALERT_UPDATED"
-    assert record["data"]["action"] == "note" and record["data"]["note"] == "called the desk"
+    assert record["data"]["action"] == "note"
+    assert record["data"]["note"] == "called the desk"
     assert record["actor"] == {"type": "user", "id": "alice"}
 
 
@@ -77,7 +79,8 @@ def test_notes_are_refused_to_viewers_and_when_empty(alert: Alert, people: dict[
         alert_note_add(alert_id=alert.pk, acting_user=people["carol"], note="hello")
     with pytest.raises(Invalid):
         alert_note_add(alert_id=alert.pk, acting_user=people["alice"], note="   ")
-    assert state() == before and not AlertLogEntry.objects.exists()
+    assert state() == before
+    assert not AlertLogEntry.objects.exists()
 
 
 def test_escalation_to_a_named_person_hands_them_the_case(
@@ -88,10 +91,13 @@ def test_escalation_to_a_named_person_hands_them_the_case(
         alert_id=alert.pk, acting_user=people["alice"], note="needs a senior", to_user=olga
     )
     alert.refresh_from_db()
-    assert alert.status == "escalated" and alert.escalated_to == olga
-    assert alert.assigned_to == olga and alert.escalation_reason == "needs a senior"
+    assert alert.status == "escalated"
+    assert alert.escalated_to == olga
+    assert alert.assigned_to == olga
+    assert alert.escalation_reason == "needs a senior"
     data = json.loads(Record.objects.filter(event_type="ALERT_UPDATED").order_by("-seq")[0].body)
-    assert data["data"]["escalated_to"] == "olga" and data["data"]["note"] == "needs a senior"
+    assert data["data"]["escalated_to"] == "olga"
+    assert data["data"]["note"] == "needs a senior"
     # olga now holds it and may close it; alice no longer may
     with pytest.raises(Forbidden):
         alert_resolve(
@@ -112,7 +118,8 @@ def test_escalation_to_a_role_and_bad_escalations(alert: Alert, people: dict[str
     assert state() == before
     alert_escalate(alert_id=alert.pk, acting_user=people["alice"], note="MLRO", to_role="admin")
     alert.refresh_from_db()
-    assert alert.escalated_to_role == "admin" and alert.assigned_to == people["alice"]
+    assert alert.escalated_to_role == "admin"
+    assert alert.assigned_to == people["alice"]
 
 
 def test_reopening_a_closed_case_needs_a_reason_and_restarts_its_sla(
@@ -129,8 +136,11 @@ def test_reopening_a_closed_case_needs_a_reason_and_restarts_its_sla(
     assert state() == before
     alert_reopen(alert_id=alert.pk, acting_user=olga, reason="new fills came in")
     alert.refresh_from_db()
-    assert alert.status == "assigned" and alert.assigned_to == olga
-    assert alert.disposition == "" and alert.closed_at is None and alert.due_at > alert.created_at
+    assert alert.status == "assigned"
+    assert alert.assigned_to == olga
+    assert alert.disposition == ""
+    assert alert.closed_at is None
+    assert alert.due_at > alert.created_at
     history = alert_history(alert=alert)
     assert [h["action"] for h in history] == ["created", "resolve", "reopen"]
     assert history[-1]["data"]["previous_disposition"] == "false_positive"
@@ -153,16 +163,20 @@ def test_the_case_page_shows_evidence_thread_and_actions(
     html = page.content.decode()
     # the evidence timeline links the record and the order, values readable
     assert f"/admin/surveillance/order/{order.pk}/change/" in html
-    assert ">o-7<" in html and "100.5<" in html and "ORDER_SUBMITTED" in html
+    assert ">o-7<" in html
+    assert "100.5<" in html
+    assert "ORDER_SUBMITTED" in html
     assert "100.500000000000" not in html
     # the note is there, escaped
     assert "first look: &lt;b&gt;odd&lt;/b&gt;" in html
     # the actions, and a disposition with no default
-    assert 'id="form-note"' in html and 'id="form-resolve"' in html
+    assert 'id="form-note"' in html
+    assert 'id="form-resolve"' in html
     assert '<option value="" selected>— choose a disposition —</option>' in html
     # a viewer reads the case without any action
     viewer = login(people, "carol").get(case_url(alert)).content.decode()
-    assert "first look" in viewer and 'id="form-note"' not in viewer
+    assert "first look" in viewer
+    assert 'id="form-note"' not in viewer
 
 
 def _with_evidence(f: Any, evidence: list[int]) -> Any:
@@ -179,7 +193,8 @@ def test_working_a_case_from_the_page(alert: Alert, people: dict[str, Any], olga
     # closing without picking a disposition is refused on the page
     before = state()
     page = client.post(case_url(alert, "resolve"), {"disposition": "", "note": "done"})
-    assert page.status_code == 200 and "This field is required" in page.content.decode()
+    assert page.status_code == 200
+    assert "This field is required" in page.content.decode()
     assert state() == before
     client.post(
         case_url(alert, "escalate"), {"to_user": olga.pk, "to_role": "", "reason": "senior"}
@@ -189,7 +204,8 @@ def test_working_a_case_from_the_page(alert: Alert, people: dict[str, Any], olga
     olga_client.force_login(olga)
     olga_client.post(case_url(alert, "resolve"), {"disposition": "reported", "note": "filed"})
     closed = Alert.objects.get(pk=alert.pk)
-    assert closed.status == "closed" and closed.disposition == "reported"
+    assert closed.status == "closed"
+    assert closed.disposition == "reported"
     client.post(case_url(alert, "reopen"), {"reason": "regulator asked again"})
     assert Alert.objects.get(pk=alert.pk).status == "assigned"
     history = login(people, "carol").get(f"/admin/surveillance/alert/{alert.pk}/history/")
@@ -241,7 +257,8 @@ def test_escalate_and_reopen_through_the_api(
     unknown = alice.post(
         f"/api/v1/alerts/{alert.pk}/escalate/", {"note": "x", "to_user": "nobody"}, format="json"
     )
-    assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_assignee"
+    assert unknown.status_code == 400
+    assert unknown.json()["code"] == "invalid_assignee"
     bad_role = alice.post(
         f"/api/v1/alerts/{alert.pk}/escalate/", {"note": "x", "to_role": "trader"}, format="json"
     )
@@ -252,7 +269,8 @@ def test_escalate_and_reopen_through_the_api(
         {"note": "for the MLRO", "to_user": "olga"},
         format="json",
     )
-    assert escalated.status_code == 200 and escalated.json()["assigned_to"] == "olga"
+    assert escalated.status_code == 200
+    assert escalated.json()["assigned_to"] == "olga"
     olga_client = Client()
     olga_client.force_login(olga)
     closed = olga_client.post(
@@ -270,7 +288,8 @@ def test_escalate_and_reopen_through_the_api(
     reopened = alice.post(
         f"/api/v1/alerts/{alert.pk}/reopen/", {"reason": "new evidence"}, format="json"
     )
-    assert reopened.status_code == 200 and reopened.json()["status"] == "assigned"
+    assert reopened.status_code == 200
+    assert reopened.json()["status"] == "assigned"
     again = alice.post(f"/api/v1/alerts/{alert.pk}/reopen/", {"reason": "again"}, format="json")
     assert again.status_code == 409
     actions = [

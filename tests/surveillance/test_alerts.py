@@ -99,10 +99,10 @@ def test_alert_is_created_once_per_fingerprint_with_its_record(people: dict[str,
     assert record["event_type"] == "SURVEILLANCE_ALERT"
     assert record["actor"] == {"type": "system", "id": "surveillance"}
     assert record["data"]["alert_id"] == first.pk
-    assert (
-        record["data"]["evidence"] == [1, 2] and record["data"]["fingerprint"] == "spoofing:test:1"
-    )
-    assert first.status == "open" and first.severity_rank == 3
+    assert record["data"]["evidence"] == [1, 2]
+    assert record["data"]["fingerprint"] == "spoofing:test:1"
+    assert first.status == "open"
+    assert first.severity_rank == 3
 
 
 # --- the API -------------------------------------------------------------------------
@@ -140,7 +140,9 @@ def test_alert_list_is_for_viewers_and_up(call: Any, who: str, alert: Alert, bot
         "evidence",
         "detail",
     }
-    assert row["id"] == alert.pk and row["evidence"] == [1, 2] and row["detail"] == "case 1"
+    assert row["id"] == alert.pk
+    assert row["evidence"] == [1, 2]
+    assert row["detail"] == "case 1"
 
 
 def test_alert_list_filters_and_orders_by_severity_then_age(
@@ -177,12 +179,16 @@ def test_resolve_via_api_only_for_compliance_officers(call: Any, who: str, alert
     if who in ("alice", "adam"):
         assert response.status_code == 200, response.content
         body = response.json()
-        assert body["status"] == "closed" and body["disposition"] == "false_positive"
-        assert body["closed_by"] == who and body["assigned_to"] == who
+        assert body["status"] == "closed"
+        assert body["disposition"] == "false_positive"
+        assert body["closed_by"] == who
+        assert body["assigned_to"] == who
         [update] = updates(alert.pk)
         assert update["actor"] == {"type": "user", "id": who}
-        assert update["data"]["action"] == "resolve" and update["data"]["note"] == "benign"
-        assert update["data"]["from_status"] == "open" and update["data"]["status"] == "closed"
+        assert update["data"]["action"] == "resolve"
+        assert update["data"]["note"] == "benign"
+        assert update["data"]["from_status"] == "open"
+        assert update["data"]["status"] == "closed"
     else:
         assert response.status_code == (401 if who == "anonymous" else 403)
         assert state() == before
@@ -193,23 +199,23 @@ def test_full_case_through_the_api(client_for: Any, alert: Alert, people: dict[s
     base = f"/api/v1/alerts/{alert.pk}"
     assert alice.post(f"{base}/assign/", {}, format="json").json()["status"] == "assigned"
     escalated = alice.post(f"{base}/escalate/", {"note": "pattern repeats"}, format="json").json()
-    assert escalated["status"] == "escalated" and escalated["escalated_by"] == "alice"
+    assert escalated["status"] == "escalated"
+    assert escalated["escalated_by"] == "alice"
     closed = alice.post(
         f"{base}/resolve/", {"disposition": "reported", "note": "STOR filed"}, format="json"
     )
-    assert closed.status_code == 200 and closed.json()["disposition"] == "reported"
+    assert closed.status_code == 200
+    assert closed.json()["disposition"] == "reported"
     assert [u["data"]["action"] for u in updates(alert.pk)] == ["assign", "escalate", "resolve"]
     assert [u["data"]["status"] for u in updates(alert.pk)] == ["assigned", "escalated", "closed"]
     detail = client_for("carol").get(f"{base}/").json()
-    assert (
-        detail["status"] == "closed"
-        and detail["note"] == "STOR filed"
-        and detail["seq"] == alert.seq
-    )
+    assert detail["status"] == "closed"
+    assert detail["note"] == "STOR filed"
+    assert detail["seq"] == alert.seq
 
 
 @pytest.mark.parametrize(
-    "body, code",
+    ("body", "code"),
     [
         ({"disposition": "ignored", "note": "x"}, 400),
         ({"disposition": "no_action"}, 400),
@@ -253,7 +259,8 @@ def test_unknown_alert_is_404_and_closed_alert_is_409(
         {"disposition": "reported", "note": "x"},
         format="json",
     )
-    assert again.status_code == 409 and again.json()["code"] == "already_closed"
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_closed"
     assert alice.post(f"/api/v1/alerts/{alert.pk}/assign/", {}, format="json").status_code == 409
     assert state() == before
 
@@ -261,12 +268,15 @@ def test_unknown_alert_is_404_and_closed_alert_is_409(
 def test_assign_to_someone_named(client_for: Any, alert: Alert, olga: Any) -> None:
     alice = client_for("alice")
     response = alice.post(f"/api/v1/alerts/{alert.pk}/assign/", {"assignee": "olga"}, format="json")
-    assert response.status_code == 200 and response.json()["assigned_to"] == "olga"
+    assert response.status_code == 200
+    assert response.json()["assigned_to"] == "olga"
     [update] = updates(alert.pk)
-    assert update["actor"]["id"] == "alice" and update["data"]["assigned_to"] == "olga"
+    assert update["actor"]["id"] == "alice"
+    assert update["data"]["assigned_to"] == "olga"
     before = state()
     refused = alice.post(f"/api/v1/alerts/{alert.pk}/assign/", {"assignee": "carol"}, format="json")
-    assert refused.status_code == 400 and refused.json()["code"] == "invalid_assignee"
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_assignee"
     assert (
         alice.post(
             f"/api/v1/alerts/{alert.pk}/assign/", {"assignee": "nobody"}, format="json"
@@ -298,7 +308,9 @@ def test_only_the_assignee_escalates_or_closes(
     closed = alert_resolve(
         alert_id=alert.pk, acting_user=adam, disposition="escalated", note="to legal"
     )
-    assert closed.status == "closed" and closed.assigned_to == olga and closed.closed_by == adam
+    assert closed.status == "closed"
+    assert closed.assigned_to == olga
+    assert closed.closed_by == adam
 
 
 def test_workflow_refusals_change_nothing(alert: Alert, people: dict[str, Any]) -> None:
@@ -353,7 +365,9 @@ def test_run_surveillance_now(call: Any, who: str) -> None:
     if who in ("alice", "adam"):
         assert response.status_code == 200
         body = response.json()
-        assert body["processed"] > 0 and body["alerts"] == [] and body["cursor"] >= 0
+        assert body["processed"] > 0
+        assert body["alerts"] == []
+        assert body["cursor"] >= 0
     else:
         assert response.status_code == (401 if who == "anonymous" else 403)
 
@@ -385,7 +399,8 @@ def test_queue_lists_active_alerts_by_severity_then_age(
     html = browser("alice").get(QUEUE).content.decode()
     links = re.findall(r"/admin/surveillance/alert/(\d+)/change/", html)
     assert [int(x) for x in dict.fromkeys(links)] == [critical.pk, medium.pk, closed.pk]
-    assert "Assign to me" in html and "Resolve selected alerts" in html
+    assert "Assign to me" in html
+    assert "Resolve selected alerts" in html
 
 
 def test_viewer_sees_the_queue_without_actions(browser: Any, alert: Alert) -> None:
@@ -394,7 +409,8 @@ def test_viewer_sees_the_queue_without_actions(browser: Any, alert: Alert) -> No
     assert page.status_code == 200
     html = page.content.decode()
     assert f"/admin/surveillance/alert/{alert.pk}/change/" in html
-    assert "Assign to me" not in html and "resolve_selected" not in html
+    assert "Assign to me" not in html
+    assert "resolve_selected" not in html
     before = state()
     client.post(QUEUE, {"action": "assign_to_me", "_selected_action": [alert.pk], "index": 0})
     assert state() == before
@@ -415,7 +431,9 @@ def test_assign_to_me_then_resolve_with_disposition_and_note_in_the_admin(
     )
     assert page.status_code == 200
     html = page.content.decode()
-    assert "case 1" in html and 'name="disposition"' in html and 'name="note"' in html
+    assert "case 1" in html
+    assert 'name="disposition"' in html
+    assert 'name="note"' in html
     assert state() == before
     # an empty note is refused on the page
     client.post(
@@ -441,7 +459,8 @@ def test_assign_to_me_then_resolve_with_disposition_and_note_in_the_admin(
         },
     )
     closed = Alert.objects.get(pk=alert.pk)
-    assert closed.status == "closed" and closed.disposition == "false_positive"
+    assert closed.status == "closed"
+    assert closed.disposition == "false_positive"
     assert [u["data"]["action"] for u in updates(alert.pk)] == ["assign", "resolve"]
 
 
@@ -481,7 +500,9 @@ def test_alerts_and_case_actions_queue_webhook_notices(
     )
     created, updated = WebhookMessage.objects.order_by("pk")
     body = json.loads(created.body)
-    assert body["type"] == "SURVEILLANCE_ALERT" and created.seq == alert.seq
-    assert body["data"]["alert_id"] == alert.pk and body["data"]["severity"] == "critical"
+    assert body["type"] == "SURVEILLANCE_ALERT"
+    assert created.seq == alert.seq
+    assert body["data"]["alert_id"] == alert.pk
+    assert body["data"]["severity"] == "critical"
     assert json.loads(updated.body)["data"]["disposition"] == "reported"
     assert updated.deliveries.get().status == "pending"

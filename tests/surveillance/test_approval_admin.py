@@ -52,7 +52,8 @@ def test_request_page_shows_the_order_in_context(officer, held, set_config):
         assert text in html, text
     assert "recheck-failed" not in html
     # Approve and Deny lead to the confirmation page (which asks for the reason)
-    assert 'value="approve_selected"' in html and 'value="deny_selected"' in html
+    assert 'value="approve_selected"' in html
+    assert 'value="deny_selected"' in html
     assert 'name="reason"' not in html
 
 
@@ -90,7 +91,8 @@ def test_confirmation_page_warns_before_a_grant_the_recheck_refuses(officer, hel
     )
     assert second.status_code == 302
     shown = " ".join(str(m) for m in get_messages(second.wsgi_request))
-    assert "re-check at the grant failed" in shown and "kill switch" in shown
+    assert "re-check at the grant failed" in shown
+    assert "kill switch" in shown
     held.refresh_from_db()
     assert held.status == "pending"
     assert Order.objects.get(order_id="big-1").status == "pending_approval"

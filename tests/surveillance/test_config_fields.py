@@ -162,7 +162,8 @@ def test_audit_enabled_false_is_refused_with_audit_required(client_for):
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "audit_required"
-    assert "17a-4" in body["detail"] and "MiFID II" in body["detail"]
+    assert "17a-4" in body["detail"]
+    assert "MiFID II" in body["detail"]
     assert (ComplianceConfigVersion.objects.count(), Record.objects.count()) == (versions, records)
 
 

@@ -36,7 +36,8 @@ def cases() -> list[Any]:
 def test_the_labelled_set_is_large_enough(cases):
     ordinary = [c for c in cases if c.label is None]
     planted = [c for c in cases if c.label is not None]
-    assert len(ordinary) >= 500 and len(planted) >= 60
+    assert len(ordinary) >= 500
+    assert len(planted) >= 60
     variants = Counter(c.behaviour.split("/")[0] for c in planted)
     assert set(variants) == set(DETECTOR_NAMES)
     for label, _, modes in PLANTED:
@@ -69,7 +70,8 @@ def test_seed_rules_stay_selectable_and_are_what_drowned_officers(cases):
     assert noise["market_maker/replace"]["layering"] > 0
     assert noise["twap/twap"]["spoofing"] > 0
     assert noise["hedge/same_market"]["wash_trading"] > 0
-    assert scores["layering"].precision < 0.5 and scores["spoofing"].precision < 0.5
+    assert scores["layering"].precision < 0.5
+    assert scores["spoofing"].precision < 0.5
 
 
 def test_a_config_without_detection_means_the_default_rules():

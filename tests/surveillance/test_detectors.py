@@ -394,7 +394,7 @@ SYNTHETIC_DAY_CONFIG = {
 @pytest.fixture
 def day(clock: Clock, make_bot: Callable[..., Any], set_config: Any) -> Iterator[Day]:
     set_config(**SYNTHETIC_DAY_CONFIG)
-    yield Day(clock, make_bot)
+    return Day(clock, make_bot)
 
 
 def test_synthetic_day_every_planted_case_gives_exactly_one_alert(day: Day) -> None:
@@ -422,10 +422,10 @@ def test_synthetic_day_every_planted_case_gives_exactly_one_alert(day: Day) -> N
         record = Record.objects.get(seq=alert.seq)
         assert record.event_type == "SURVEILLANCE_ALERT"
         body = record.as_dict()["data"]
-        assert body["detector"] == alert.detector and body["alert_id"] == alert.pk
-        assert alert.evidence and set(alert.evidence) <= set(
-            Record.objects.values_list("seq", flat=True)
-        )
+        assert body["detector"] == alert.detector
+        assert body["alert_id"] == alert.pk
+        assert alert.evidence
+        assert set(alert.evidence) <= set(Record.objects.values_list("seq", flat=True))
         assert alert.detail
     # the cursor has read the whole log; only the alerts' own records follow it
     cursor = SurveillanceCursor.objects.get()
@@ -680,7 +680,8 @@ def test_beat_task_runs_one_cycle(day: Day) -> None:
     day.spoof(10, "sly", "ADA-USD", "buy")
     day.run()
     result = surveillance_cycle_task.delay().get()
-    assert result["alerts"] == list(Alert.objects.values_list("pk", flat=True)) and result["alerts"]
+    assert result["alerts"] == list(Alert.objects.values_list("pk", flat=True))
+    assert result["alerts"]
     assert surveillance_cycle_task.delay().get()["alerts"] == []
 
 
@@ -749,11 +750,13 @@ def test_records_are_read_exactly_as_a_full_parse_would(day: Day) -> None:
         read = _read(body, seq, event_type, ts)
         assert read is not None
         kind, payload, detail = read
-        assert kind == envelope["event_type"] and payload == envelope["payload"]
+        assert kind == envelope["event_type"]
+        assert payload == envelope["payload"]
         if event_type == "ORDER_SUBMITTED":
             assert detail is (record["data"]["decision"] == "accepted")
         elif event_type == "ORDER_AMENDED":
-            assert detail == record["data"]["amendment"] and detail
+            assert detail == record["data"]["amendment"]
+            assert detail
         else:
             assert detail is None
         # and a record whose text is not in the canonical shape reads the same

@@ -34,8 +34,11 @@ def test_accepted_order_is_recorded_with_config_hash_and_reserves_exposure(bot, 
     response = submit(bot, quantity="2", price="100", order_id="o-1")
     assert response.status_code == 201
     body = response.json()
-    assert body["decision"] == "accepted" and body["status"] == "open" and body["reasons"] == []
-    assert body["approval"] is None and body["cancel_all"] is False
+    assert body["decision"] == "accepted"
+    assert body["status"] == "open"
+    assert body["reasons"] == []
+    assert body["approval"] is None
+    assert body["cancel_all"] is False
     assert body["config_hash"] == config_current().hash
     (record,) = records_after(before)
     assert record["seq"] == body["seq"]
@@ -45,7 +48,8 @@ def test_accepted_order_is_recorded_with_config_hash_and_reserves_exposure(bot, 
     assert record["data"]["config_hash"] == body["config_hash"]
     assert exposure() == (0, 2, 0)
     order = Order.objects.get(order_id="o-1")
-    assert order.status == "open" and order.seq == body["seq"]
+    assert order.status == "open"
+    assert order.seq == body["seq"]
 
 
 def test_fill_and_cancel_update_order_and_positions(bot, submit):
@@ -54,7 +58,8 @@ def test_fill_and_cancel_update_order_and_positions(bot, submit):
         [bot.signer.item("ORDER_FILLED", {**fill_payload(), "order_id": "o-1", "quantity": "2"})]
     )
     order = Order.objects.get(order_id="o-1")
-    assert order.status == "partially_filled" and order.filled_quantity == 2
+    assert order.status == "partially_filled"
+    assert order.filled_quantity == 2
     assert exposure() == (2, 3, 0)
     assert AgentMarketRisk.objects.get(agent=bot.agent, market="BTC-USD").position == 2
     bot.post_events([bot.signer.item("ORDER_CANCELED", {"order_id": "o-1", "reason": "done"})])
@@ -86,7 +91,8 @@ def test_position_changed_sets_agent_position(bot):
 def rejected(response, code: str, *, limit=None, value=None):
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["decision"] == "rejected" and body["status"] == "rejected"
+    assert body["decision"] == "rejected"
+    assert body["status"] == "rejected"
     reasons = {r["code"]: r for r in body["reasons"]}
     assert code in reasons, body["reasons"]
     if limit is not None:
@@ -122,10 +128,8 @@ def test_rejects_order_when_kill_switch_active(bot, submit, client_for):
         {"agent_id": "bot-1", "market": "BTC-USD", "position": "1"}
     ]
     record = Record.objects.get(seq=switch["activated_seq"]).as_dict()
-    assert (
-        record["event_type"] == "KILL_SWITCH_ACTIVATED"
-        and record["data"]["snapshot"] == switch["snapshot"]
-    )
+    assert record["event_type"] == "KILL_SWITCH_ACTIVATED"
+    assert record["data"]["snapshot"] == switch["snapshot"]
     before = last_seq()
     body = rejected(submit(bot), "kill_switch", limit="agent:bot-1")
     assert body["cancel_all"] is True
@@ -155,7 +159,8 @@ def test_kill_switch_needs_configured_role(bot, client_for, set_config):
         {"action": "activate", "scope": "global", "reason": "x"},
         format="json",
     )
-    assert response.status_code == 403 and last_seq() == before
+    assert response.status_code == 403
+    assert last_seq() == before
     assert (
         client_for("alice")
         .post(
@@ -315,9 +320,11 @@ def test_order_above_threshold_is_held_with_approval(approvals_on, bot, submit):
     before = last_seq()
     response = submit(bot, quantity="60", price="100", order_id="big")
     body = response.json()
-    assert body["decision"] == "held" and body["status"] == "pending_approval"
+    assert body["decision"] == "held"
+    assert body["status"] == "pending_approval"
     assert body["reasons"][0]["code"] == "approval_required"
-    assert body["approval"]["id"] and body["approval"]["expires_at"]
+    assert body["approval"]["id"]
+    assert body["approval"]["expires_at"]
     types = [r["event_type"] for r in records_after(before)]
     assert types[:2] == ["ORDER_SUBMITTED", "APPROVAL_REQUESTED"]
     assert exposure() == (0, 60, 0)
@@ -337,7 +344,8 @@ def test_reused_order_id_is_409(bot, submit):
     submit(bot, order_id="o-1")
     before = last_seq()
     response = submit(bot, order_id="o-1", quantity="2")
-    assert response.status_code == 409 and response.json()["code"] == "order_id_conflict"
+    assert response.status_code == 409
+    assert response.json()["code"] == "order_id_conflict"
     assert last_seq() == before
 
 
@@ -346,7 +354,8 @@ def test_bad_signature_on_intent_is_400_and_nothing_stored(bot, order_item):
     item["payload"]["quantity"] = "999"
     before = (last_seq(), Order.objects.count())
     response = bot.client.post("/api/v1/orders/", item, format="json")
-    assert response.status_code == 400 and response.json()["code"] == "invalid_signature"
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
     assert (last_seq(), Order.objects.count()) == before
 
 
@@ -360,7 +369,8 @@ def test_amendment_is_rechecked(bot, submit, set_config):
     assert Record.objects.get(seq=body["seq"]).event_type == "ORDER_AMENDED"
     too_big = bot.signer.item("ORDER_AMENDED", {"order_id": "o-1", "quantity": "11"})
     body = bot.client.post("/api/v1/orders/", too_big, format="json").json()
-    assert body["decision"] == "rejected" and body["reasons"][0]["code"] == "max_position"
+    assert body["decision"] == "rejected"
+    assert body["reasons"][0]["code"] == "max_position"
     assert Order.objects.get(order_id="o-1").quantity == 8
     assert exposure() == (0, 8, 0)
 
@@ -392,9 +402,11 @@ def test_config_versions_are_recorded(client_for):
     response = alice.put("/api/v1/config/", new, format="json")
     assert response.status_code == 200
     body = response.json()
-    assert body["version"] == 2 and body["config"]["approval_threshold_notional"] == "10000"
+    assert body["version"] == 2
+    assert body["config"]["approval_threshold_notional"] == "10000"
     record = Record.objects.filter(event_type="CONFIG_CHANGED").order_by("-seq").first().as_dict()
-    assert record["data"]["hash"] == body["hash"] and record["data"]["config"] == body["config"]
+    assert record["data"]["hash"] == body["hash"]
+    assert record["data"]["config"] == body["config"]
     assert record["data"]["previous_hash"] == current["hash"]
 
 
@@ -414,7 +426,8 @@ def test_invalid_config_is_400_and_nothing_changes(client_for, change):
     before = last_seq()
     response = alice.put("/api/v1/config/", body, format="json")
     assert response.status_code == 400
-    assert alice.get("/api/v1/config/").json()["version"] == 1 and last_seq() == before
+    assert alice.get("/api/v1/config/").json()["version"] == 1
+    assert last_seq() == before
 
 
 def test_only_compliance_officers_change_config(client_for):

@@ -48,7 +48,8 @@ def assert_one_alert(order_id: str, reason: str, fill_seq: int) -> Alert:
     assert alert.agent_id == "bot-1"
     assert alert.facts["order_id"] == order_id
     assert reason in alert.facts["reasons"]
-    assert order_id in alert.detail and reason in alert.detail
+    assert order_id in alert.detail
+    assert reason in alert.detail
     assert fill_seq in alert.evidence
     # the alert is itself a record
     assert Record.objects.filter(seq=alert.seq, event_type="SURVEILLANCE_ALERT").exists()
@@ -200,7 +201,8 @@ def test_fills_of_a_manual_order_the_gate_accepted_raise_nothing(bot, client_for
         "order_type": "limit",
     }
     response = client_for("bob").post("/api/v1/orders/", body, format="json")
-    assert response.status_code == 201 and response.json()["decision"] == "accepted"
+    assert response.status_code == 201
+    assert response.json()["decision"] == "accepted"
     stored(fill(bot, "m-1", "2"))
     surveillance_cycle()
     assert position("bot-1") == 2

@@ -60,10 +60,8 @@ def test_held_order_expires_when_nobody_decides(approvals_on, bot, submit):
         "ORDER_REJECTED",
     ]
     last = Record.objects.order_by("-seq").first().as_dict()
-    assert (
-        last["data"]["status"] == "expired"
-        and last["data"]["reasons"][0]["code"] == "approval_expired"
-    )
+    assert last["data"]["status"] == "expired"
+    assert last["data"]["reasons"][0]["code"] == "approval_expired"
     assert MarketRisk.objects.get(market="BTC-USD").open_buy == 0
     assert ApprovalRequest.objects.get(pk=body["approval"]["id"]).status == "expired"
 

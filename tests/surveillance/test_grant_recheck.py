@@ -32,7 +32,8 @@ def grant(client_for, held) -> Any:
 
 def assert_nothing_changed(held, records_before: int) -> None:
     approval = ApprovalRequest.objects.get(pk=held["approval"]["id"])
-    assert approval.status == "pending" and approval.decided_by is None
+    assert approval.status == "pending"
+    assert approval.decided_by is None
     assert Order.objects.get(order_id="big").status == "pending_approval"
     assert Record.objects.count() == records_before
     assert not Record.objects.filter(event_type="APPROVAL_GRANTED").exists()

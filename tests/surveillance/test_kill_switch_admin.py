@@ -36,7 +36,8 @@ def test_activation_shows_a_confirmation_before_acting(people, bot, submit):
     )
     assert done.status_code == 302
     switch = KillSwitch.objects.get(active=True)
-    assert switch.target == "bot-1" and switch.activated_by == people["rita"]
+    assert switch.target == "bot-1"
+    assert switch.activated_by == people["rita"]
     assert Record.objects.get(seq=switch.activated_seq).event_type == "KILL_SWITCH_ACTIVATED"
     assert submit(bot).json()["decision"] == "rejected"
 
@@ -58,7 +59,8 @@ def test_viewer_sees_switches_but_cannot_act(people):
         "/admin/surveillance/killswitch/activate/",
         {"scope": "global", "reason": "x", "confirm": "1"},
     )
-    assert not KillSwitch.objects.exists() and Record.objects.count() == before
+    assert not KillSwitch.objects.exists()
+    assert Record.objects.count() == before
 
 
 def test_the_confirmation_previews_a_market_named_in_lower_case(people, bot, submit):

@@ -105,7 +105,8 @@ def test_a_risk_manager_stops_a_bot_from_the_admin_after_a_confirmation(
     activated = Record.objects.get(seq=switch.activated_seq)
     assert activated.event_type == "KILL_SWITCH_ACTIVATED"
     refused = submit(bot, quantity="1", price="100", order_id="o-2").json()
-    assert refused["decision"] == "rejected" and refused["cancel_all"] is True
+    assert refused["decision"] == "rejected"
+    assert refused["cancel_all"] is True
     assert "kill_switch" in {reason["code"] for reason in refused["reasons"]}
 
     # released through its own confirmation, and recorded too

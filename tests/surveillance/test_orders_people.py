@@ -341,12 +341,15 @@ FIRM = "/admin/surveillance/marketrisk/"
 
 def test_positions_admin_pages_are_read_only_and_filtered(two_desks, people):
     page = admin_page(people, "carol", POSITIONS).content.decode()
-    assert "bot-1" in page and "bot-2" in page
+    assert "bot-1" in page
+    assert "bot-2" in page
     assert "/add/" not in page  # nothing to add, change or delete
     mine = admin_page(people, "bob", POSITIONS).content.decode()
-    assert "bot-1" in mine and "bot-2" not in mine
+    assert "bot-1" in mine
+    assert "bot-2" not in mine
     firm = admin_page(people, "carol", FIRM)
-    assert firm.status_code == 200 and "ETH-USD" in firm.content.decode()
+    assert firm.status_code == 200
+    assert "ETH-USD" in firm.content.decode()
     assert admin_page(people, "bob", FIRM).status_code == 403
     row = AgentMarketRisk.objects.get(agent__agent_id="bot-1")
     change = admin_page(people, "adam", f"{POSITIONS}{row.pk}/change/").content.decode()
