@@ -4,7 +4,7 @@ Every refusal a service raises is a `ServiceError`: one of the classes below
 (by HTTP status), raised with its code, or an app's subclass of one of them
 where the refusal carries more (the event batch's `errors` list, the grant's
 `reasons`). `exception_handler` maps them here, once; views never build an
-error response by hand (tests/test_error_model.py greps for it).
+error response by hand (tests/compliance_site/test_error_model.py greps for it).
 
 Outside DRF's views (middleware, outages: 503 `database_unavailable`,
 `log_key_unavailable`; the 429 login lockout) the same shape comes from

@@ -24,7 +24,7 @@ from compliance_site.exceptions import (
     exception_handler,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APPS = ("accounts", "approvals", "audit", "surveillance", "reporting", "compliance_site")
 
 
