@@ -56,10 +56,11 @@ def worst_position(position: Decimal, open_buy: Decimal, open_sell: Decimal) -> 
     every buy, or every sell. Exact, as the database's numeric (no rounding at
     the default 28 digits), so the gate, the firm's gross exposure and the
     dashboard value a market alike."""
-    exact = _EXACT
-    return max(
-        exact.abs(exact.add(position, open_buy)), exact.abs(exact.subtract(position, open_sell))
-    )
+    # copy_abs, not abs(): abs() rounds to the thread's context. The gate calls
+    # this per order, so no max() and no localcontext.
+    up = _EXACT.add(position, open_buy).copy_abs()
+    down = _EXACT.subtract(position, open_sell).copy_abs()
+    return up if up >= down else down
 
 
 KillSwitchKey = tuple[str, str]
@@ -78,7 +79,9 @@ def kill_switches_covering(
     switches: Collection[KillSwitchKey], agent_id: str, market: str | None
 ) -> list[KillSwitchKey]:
     """Which of the active `switches` cover an agent's orders in a market."""
-    return [key for key in kill_switch_keys(agent_id, market) if key in switches]
+    if not switches:  # the everyday case, once per order: nothing to look for
+        return []
+    return list(filter(switches.__contains__, kill_switch_keys(agent_id, market)))
 
 
 @dataclass
