@@ -49,6 +49,7 @@ class Intent:
 
 
 _EXACT = Context(prec=100)
+_add, _subtract = _EXACT.add, _EXACT.subtract
 
 
 def worst_position(position: Decimal, open_buy: Decimal, open_sell: Decimal) -> Decimal:
@@ -58,8 +59,8 @@ def worst_position(position: Decimal, open_buy: Decimal, open_sell: Decimal) -> 
     dashboard value a market alike."""
     # copy_abs, not abs(): abs() rounds to the thread's context. The gate calls
     # this per order, so no max() and no localcontext.
-    up = _EXACT.add(position, open_buy).copy_abs()
-    down = _EXACT.subtract(position, open_sell).copy_abs()
+    up = _add(position, open_buy).copy_abs()
+    down = _subtract(position, open_sell).copy_abs()
     return up if up >= down else down
 
 
@@ -92,9 +93,11 @@ class Exposure:
 
     def worst(self, side: str | None = None, quantity: Decimal = ZERO) -> Decimal:
         """Largest absolute position reachable if every resting order (and this one) fills."""
-        buy = self.open_buy + (quantity if side == "buy" else ZERO)
-        sell = self.open_sell + (quantity if side == "sell" else ZERO)
-        return worst_position(self.position, buy, sell)
+        if side == "buy":
+            return worst_position(self.position, _add(self.open_buy, quantity), self.open_sell)
+        if side == "sell":
+            return worst_position(self.position, self.open_buy, _add(self.open_sell, quantity))
+        return worst_position(self.position, self.open_buy, self.open_sell)
 
 
 @dataclass
