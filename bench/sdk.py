@@ -14,9 +14,15 @@ them to the server:
 * deliver: a new client opened on that outbox sends what is pending in
   batches of 500, in order, to the benchmark server (gunicorn + PostgreSQL);
   events/s from its start to an empty outbox. Target: >= 5,000 events/s.
+  The fills are a bot's everyday ones: partial fills of orders the gate
+  accepted (quantity 1 each, 1,000 per order, orders of the gate's largest
+  quantity), so each moves its order, position and exposure.
   The sender's own time (reading, settling) and the server's CPU per event
   are in the JSON: one ordered stream waits for each batch's answer, so this
   is bound by the server's ingest of one batch at a time.
+* deliver, evidence path: the same, but every fill is for one order of
+  quantity 1, so all but the first are overfills, each stored as a record
+  and a GateBypass row for surveillance. No target; the heavier path.
 """
 
 from __future__ import annotations
@@ -35,44 +41,69 @@ NEEDS_SERVER = True
 EVENTS = 20_000
 SINGLE_EVENTS = 1_000
 COMMIT_EVERY = 1_000
+FILLS_PER_ORDER = 1_000  # the gate benchmark's max_order_quantity: fills of 1 stay within
 ACCEPT_TARGET = 20_000
 DELIVER_TARGET = 5_000
 
 
-def _accept(client: Any, count: int, prefix: str, per_commit: int) -> tuple[float, float]:
+def _accept(
+    client: Any, count: int, prefix: str, per_commit: int, order_of: Any
+) -> tuple[float, float]:
     """(events per wall second, events per CPU second of this process)
-    recording `count` fills, `per_commit` per transaction."""
+    recording `count` fills, `per_commit` per transaction; fill n belongs to
+    order `order_of(n)`."""
     start, cpu = time.perf_counter(), time.process_time()
     n = 0
     while n < count:
         if per_commit == 1:
-            client.fill(order_id="o-1", fill_id=f"{prefix}-{n}", quantity="1", price="1")
+            client.fill(order_id=order_of(n), fill_id=f"{prefix}-{n}", quantity="1", price="1")
             n += 1
             continue
         with client.batch():
             for _ in range(min(per_commit, count - n)):
-                client.fill(order_id="o-1", fill_id=f"{prefix}-{n}", quantity="1", price="1")
+                client.fill(order_id=order_of(n), fill_id=f"{prefix}-{n}", quantity="1", price="1")
                 n += 1
     return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
 
 
-def _one_run(server: Any, run: int, events: int, single: int, workdir: Path) -> dict[str, Any]:
+def _submit(client: Any, order_id: str, quantity: int, k: int = 0) -> None:
+    # A price of its own for each (the gate refuses an identical order resent
+    # within its duplicate window).
+    answer = client.submit_order(
+        order_id=order_id,
+        market="SDK-BENCH-USD",
+        side="buy",
+        quantity=str(quantity),
+        price=f"1.{k:04d}",
+    )
+    assert answer.accepted, f"the benchmark's order {order_id} was not accepted: {answer}"
+
+
+def _one_run(
+    server: Any, run: int, events: int, single: int, workdir: Path, *, overfill: bool
+) -> dict[str, Any]:
     from compliance_client import ComplianceClient
 
-    agent = server.register_agent(f"bench-sdk-{run}")
-    path = workdir / f"outbox-{run}.db"
+    kind = "over" if overfill else "fill"
+    agent = server.register_agent(f"bench-sdk-{kind}-{run}")
+    path = workdir / f"outbox-{kind}-{run}.db"
     recorder = ComplianceClient(agent.base_url, agent.api_key, agent.signer(), outbox_path=path)
-    answer = recorder.submit_order(
-        order_id="o-1", market="SDK-BENCH-USD", side="buy", quantity="1", price="1"
-    )
-    assert answer.accepted, f"the benchmark's order was not accepted: {answer}"
+    total = events + single
+    if overfill:
+        _submit(recorder, "o-0", 1)
+        order_of: Any = lambda n: "o-0"  # noqa: E731
+    else:
+        for k in range(-(-total // FILLS_PER_ORDER)):
+            _submit(recorder, f"o-{k}", FILLS_PER_ORDER, k)
+        order_of = lambda n: f"o-{n // FILLS_PER_ORDER}"  # noqa: E731
     assert recorder.sender is not None
     recorder.sender.stop()  # the outbox alone: nothing delivers while we record
-    accept, accept_cpu = _accept(recorder, events, f"b{run}", COMMIT_EVERY)
-    accept_single, _ = _accept(recorder, single, f"s{run}", 1)
+    accept, accept_cpu = _accept(recorder, events, f"b{run}", COMMIT_EVERY, order_of)
+    accept_single, _ = _accept(
+        recorder, single, f"s{run}", 1, lambda n: order_of(events + n)
+    )
     recorder.close()
 
-    total = events + single
     cpu_before = server.cpu_snapshot()
     start = time.perf_counter()
     sender = ComplianceClient(agent.base_url, agent.api_key, agent.signer(), outbox_path=path)
@@ -91,6 +122,13 @@ def _one_run(server: Any, run: int, events: int, single: int, workdir: Path) -> 
     )[0][0]
     if stored != total:
         raise RuntimeError(f"run {run}: the server stored {stored} fills, not {total}")
+    bypasses = server.sql(
+        "SELECT count(*) FROM surveillance_gatebypass b JOIN accounts_agent a ON a.id = b.agent_id"
+        " WHERE a.agent_id = %s",
+        agent.agent_id,
+    )[0][0]
+    if bypasses != (total - 1 if overfill else 0):
+        raise RuntimeError(f"run {run}: {bypasses} gate-bypass rows for {kind} fills")
     return {
         "accept_events_per_s": round(accept),
         "accept_events_per_cpu_s": round(accept_cpu),
@@ -118,15 +156,17 @@ def run(ctx: Context) -> Result:
     # market of its own (no other benchmark's last trade to collar its price).
     ctx.server.manage("shell", "-c", GATE_CONFIG_SCRIPT)
     workdir = Path(tempfile.mkdtemp(prefix="compliance-bench-sdk-"))
-    runs = []
+    runs, evidence = [], []
     try:
         for n in range(ctx.runs):
-            runs.append(_one_run(ctx.server, n, events, single, workdir))
-            r = runs[-1]
+            runs.append(_one_run(ctx.server, n, events, single, workdir, overfill=False))
+            evidence.append(_one_run(ctx.server, n, events, single, workdir, overfill=True))
+            r, e = runs[-1], evidence[-1]
             print(
                 f"  run {n + 1}: accept {r['accept_events_per_s']:,} events/s "
                 f"(one commit per event: {r['accept_single_commit_events_per_s']:,}), "
-                f"deliver {r['deliver_events_per_s']:,} events/s"
+                f"deliver {r['deliver_events_per_s']:,} events/s "
+                f"(overfills: {e['deliver_events_per_s']:,})"
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -159,6 +199,11 @@ def run(ctx: Context) -> Result:
         f">= {DELIVER_TARGET:,}",
         deliver >= DELIVER_TARGET,
     )
+    result.add(
+        "sender delivery, overfills (gate-bypass evidence)",
+        median([r["deliver_events_per_s"] for r in evidence]),
+        "events/s",
+    )
     result.details.update(
         {
             "events_per_run": events,
@@ -167,7 +212,9 @@ def run(ctx: Context) -> Result:
             "sender_batch": 500,
             "durable": "synchronous=FULL (fsync per commit)",
             "background_cores_busy": round(background, 2),
+            "fills_per_order": FILLS_PER_ORDER,
             "runs": runs,
+            "evidence_runs": evidence,
         }
     )
     return result
