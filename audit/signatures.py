@@ -31,7 +31,7 @@ MAX_HELPERS = 3
 
 
 class _Item(NamedTuple):
-    index: int
+    at: int  # the item's index in the batch
     public: Ed25519PublicKey
     signature: bytes
     message: bytes
@@ -44,7 +44,7 @@ def _verify_chunk(chunk: list[_Item]) -> list[int]:
         try:
             item.public.verify(item.signature, item.message)
         except InvalidSignature:
-            bad.append(item.index)
+            bad.append(item.at)
     return bad
 
 

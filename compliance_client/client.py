@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .http import ComplianceError, Http, retry_after
 from .outbox import Outbox
 from .sender import MAX_BATCH, Sender
-from .signing import Signer, WireItem
+from .signing import Prepared, Signer, WireItem
 
 if TYPE_CHECKING:
     from .gate import Gate
@@ -111,7 +111,7 @@ class ComplianceClient:
         self._api_key = api_key
         self._http = Http(base_url, api_key, timeout=timeout)
         self._http_lock = threading.Lock()
-        self._batch: list[WireItem] | None = None
+        self._batch: list[Prepared] | None = None
         self._batch_owner: int | None = None
         self.outbox: Outbox | None = None
         self.sender: Sender | None = None
@@ -286,18 +286,22 @@ class ComplianceClient:
         durable on disk ({"event_id", "status": "queued"|"duplicate"}); inside
         `batch()`, once the batch is committed. Without: sends it now and
         returns the server's result ({"event_id", "seq", "leaf_hash", "status"})."""
-        item = self.signer.wire(
+        prepared = self.signer.prepare(
             event_type, payload, event_id=event_id, occurred_at_us=occurred_at_us
         )
-        return self._report([item])[0]
+        if self._batch is not None and self._batch_owner == threading.get_ident():
+            # Signed when the batch ends, all together (see Signer.seal).
+            self._batch.append(prepared)
+            return {"event_id": prepared.event_id, "status": "batched"}
+        return self._report(self.signer.seal([prepared]))[0]
 
     def record_venue(self, events: Iterable[VenueEvent]) -> list[dict[str, Any]]:
         """Report events from `compliance_client.venues.normalize`. Each one's
         event_id derives from its dedup_key, so the same venue event reported
         twice (websocket and REST backfill, a replayed snapshot) is one event:
         the outbox answers `duplicate`, and so does the server."""
-        items = [
-            self.signer.wire(
+        prepared = [
+            self.signer.prepare(
                 e.event_type,
                 e.payload,
                 event_id=self.venue_event_id(e.dedup_key),
@@ -305,7 +309,10 @@ class ComplianceClient:
             )
             for e in events
         ]
-        return self._report(items) if items else []
+        if self._batch is not None and self._batch_owner == threading.get_ident():
+            self._batch.extend(prepared)
+            return [{"event_id": p.event_id, "status": "batched"} for p in prepared]
+        return self._report(self.signer.seal(prepared)) if prepared else []
 
     def venue_event_id(self, dedup_key: str) -> str:
         return str(uuid.uuid5(VENUE_NAMESPACE, f"{self.signer.agent_id}\n{dedup_key}"))
@@ -332,31 +339,30 @@ class ComplianceClient:
                 raw = f'{{"events":[{body}]}}'.encode()
                 results += self.request("POST", "/api/v1/events/", raw=raw)["results"]
             return results
-        if self._batch is not None and self._batch_owner == threading.get_ident():
-            self._batch.extend(items)
-            return [{"event_id": i.event_id, "status": "batched"} for i in items]
         statuses = self.outbox.put(items)
         assert self.sender is not None
         self.sender.notify()
         return [{"event_id": i.event_id, "status": s} for i, s in zip(items, statuses, strict=True)]
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[list[WireItem]]:
+    def batch(self) -> Iterator[None]:
         """Group events reported from this thread into one outbox commit (one
         fsync): a high-throughput bot's way to record thousands of events per
-        second. The events are durable when the block exits without error."""
+        second. Inside the block each call returns `{"event_id", "status":
+        "batched"}` at once; the events are signed and committed when the block
+        exits without error (nothing of it is kept if it raises)."""
         if self.outbox is None:
             raise RuntimeError("batch() needs an outbox (outbox_path=...)")
         if self._batch is not None:
             raise RuntimeError("batch() blocks do not nest")
-        items: list[WireItem] = []
-        self._batch, self._batch_owner = items, threading.get_ident()
+        prepared: list[Prepared] = []
+        self._batch, self._batch_owner = prepared, threading.get_ident()
         try:
-            yield items
+            yield
         finally:
             self._batch, self._batch_owner = None, None
-        if items:
-            self.outbox.put(items)
+        if prepared:
+            self.outbox.put(self.signer.seal(prepared))
             assert self.sender is not None
             self.sender.notify()
 

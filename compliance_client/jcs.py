@@ -31,7 +31,25 @@ _encoder = json.JSONEncoder(
     check_circular=False,
 )
 MAX_SAFE_INTEGER = 2**53 - 1
-_encode_string = json.encoder.encode_basestring  # what _encoder uses for a str
+encode_string = json.encoder.encode_basestring  # what _encoder uses for a str
+_c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+_encode_chunks = (
+    _c_encoder(None, _encoder.default, encode_string, None, ":", ",", True, False, False)
+    if _c_encoder is not None
+    else None
+)
+
+
+def encode_sorted(value: dict[str, Any]) -> str:
+    """What _encoder.encode(value) gives, for a dict, without building an
+    encoder per call (JSONEncoder.encode makes one each time): JSON with
+    sorted keys, no spaces, no ASCII escaping. Not JCS by itself: the caller
+    checks what canonicalize() would (floats, big integers, characters >= U+E000)."""
+    if _encode_chunks is None:
+        return _encoder.encode(value)
+    return "".join(_encode_chunks(value, 0))
+
+
 _HIGH_CHARACTER = re.compile("[\ud800-\udfff\ue000-\U0010ffff]")
 
 
@@ -45,7 +63,7 @@ def canonicalize(value: Any, *, numbers_checked: bool = False) -> bytes:
     +/-(2**53 - 1) (ingest does, to report them per item), so the walk is skipped."""
     if type(value) is str:
         # Ids, signatures, event types: one C call, no walk.
-        text = _encode_string(value)
+        text = encode_string(value)
         if text.isascii() or not _HIGH_CHARACTER.search(text):
             return text.encode("utf-8")
         return reference(value)

@@ -128,30 +128,49 @@ class Outbox:
         transaction is durable."""
         now = _now_us()
         rows = [(item.event_id, item.event_type, item.text, now) for item in items]
-        statuses: list[str] = []
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                ids = [r[0] for r in rows]
-                known = self._known(conn, ids) if len(rows) > 0 else set()
-                fresh = []
-                for row in rows:
-                    if row[0] in known:
-                        statuses.append("duplicate")
-                    else:
-                        known.add(row[0])
-                        fresh.append(row)
-                        statuses.append("queued")
+                # An id made here (a UUIDv7, `fresh`) is in no earlier event;
+                # the others (given by the caller, or derived from a venue's
+                # trade id) are looked up, here and earlier in this batch. The
+                # UNIQUE index backs both.
+                given = [item.event_id for item in items if not item.fresh]
+                if given:
+                    statuses, rows = self._new_rows(conn, items, rows, given)
+                else:
+                    statuses = ["queued"] * len(rows)
                 conn.executemany(
                     "INSERT INTO pending (event_id, event_type, item, created_us) VALUES (?,?,?,?)",
-                    fresh,
+                    rows,
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return statuses
+
+    @classmethod
+    def _new_rows(
+        cls,
+        conn: sqlite3.Connection,
+        items: Sequence[WireItem],
+        rows: list[tuple[Any, ...]],
+        given: list[str],
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """("queued" or "duplicate" per item, the rows to insert)."""
+        known = cls._known(conn, given)
+        statuses, new_rows = [], []
+        for item, row in zip(items, rows, strict=True):
+            if item.event_id in known:
+                statuses.append("duplicate")
+            else:
+                if not item.fresh:
+                    known.add(item.event_id)
+                new_rows.append(row)
+                statuses.append("queued")
+        return statuses, new_rows
 
     @staticmethod
     def _known(conn: sqlite3.Connection, event_ids: list[str]) -> set[str]:
