@@ -99,9 +99,7 @@ def _one_run(
     assert recorder.sender is not None
     recorder.sender.stop()  # the outbox alone: nothing delivers while we record
     accept, accept_cpu = _accept(recorder, events, f"b{run}", COMMIT_EVERY, order_of)
-    accept_single, _ = _accept(
-        recorder, single, f"s{run}", 1, lambda n: order_of(events + n)
-    )
+    accept_single, _ = _accept(recorder, single, f"s{run}", 1, lambda n: order_of(events + n))
     recorder.close()
 
     cpu_before = server.cpu_snapshot()
