@@ -2,7 +2,7 @@
 
 A 500-event batch spends about half its server time verifying signatures
 (~100 us each with OpenSSL on this class of machine). cryptography releases
-the GIL while OpenSSL verifies, so helper threads can verify items of the
+the GIL while OpenSSL verifies, so a helper thread can verify items of the
 batch while the request's thread goes on with the next items' Python checks
 (JCS, schema) and, at the end, verifies whatever the helpers have not.
 
@@ -10,27 +10,26 @@ batch while the request's thread goes on with the next items' Python checks
     verifier.add(index, public_key, signature, message)   # per item, in order
     bad = verifier.invalid()                              # indexes that fail
 
-The helpers only ever help, and never hold the request up:
+Helpers only take CPU that would otherwise idle, and never hold a request up:
 
+* Help is asked for a few items at a time, and only while a core is idle:
+  fewer threads are runnable than there are CPUs (/proc/loadavg's count, read
+  in about a microsecond). On a busy machine (every web worker verifying,
+  PostgreSQL working) the request's thread verifies alone, as it would
+  without helpers: helpers there only took CPU from the log head lock's
+  holder (the 4-client batch benchmark lost a tenth with them).
 * The request's thread never waits for a helper. At the end it takes every
-  item no helper has started and verifies it, and verifies again any item a
-  helper started but has not finished (at most one per helper): a second
-  verification of one signature, instead of a wait.
-* Helpers run at a lower CPU priority (nice +10). On a busy machine (every
-  worker verifying, or the log head lock's holder needing the CPU) they get
-  what is left over, and the request's thread does the work as it did alone.
-  On a machine with an idle core, a 500-event batch is verified in about
-  half the time.
+  item no helper has started, and verifies again any item a helper started
+  but has not finished (at most one per helper): a second verification of one
+  signature instead of a wait.
 
-Small batches (the gate's single order) are verified on the caller's thread:
-handing them over would cost more than it saves. The helper threads belong to
-the process (made on first use, again after a fork) and only ever run
-`_help`.
+Small batches (the gate's single order) are verified on the caller's thread.
+The helper threads belong to the process (made on first use, again after a
+fork) and only ever run `BatchVerifier._help`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections import deque
@@ -40,9 +39,8 @@ from typing import NamedTuple
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-HAND_OVER_EVERY = 16  # items added between two calls for help (~1.6 ms of verifying)
+HAND_OVER_EVERY = 16  # items added between two asks for help; each ask is for that many
 MAX_HELPERS = 3
-HELPER_NICE = 10
 
 
 class _Item(NamedTuple):
@@ -61,25 +59,43 @@ def _valid(item: _Item) -> bool:
     return True
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def helper_count() -> int:
     """Threads beside the caller's: one fewer than the CPUs this process may
     run on (none on one CPU), at most MAX_HELPERS."""
+    return max(0, min(MAX_HELPERS, _cpus() - 1))
+
+
+def _runnable_threads() -> int | None:
+    """Threads runnable on the machine now, the caller included (the fourth
+    field of /proc/loadavg), or None where that cannot be read."""
+    global _loadavg
     try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(0, min(MAX_HELPERS, cpus - 1))
+        if _loadavg is None:
+            _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
+        return int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def _lower_priority() -> None:
-    """HELPER_NICE below the thread that made it (Linux gives each thread a
-    nice value of its own: setpriority on its thread id). Where that is not
-    possible the helpers help at equal priority."""
-    with contextlib.suppress(AttributeError, OSError):
-        tid = threading.get_native_id()
-        os.setpriority(
-            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HELPER_NICE)
-        )
+_loadavg: int | None = None
+
+
+_busy_helpers: set[int] = set()  # idents of this process's helpers now verifying
+
+
+def core_idle() -> bool:
+    """Whether another helper would run on a core that is idle now: fewer
+    threads runnable, this process's busy helpers not counted, than CPUs.
+    Where the count cannot be read, helpers help."""
+    runnable = _runnable_threads()
+    return runnable is None or runnable - len(_busy_helpers) < _cpus()
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -94,9 +110,7 @@ def _helpers() -> ThreadPoolExecutor | None:
             return None
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(
-                    count, thread_name_prefix="ed25519", initializer=_lower_priority
-                )
+                _pool = ThreadPoolExecutor(count, thread_name_prefix="ed25519")
     return _pool
 
 
@@ -125,19 +139,24 @@ class BatchVerifier:
         self._items.append(item)
         self._results.append(None)
         self._todo.append(item)
-        if self._pool is not None and len(self._items) % HAND_OVER_EVERY == 0:
-            self._pool.submit(self._help)
+        if self._pool is not None and len(self._items) % HAND_OVER_EVERY == 0 and core_idle():
+            self._pool.submit(self._help, HAND_OVER_EVERY)
 
-    def _help(self) -> None:
-        """A helper's turn: verify items nobody has started, until none is
-        left. deque.popleft is atomic: each item is started once."""
+    def _help(self, count: int) -> None:
+        """A helper's turn: verify up to `count` items nobody has started.
+        deque.popleft is atomic: each item is started once."""
         todo, results = self._todo, self._results
-        while True:
-            try:
-                item = todo.popleft()
-            except IndexError:
-                return
-            results[item.at] = _valid(item)
+        me = threading.get_ident()
+        _busy_helpers.add(me)
+        try:
+            for _ in range(count):
+                try:
+                    item = todo.popleft()
+                except IndexError:
+                    return
+                results[item.at] = _valid(item)
+        finally:
+            _busy_helpers.discard(me)
 
     def invalid(self) -> set[int]:
         """Every added index whose signature fails. Never waits for a helper."""

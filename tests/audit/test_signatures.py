@@ -5,7 +5,6 @@ batch (one verified by the helpers) exactly as for a small one."""
 from __future__ import annotations
 
 import base64
-import os
 import threading
 import time
 
@@ -37,6 +36,7 @@ def _signed(count: int, bad: set[int]) -> tuple[list[tuple[int, object, bytes, b
 def test_verdict_is_the_same_with_or_without_helpers(monkeypatch, helpers, count):
     monkeypatch.setattr(signatures, "_pool", None)
     monkeypatch.setattr(signatures, "helper_count", lambda: helpers)
+    monkeypatch.setattr(signatures, "core_idle", lambda: True)
     bad = {i for i in (0, EVERY - 1, EVERY, count - 1) if i < count}
     items, _ = _signed(count, bad)
     verifier = BatchVerifier()
@@ -55,6 +55,7 @@ def test_the_caller_never_waits_for_a_helper(monkeypatch):
     else, and that item again, and answers."""
     monkeypatch.setattr(signatures, "_pool", None)
     monkeypatch.setattr(signatures, "helper_count", lambda: 1)
+    monkeypatch.setattr(signatures, "core_idle", lambda: True)
     verified: dict[str, int] = {}
     helper_has_one, release = threading.Event(), threading.Event()
     real = signatures._valid
@@ -83,17 +84,17 @@ def test_the_caller_never_waits_for_a_helper(monkeypatch):
     assert sum(verified.values()) >= 1
 
 
-def test_helpers_verify_while_the_caller_goes_on_at_a_lower_priority(monkeypatch):
+@pytest.mark.parametrize("idle", [True, False])
+def test_help_is_asked_for_only_while_a_core_is_idle(monkeypatch, idle):
     monkeypatch.setattr(signatures, "_pool", None)
     monkeypatch.setattr(signatures, "helper_count", lambda: 1)
-    seen: dict[str, int] = {}
+    monkeypatch.setattr(signatures, "core_idle", lambda: idle)
+    helped = []
     real = signatures._valid
 
     def recording(item):
-        thread = threading.current_thread()
-        if thread.name.startswith("ed25519"):
-            seen["nice"] = os.getpriority(os.PRIO_PROCESS, thread.native_id)
-            seen["count"] = seen.get("count", 0) + 1
+        if threading.current_thread().name.startswith("ed25519"):
+            helped.append(item.caller_index)
         return real(item)
 
     monkeypatch.setattr(signatures, "_valid", recording)
@@ -103,10 +104,23 @@ def test_helpers_verify_while_the_caller_goes_on_at_a_lower_priority(monkeypatch
         verifier.add(*item)
         time.sleep(0.0002)  # the caller's own checks of the next item
     assert verifier.invalid() == {3}
-    assert seen["count"] > 0
-    assert seen["nice"] == os.getpriority(os.PRIO_PROCESS, 0) + signatures.HELPER_NICE
+    assert bool(helped) is idle
     assert signatures._pool is not None
     signatures._pool.shutdown()
+
+
+def test_a_core_is_idle_when_fewer_threads_run_than_cpus(monkeypatch):
+    assert (signatures._runnable_threads() or 0) >= 1  # this thread, at least
+    monkeypatch.setattr(signatures, "_cpus", lambda: 2)
+    monkeypatch.setattr(signatures, "_runnable_threads", lambda: 1)
+    assert signatures.core_idle()
+    monkeypatch.setattr(signatures, "_runnable_threads", lambda: 2)
+    assert not signatures.core_idle()
+    # this process's own busy helper is not someone else's work
+    monkeypatch.setattr(signatures, "_busy_helpers", {12345})
+    assert signatures.core_idle()
+    monkeypatch.setattr(signatures, "_runnable_threads", lambda: None)  # not Linux
+    assert signatures.core_idle()
 
 
 def test_one_cpu_means_no_helpers(monkeypatch):
