@@ -209,6 +209,7 @@ def check_items(
     keys = agent.keys_by_id(k for k in key_ids if isinstance(k, str))
     public_keys: dict[str, Ed25519PublicKey] = {}
     verifier = BatchVerifier()
+    resolved_types: dict[str, ResolvedType | None] = {}  # a batch is mostly one or two types
 
     for index, item in enumerate(items):
 
@@ -241,7 +242,11 @@ def check_items(
                 f"envelope agent_id {item['agent_id']!r} is not the authenticated agent",
             )
             continue
-        resolved = resolve(item["event_type"])
+        event_type = item["event_type"]
+        if event_type in resolved_types:
+            resolved = resolved_types[event_type]
+        else:
+            resolved = resolved_types[event_type] = resolve(event_type)
         if resolved is None:
             fail("unknown_event_type", f"event type {item['event_type']!r} is not registered")
             continue
