@@ -119,6 +119,7 @@ def _forget_pool() -> None:
     # the pool object but none of its threads: it makes its own.
     global _pool, _pool_lock
     _pool, _pool_lock = None, threading.Lock()
+    _busy_helpers.clear()
 
 
 os.register_at_fork(after_in_child=_forget_pool)
