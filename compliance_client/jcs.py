@@ -40,11 +40,11 @@ _encode_chunks = (
 )
 
 
-def encode_sorted(value: dict[str, Any]) -> str:
-    """What _encoder.encode(value) gives, for a dict, without building an
-    encoder per call (JSONEncoder.encode makes one each time): JSON with
-    sorted keys, no spaces, no ASCII escaping. Not JCS by itself: the caller
-    checks what canonicalize() would (floats, big integers, characters >= U+E000)."""
+def encode_sorted(value: Any) -> str:
+    """What _encoder.encode(value) gives, without building an encoder per
+    call (JSONEncoder.encode makes one each time): JSON with sorted keys, no
+    spaces, no ASCII escaping. Not JCS by itself: canonicalize() checks the
+    rest (floats, big integers, characters >= U+E000)."""
     if _encode_chunks is None:
         return _encoder.encode(value)
     return "".join(_encode_chunks(value, 0))
@@ -68,7 +68,7 @@ def canonicalize(value: Any, *, numbers_checked: bool = False) -> bytes:
             return text.encode("utf-8")
         return reference(value)
     try:
-        text = _encoder.encode(value)
+        text = encode_sorted(value)
     except (TypeError, ValueError) as exc:
         raise CanonicalizationError(str(exc)) from exc
     if (not text.isascii() and _HIGH_CHARACTER.search(text)) or (

@@ -127,7 +127,9 @@ class CheckedItem:
         return PendingRecord(
             event_type=event_type or self.envelope["event_type"],
             actor=Actor.agent(agent_id),
-            data_json=canonicalize(data),
+            # The server's own integers, within the timestamp window: no walk
+            # for floats or big integers unless the caller added data.
+            data_json=canonicalize(data, numbers_checked=not self.extra_data),
             source_json=source_json,
             agent_id=agent_id,
             event_id=self.event_id,
