@@ -167,8 +167,8 @@ class Signer:
     ) -> Prepared:
         """The envelope as canonical JSON text, not yet signed (`seal` signs).
         Raises CanonicalizationError for what JSON cannot carry (a NaN, say)."""
-        fresh = event_id is None
-        if event_id is None:
+        fresh = not event_id  # None or "": one is made here, as envelope() does
+        if not event_id:
             event_id = uuid7()
         if occurred_at_us is None:
             occurred_at_us = time.time_ns() // 1000

@@ -68,6 +68,14 @@ def test_any_payload_is_exactly_jcs(payload):
     _check(item, "CUSTOM", payload)
 
 
+def test_an_empty_event_id_gets_one_made_here_as_before():
+    item = SIGNER.wire("ORDER_FILLED", {"order_id": "o-1"}, event_id="")
+    assert UUID7.match(item.event_id)
+    assert item.fresh
+    assert json.loads(item.text)["event_id"] == item.event_id
+    assert not SIGNER.wire("ORDER_FILLED", {"order_id": "o-1"}, event_id="mine").fresh
+
+
 def test_payloads_json_cannot_carry_are_refused():
     with pytest.raises(CanonicalizationError):
         SIGNER.wire("CUSTOM", {"x": float("nan")})
