@@ -9,6 +9,7 @@ database whose name contains "bench", migrated, a risk manager, three workers.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -103,7 +104,10 @@ class Loader:
                 status, body = client.request(
                     "POST", "/api/v1/events/", json.dumps({"events": items}).encode()
                 )
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # Refused, reset, or the answer cut off mid-body (a worker
+                # killed while writing it): not acknowledged, so the same
+                # batch goes again, as the SDK's outbox does.
                 with self.tally.lock:
                     self.tally.connection_errors += 1
                 client.close()
