@@ -47,21 +47,23 @@ DELIVER_TARGET = 5_000
 
 
 def _accept(
-    client: Any, count: int, prefix: str, per_commit: int, order_of: Any
+    client: Any, count: int, prefix: str, per_commit: int, per_order: int, first: int = 0
 ) -> tuple[float, float]:
     """(events per wall second, events per CPU second of this process)
-    recording `count` fills, `per_commit` per transaction; fill n belongs to
-    order `order_of(n)`."""
+    recording `count` fills, `per_commit` per transaction; fill n (counted
+    from `first`) belongs to order o-{n // per_order}."""
     start, cpu = time.perf_counter(), time.process_time()
     n = 0
     while n < count:
         if per_commit == 1:
-            client.fill(order_id=order_of(n), fill_id=f"{prefix}-{n}", quantity="1", price="1")
+            order_id = f"o-{(first + n) // per_order}"
+            client.fill(order_id=order_id, fill_id=f"{prefix}-{n}", quantity="1", price="1")
             n += 1
             continue
         with client.batch():
             for _ in range(min(per_commit, count - n)):
-                client.fill(order_id=order_of(n), fill_id=f"{prefix}-{n}", quantity="1", price="1")
+                order_id = f"o-{(first + n) // per_order}"
+                client.fill(order_id=order_id, fill_id=f"{prefix}-{n}", quantity="1", price="1")
                 n += 1
     return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
 
@@ -91,15 +93,15 @@ def _one_run(
     total = events + single
     if overfill:
         _submit(recorder, "o-0", 1)
-        order_of: Any = lambda n: "o-0"  # noqa: E731
+        per_order = total  # every fill for o-0
     else:
-        for k in range(-(-total // FILLS_PER_ORDER)):
-            _submit(recorder, f"o-{k}", FILLS_PER_ORDER, k)
-        order_of = lambda n: f"o-{n // FILLS_PER_ORDER}"  # noqa: E731
+        per_order = FILLS_PER_ORDER
+        for k in range(-(-total // per_order)):
+            _submit(recorder, f"o-{k}", per_order, k)
     assert recorder.sender is not None
     recorder.sender.stop()  # the outbox alone: nothing delivers while we record
-    accept, accept_cpu = _accept(recorder, events, f"b{run}", COMMIT_EVERY, order_of)
-    accept_single, _ = _accept(recorder, single, f"s{run}", 1, lambda n: order_of(events + n))
+    accept, accept_cpu = _accept(recorder, events, f"b{run}", COMMIT_EVERY, per_order)
+    accept_single, _ = _accept(recorder, single, f"s{run}", 1, per_order, first=events)
     recorder.close()
 
     cpu_before = server.cpu_snapshot()
