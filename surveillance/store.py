@@ -211,11 +211,18 @@ def _snapshot_params(q: SnapshotQuery) -> dict[str, Any]:
     return params
 
 
+# SQLite keeps decimals as floats, good to 15 significant digits: what Django
+# reads from a DecimalField there. A sum's float noise (0.1 + 0.2) goes with it.
+_SQLITE_FLOAT = decimal.Context(prec=15)
+
+
 def _dec(value: Any) -> Decimal | None:
-    """PostgreSQL returns Decimals; SQLite ints or floats (via their repr)."""
+    """PostgreSQL returns Decimals; SQLite ints or floats."""
     if value is None or isinstance(value, Decimal):
         return value
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if isinstance(value, float):
+        return _SQLITE_FLOAT.create_decimal_from_float(value)
+    return Decimal(value)
 
 
 def _zero(value: Any) -> Decimal:

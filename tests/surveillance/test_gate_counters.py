@@ -368,3 +368,20 @@ def test_gross_exposure_row_is_rebuilt_from_the_markets_when_missing(bot, submit
     submit(bot, market="ETH-USD", quantity="1", price="10")
     assert FirmExposure.objects.get().gross == 510
     assert_gross_is_the_sum_over_markets()
+
+
+def test_snapshot_sums_read_exactly_what_was_stored(bot, submit, set_config):
+    """The agent's day notional is a sum over its markets. SQLite sums its
+    decimals as floats (0.1 + 0.2 = 0.30000000000000004); the snapshot reads
+    the decimal that was stored, as PostgreSQL's numeric sum gives it."""
+    from surveillance.models import AgentMarketRisk
+
+    for market, notional in (("BTC-USD", "0.1"), ("ETH-USD", "0.2")):
+        AgentMarketRisk.objects.create(
+            agent=bot.agent, market=market, day=timezone.now().date(), day_notional=notional
+        )
+    lim = limits_current()
+    intent = Intent("bot-1", "BTC-USD", "buy", Decimal(1), Decimal(1))
+    firm = FirmRisk.objects.get_or_create(name="firm")[0]
+    snap, _ = snapshot_for(bot.agent, intent, lim, firm=firm, now=int(time.time() * 1_000_000))
+    assert snap.agent_day_notional == Decimal("0.3")
