@@ -27,6 +27,7 @@ them to the server:
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -55,12 +56,8 @@ def _accept(
     start, cpu = time.perf_counter(), time.process_time()
     n = 0
     while n < count:
-        if per_commit == 1:
-            order_id = f"o-{(first + n) // per_order}"
-            client.fill(order_id=order_id, fill_id=f"{prefix}-{n}", quantity="1", price="1")
-            n += 1
-            continue
-        with client.batch():
+        # One event per commit: each fill() commits on its own, no batch.
+        with client.batch() if per_commit > 1 else contextlib.nullcontext():
             for _ in range(min(per_commit, count - n)):
                 order_id = f"o-{(first + n) // per_order}"
                 client.fill(order_id=order_id, fill_id=f"{prefix}-{n}", quantity="1", price="1")

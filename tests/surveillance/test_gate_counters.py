@@ -370,7 +370,7 @@ def test_gross_exposure_row_is_rebuilt_from_the_markets_when_missing(bot, submit
     assert_gross_is_the_sum_over_markets()
 
 
-def test_snapshot_sums_read_exactly_what_was_stored(bot, submit, set_config):
+def test_snapshot_sums_read_exactly_what_was_stored(bot):
     """The agent's day notional is a sum over its markets. SQLite sums its
     decimals as floats (0.1 + 0.2 = 0.30000000000000004); the snapshot reads
     the decimal that was stored, as PostgreSQL's numeric sum gives it."""
